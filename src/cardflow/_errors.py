@@ -1,0 +1,71 @@
+"""The exceptions cardflow raises: one hierarchy, every error names what and where.
+
+    CardflowError                    base of everything cardflow raises on purpose
+    ├── InvalidNotification          bad D1 input (also a ValueError); names the JSON path,
+    │                                and the file and line when an adapter knows them
+    ├── LifecycleError               a lifecycle definition that cannot be right (also a ValueError)
+    └── CardMismatchError            merging the states of two different cards (also a ValueError)
+
+Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
+never raised: they are data, reported on the card's state.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CardMismatchError",
+    "CardflowError",
+    "InvalidNotification",
+    "LifecycleError",
+]
+
+
+class CardflowError(Exception):
+    """Base class of every exception that cardflow raises on purpose."""
+
+
+class InvalidNotification(CardflowError, ValueError):  # noqa: N818 (the name is the API)
+    """A D1 body, or one operation in it, that does not fit the wire model.
+
+    ``path`` is the JSON path of the fault (``$.operations[3].startTime``), ``reason``
+    says what was wrong there, ``index`` is the operation's position in the body when
+    the fault lies inside one operation. Adapters that read files fill ``source`` and
+    ``line`` so that the message points at the input a person can open.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        path: str = "$",
+        *,
+        index: int | None = None,
+        source: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.path = path
+        self.index = index
+        self.source = source
+        self.line = line
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = self.path
+        if self.source is not None:
+            at = self.source if self.line is None else f"{self.source}:{self.line}"
+            where = f"{at}: {where}"
+        return f"{where}: {self.reason}"
+
+    def located(self, source: str, line: int | None = None) -> InvalidNotification:
+        """A copy of this error that also names the file (and line) it came from."""
+        return InvalidNotification(
+            self.reason, self.path, index=self.index, source=source, line=line
+        )
+
+
+class LifecycleError(CardflowError, ValueError):
+    """A lifecycle definition that is invalid: the message names the fault and the states."""
+
+
+class CardMismatchError(CardflowError, ValueError):
+    """Two card states that cannot be merged because they belong to different cards."""

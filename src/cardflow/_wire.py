@@ -1,0 +1,341 @@
+"""D1's operation object as frozen msgspec Structs; strict and lenient decoding, encoding.
+
+The same object arrives by webhook (``POST .../notifications/d1/v2/issuers/{id}/cards``)
+and by the on-demand ``GET .../physicalcards/{cardId}/productionstatus``: a body
+``{"operations": [...]}``. Following D1's change policy, unknown fields are ignored
+and every status-like field stays an open string, so a new code flows through.
+
+Decoding runs msgspec over the whole body first (the fast path). Only when that
+fails does it look at the operations one by one, to name the fault precisely, to
+keep the good operations beside a bad one (``decode_lenient``), and to decode the
+``details`` of a non-PRODUCE operation as far as they fit instead of failing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+
+from ._errors import InvalidNotification
+
+__all__ = [
+    "PRODUCE",
+    "Checkpoint",
+    "Decoded",
+    "Details",
+    "Operation",
+    "OperationStatus",
+    "Reject",
+    "Shipment",
+    "decode",
+    "decode_lenient",
+    "encode",
+    "fingerprint",
+]
+
+PRODUCE: Final = "PRODUCE"
+"""The ``operation`` value of physical card production events."""
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""An ISO 8601 timestamp that must carry an offset: ordering never guesses a zone."""
+
+OperationId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")
+]
+"""D1's schema: 1 to 64 characters of ``[A-Za-z0-9_-]``."""
+
+
+class OperationStatus(enum.StrEnum):
+    """The top-level ``status`` of an operation (kept as an open string on the wire)."""
+
+    PENDING = "PENDING"
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+
+
+class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False):
+    """Shared configuration: immutable, camelCase on the wire, absent fields omitted.
+
+    ``gc=False``: these values hold no reference cycles, and keeping the collector
+    off them matters when millions are alive at once.
+    """
+
+
+class Checkpoint(_Wire):
+    """The carrier's last scan of the parcel."""
+
+    checkpoint_time: Timestamp | None = None
+    city: str | None = None
+    country_name: str | None = None
+    message: str | None = None
+
+
+class Shipment(_Wire):
+    """Carrier tracking data; every field depends on the carrier integration."""
+
+    carrier: str | None = None
+    tracking_number: str | None = None
+    status: str | None = None
+    message: str | None = None
+    tracking_url: str | None = None
+    estimated_delivery_date: Timestamp | None = None
+    last_updated_at: Timestamp | None = None
+    last_checkpoint: Checkpoint | None = None
+
+
+class Details(_Wire):
+    """The issuance payload of a PRODUCE operation.
+
+    ``consumer_id`` is deprecated by D1 ("do not use"): it is decoded and kept so
+    that nothing is lost, but cardflow never reads it and neither should you.
+    """
+
+    status: str | None = None
+    reason: str | None = None
+    consumer_id: str | None = None
+    due_date: date | None = None
+    production_site: str | None = None
+    shipment: Shipment | None = None
+    input_file_name: str | None = None
+    issuer_request_id: str | None = None
+
+
+class Operation(_Wire):
+    """One operation event, as D1 sends it. Equal values are the same event."""
+
+    operation_id: OperationId
+    operation: str
+    status: str
+    start_time: Timestamp
+    card_id: str
+    end_time: Timestamp | None = None
+    details: Details | None = None
+    error_code: str | None = None
+    error: str | None = None
+    input_file_name: str | None = None
+    issuer_request_id: str | None = None
+
+
+class Reject(msgspec.Struct, frozen=True, kw_only=True):
+    """An input that did not decode: where, why, and its text, verbatim.
+
+    ``index`` is the operation's position in the body, or None when the body as
+    a whole is unreadable (then ``raw`` is the whole body).
+    """
+
+    index: int | None
+    path: str
+    reason: str
+    raw: bytes
+
+    def error(self) -> InvalidNotification:
+        """This reject as the exception that strict decoding raises."""
+        return InvalidNotification(self.reason, self.path, index=self.index)
+
+
+class Decoded(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``decode_lenient`` recovered: the good operations and the rejects."""
+
+    operations: list[Operation]
+    rejects: list[Reject]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was rejected."""
+        return not self.rejects
+
+
+class _Body(msgspec.Struct, gc=False):
+    operations: list[Operation]
+
+
+class _RawBody(msgspec.Struct, gc=False):
+    operations: list[msgspec.Raw]
+
+
+class _LooseOperation(msgspec.Struct, kw_only=True, rename="camel"):
+    """An operation whose ``details`` are left as plain JSON values."""
+
+    operation_id: OperationId
+    operation: str
+    status: str
+    start_time: Timestamp
+    card_id: str
+    end_time: Timestamp | None = None
+    details: Any = None
+    error_code: str | None = None
+    error: str | None = None
+    input_file_name: str | None = None
+    issuer_request_id: str | None = None
+
+
+_body_decoder: Final = msgspec.json.Decoder(_Body)
+_raw_body_decoder: Final = msgspec.json.Decoder(_RawBody)
+_operation_decoder: Final = msgspec.json.Decoder(Operation)
+_loose_decoder: Final = msgspec.json.Decoder(_LooseOperation)
+_json_encoder: Final = msgspec.json.Encoder()
+_msgpack_encoder: Final = msgspec.msgpack.Encoder()
+
+_DETAIL_FIELDS: Final = msgspec.structs.fields(Details)
+_DETAIL_DECODERS: Final = {
+    f.encode_name: (f.name, msgspec.json.Decoder(f.type)) for f in _DETAIL_FIELDS
+}
+
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
+"""What msgspec raises on bad input: errors, too-deep nesting, a str with lone surrogates."""
+
+Body = bytes | bytearray | memoryview | str
+_BODY_TYPES: Final = (bytes, bytearray, memoryview, str)
+
+
+def decode(body: Body) -> list[Operation]:
+    """Decode a webhook body or on-demand response into its operations, in body order.
+
+    Strict: the first problem raises ``InvalidNotification`` naming its JSON path.
+    No other exception escapes, whatever the input.
+    """
+    if isinstance(body, _BODY_TYPES):
+        try:
+            return _body_decoder.decode(body).operations
+        except _DECODE_ERRORS:
+            pass
+    decoded = _decode_slow(body)
+    if decoded.rejects:
+        raise decoded.rejects[0].error()
+    return decoded.operations
+
+
+def decode_lenient(body: Body) -> Decoded:
+    """Decode what can be decoded; describe each operation that cannot.
+
+    A webhook handler can acknowledge the body, keep ``operations`` and dead-letter
+    ``rejects`` (each with its index, JSON path, reason and raw JSON text): one bad
+    operation never costs the good ones beside it. Never raises on bad input.
+    """
+    if isinstance(body, _BODY_TYPES):
+        try:
+            return Decoded(operations=_body_decoder.decode(body).operations, rejects=[])
+        except _DECODE_ERRORS:
+            pass
+    return _decode_slow(body)
+
+
+def _split_error(exc: Exception) -> tuple[str, str]:
+    """msgspec's ``"reason - at `$.a.b`"`` as (reason, path)."""
+    text = str(exc)
+    reason, sep, where = text.rpartition(" - at `")
+    if sep and where.endswith("`"):
+        return reason, where[:-1]
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply", "$"
+    if isinstance(exc, UnicodeError):
+        return f"text is not valid Unicode: {exc.reason}", "$"
+    return text, "$"
+
+
+def _decode_slow(body: object) -> Decoded:
+    if not isinstance(body, _BODY_TYPES):
+        reason = f"expected bytes or str, got {type(body).__name__}"
+        return Decoded(operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")])
+    raw_body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    try:
+        envelope = _raw_body_decoder.decode(body)
+    except _DECODE_ERRORS as exc:
+        reason, path = _split_error(exc)
+        return Decoded(
+            operations=[], rejects=[Reject(index=None, path=path, reason=reason, raw=raw_body)]
+        )
+    operations: list[Operation] = []
+    rejects: list[Reject] = []
+    for index, raw in enumerate(envelope.operations):
+        try:
+            operations.append(_operation_decoder.decode(raw))
+            continue
+        except _DECODE_ERRORS as exc:
+            error = exc
+        tolerated = _tolerate_details(raw)
+        if tolerated is not None:
+            operations.append(tolerated)
+            continue
+        reason, path = _split_error(error)
+        prefix = f"$.operations[{index}]"
+        rejects.append(
+            Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw))
+        )
+    return Decoded(operations=operations, rejects=rejects)
+
+
+def _tolerate_details(raw: msgspec.Raw) -> Operation | None:
+    """A non-PRODUCE operation whose details do not fit, decoded as far as they fit.
+
+    Returns None when the operation is PRODUCE or its top level does not fit either:
+    then the original error stands.
+    """
+    try:
+        loose = _loose_decoder.decode(raw)
+    except _DECODE_ERRORS:
+        return None
+    if loose.operation == PRODUCE:
+        return None
+    details: Details | None = None
+    if isinstance(loose.details, Mapping):
+        kept: dict[str, Any] = {}
+        for key, value in loose.details.items():
+            target = _DETAIL_DECODERS.get(key)
+            if target is None:
+                continue
+            name, decoder = target
+            try:
+                kept[name] = decoder.decode(_json_encoder.encode(value))
+            except (msgspec.DecodeError, msgspec.EncodeError, RecursionError):
+                continue
+        details = Details(**kept)
+    fields = msgspec.structs.asdict(loose)
+    fields["details"] = details
+    return Operation(**fields)
+
+
+def _wire_time(value: datetime) -> str:
+    """D1's spelling: whole seconds, milliseconds or microseconds as needed; UTC as Z."""
+    if value.microsecond == 0:
+        spec = "seconds"
+    elif value.microsecond % 1000 == 0:
+        spec = "milliseconds"
+    else:
+        spec = "microseconds"
+    text = value.isoformat(timespec=spec)
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _with_wire_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _with_wire_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_wire_times(v) for v in value]
+    if isinstance(value, datetime):
+        return _wire_time(value)
+    return value
+
+
+def encode(operations: Iterable[Operation]) -> bytes:
+    """Write operations as a D1 body ``{"operations": [...]}`` (camelCase, absent fields omitted).
+
+    Timestamps are written the way D1 writes them, so that decoding then encoding a
+    D1 body gives back the same JSON values.
+    """
+    plain = msgspec.to_builtins(list(operations), builtin_types=(datetime,))
+    return _json_encoder.encode({"operations": _with_wire_times(plain)})
+
+
+def fingerprint(op: Operation) -> bytes:
+    """The canonical identity of an event, as bytes.
+
+    Equal for the same event however its JSON was spelled (key order, white space,
+    the offset a timestamp was written in, unknown fields), different when any
+    field differs. Also a fixed total order for breaking ties between events.
+    """
+    return _msgpack_encoder.encode(op)
