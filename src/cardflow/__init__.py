@@ -1,9 +1,20 @@
 """cardflow: fold Thales D1 card production notifications into one correct state per card.
 
 Everything public is re-exported here from private modules; ``__all__`` is the API.
+The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
-from ._errors import CardflowError, CardMismatchError, InvalidNotification, LifecycleError
+from ._errors import (
+    CardflowError,
+    CardMismatchError,
+    InvalidNotification,
+    LifecycleError,
+    NotProduceError,
+)
+from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
+from ._reconcile import ReconcileReason, last_heard, needs_reconcile
+from ._state import Anomaly, CardState, Folded, apply, fold, merge, state_of
+from ._tracker import Change, ChangeKind, Ingested, Tracker
 from ._version import __version__
 from ._wire import (
     PRODUCE,
@@ -21,21 +32,41 @@ from ._wire import (
 )
 
 __all__ = [
+    "D1_LIFECYCLE",
     "PRODUCE",
+    "STATUS_MEANINGS",
+    "Anomaly",
     "CardMismatchError",
+    "CardState",
     "CardflowError",
+    "Change",
+    "ChangeKind",
     "Checkpoint",
     "Decoded",
     "Details",
+    "Edge",
+    "Folded",
+    "Ingested",
     "InvalidNotification",
+    "Lifecycle",
     "LifecycleError",
+    "NotProduceError",
     "Operation",
     "OperationStatus",
+    "ProductionStatus",
+    "ReconcileReason",
     "Reject",
     "Shipment",
+    "Tracker",
     "__version__",
+    "apply",
     "decode",
     "decode_lenient",
     "encode",
     "fingerprint",
+    "fold",
+    "last_heard",
+    "merge",
+    "needs_reconcile",
+    "state_of",
 ]

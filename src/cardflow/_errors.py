@@ -4,7 +4,8 @@
     ├── InvalidNotification          bad D1 input (also a ValueError); names the JSON path,
     │                                and the file and line when an adapter knows them
     ├── LifecycleError               a lifecycle definition that cannot be right (also a ValueError)
-    └── CardMismatchError            merging the states of two different cards (also a ValueError)
+    ├── CardMismatchError            merging the states of two different cards (also a ValueError)
+    └── NotProduceError              a non-PRODUCE operation where a card state must be made
 
 Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
 never raised: they are data, reported on the card's state.
@@ -17,6 +18,7 @@ __all__ = [
     "CardflowError",
     "InvalidNotification",
     "LifecycleError",
+    "NotProduceError",
 ]
 
 
@@ -69,3 +71,7 @@ class LifecycleError(CardflowError, ValueError):
 
 class CardMismatchError(CardflowError, ValueError):
     """Two card states that cannot be merged because they belong to different cards."""
+
+
+class NotProduceError(CardflowError, ValueError):
+    """An operation of another type where only a PRODUCE event can make a card state."""
