@@ -14,7 +14,7 @@ keep the good operations beside a bad one (``decode_lenient``), and to decode th
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, Final
 
@@ -44,9 +44,13 @@ Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 """An ISO 8601 timestamp that must carry an offset: ordering never guesses a zone."""
 
 OperationId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=64, pattern="^[A-Za-z0-9_-]+$")
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$(?!\n)")
 ]
-"""D1's schema: 1 to 64 characters of ``[A-Za-z0-9_-]``."""
+"""D1's schema: 1 to 64 characters of ``[A-Za-z0-9_-]``.
+
+msgspec searches with Python's ``re``, where ``$`` also matches before a final newline:
+``(?!\n)`` refuses ``"abc\n"`` (and means nothing to an ECMA regex in a JSON Schema).
+"""
 
 
 class OperationStatus(enum.StrEnum):
@@ -57,7 +61,9 @@ class OperationStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
-class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False):
+class _Wire(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True, gc=False
+):
     """Shared configuration: immutable, camelCase on the wire, absent fields omitted.
 
     ``gc=False``: these values hold no reference cycles, and keeping the collector
@@ -65,7 +71,7 @@ class _Wire(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defa
     """
 
 
-class Checkpoint(_Wire):
+class Checkpoint(_Wire, frozen=True):
     """The carrier's last scan of the parcel."""
 
     checkpoint_time: Timestamp | None = None
@@ -74,7 +80,7 @@ class Checkpoint(_Wire):
     message: str | None = None
 
 
-class Shipment(_Wire):
+class Shipment(_Wire, frozen=True):
     """Carrier tracking data; every field depends on the carrier integration."""
 
     carrier: str | None = None
@@ -87,7 +93,7 @@ class Shipment(_Wire):
     last_checkpoint: Checkpoint | None = None
 
 
-class Details(_Wire):
+class Details(_Wire, frozen=True):
     """The issuance payload of a PRODUCE operation.
 
     ``consumer_id`` is deprecated by D1 ("do not use"): it is decoded and kept so
@@ -104,7 +110,7 @@ class Details(_Wire):
     issuer_request_id: str | None = None
 
 
-class Operation(_Wire):
+class Operation(_Wire, frozen=True):
     """One operation event, as D1 sends it. Equal values are the same event."""
 
     operation_id: OperationId
@@ -158,7 +164,7 @@ class _RawBody(msgspec.Struct, gc=False):
 
 
 class _LooseOperation(msgspec.Struct, kw_only=True, rename="camel"):
-    """An operation whose ``details`` are left as plain JSON values."""
+    """An operation whose ``details`` are left as raw JSON text, whatever it holds."""
 
     operation_id: OperationId
     operation: str
@@ -166,7 +172,7 @@ class _LooseOperation(msgspec.Struct, kw_only=True, rename="camel"):
     start_time: Timestamp
     card_id: str
     end_time: Timestamp | None = None
-    details: Any = None
+    details: msgspec.Raw = msgspec.Raw()
     error_code: str | None = None
     error: str | None = None
     input_file_name: str | None = None
@@ -177,16 +183,18 @@ _body_decoder: Final = msgspec.json.Decoder(_Body)
 _raw_body_decoder: Final = msgspec.json.Decoder(_RawBody)
 _operation_decoder: Final = msgspec.json.Decoder(Operation)
 _loose_decoder: Final = msgspec.json.Decoder(_LooseOperation)
+_raw_object_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _json_encoder: Final = msgspec.json.Encoder()
 _msgpack_encoder: Final = msgspec.msgpack.Encoder()
 
 _DETAIL_FIELDS: Final = msgspec.structs.fields(Details)
-_DETAIL_DECODERS: Final = {
+_DETAIL_DECODERS: Final[dict[str, tuple[str, msgspec.json.Decoder[Any]]]] = {
     f.encode_name: (f.name, msgspec.json.Decoder(f.type)) for f in _DETAIL_FIELDS
 }
 
-_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
-"""What msgspec raises on bad input: errors, too-deep nesting, a str with lone surrogates."""
+_DECODE_ERRORS: Final = (msgspec.DecodeError, RecursionError, UnicodeError, BufferError)
+"""What msgspec raises on bad input: errors, too-deep nesting, a str with lone surrogates,
+a memoryview that is not contiguous."""
 
 Body = bytes | bytearray | memoryview | str
 _BODY_TYPES: Final = (bytes, bytearray, memoryview, str)
@@ -224,23 +232,36 @@ def decode_lenient(body: Body) -> Decoded:
     return _decode_slow(body)
 
 
-def _split_error(exc: Exception) -> tuple[str, str]:
-    """msgspec's ``"reason - at `$.a.b`"`` as (reason, path)."""
+_MISSING_FIELD: Final = "Object missing required field `"
+
+
+def _split_error(exc: BaseException) -> tuple[str, str]:
+    """msgspec's ``"reason - at `$.a.b`"`` as (reason, path).
+
+    msgspec places a missing field at the object that lacks it; the path names the
+    field itself (``$.operations[0].cardId``), which is where a reader looks.
+    """
     text = str(exc)
     reason, sep, where = text.rpartition(" - at `")
     if sep and where.endswith("`"):
-        return reason, where[:-1]
-    if isinstance(exc, RecursionError):
+        path = where[:-1]
+    elif isinstance(exc, RecursionError):
         return "JSON nested too deeply", "$"
-    if isinstance(exc, UnicodeError):
-        return f"text is not valid Unicode: {exc.reason}", "$"
-    return text, "$"
+    elif isinstance(exc, UnicodeError):
+        return f"text is not valid Unicode: {getattr(exc, 'reason', exc)}", "$"
+    else:
+        reason, path = text, "$"
+    if reason.startswith(_MISSING_FIELD) and reason.endswith("`"):
+        path = f"{path}.{reason[len(_MISSING_FIELD) : -1]}"
+    return reason, path
 
 
 def _decode_slow(body: object) -> Decoded:
     if not isinstance(body, _BODY_TYPES):
         reason = f"expected bytes or str, got {type(body).__name__}"
-        return Decoded(operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")])
+        return Decoded(
+            operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")]
+        )
     raw_body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     try:
         envelope = _raw_body_decoder.decode(body)
@@ -252,46 +273,49 @@ def _decode_slow(body: object) -> Decoded:
     operations: list[Operation] = []
     rejects: list[Reject] = []
     for index, raw in enumerate(envelope.operations):
+        error: BaseException
         try:
             operations.append(_operation_decoder.decode(raw))
             continue
         except _DECODE_ERRORS as exc:
             error = exc
-        tolerated = _tolerate_details(raw)
-        if tolerated is not None:
-            operations.append(tolerated)
-            continue
+        try:
+            loose = _loose_decoder.decode(raw)
+        except _DECODE_ERRORS as exc:
+            # A fault outside ``details``: it stands whatever the operation, so name
+            # it rather than a ``details`` fault that a non-PRODUCE op would be excused.
+            error = exc
+        else:
+            if loose.operation != PRODUCE:
+                operations.append(_tolerate_details(loose))
+                continue
         reason, path = _split_error(error)
         prefix = f"$.operations[{index}]"
-        rejects.append(
-            Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw))
-        )
+        rejects.append(Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw)))
     return Decoded(operations=operations, rejects=rejects)
 
 
-def _tolerate_details(raw: msgspec.Raw) -> Operation | None:
+def _tolerate_details(loose: _LooseOperation) -> Operation:
     """A non-PRODUCE operation whose details do not fit, decoded as far as they fit.
 
-    Returns None when the operation is PRODUCE or its top level does not fit either:
-    then the original error stands.
+    Each known ``details`` field is decoded from its own JSON text: the fields that
+    fit are kept, the others dropped; ``details`` that are not an object become None.
     """
-    try:
-        loose = _loose_decoder.decode(raw)
-    except _DECODE_ERRORS:
-        return None
-    if loose.operation == PRODUCE:
-        return None
     details: Details | None = None
-    if isinstance(loose.details, Mapping):
+    try:
+        members = _raw_object_decoder.decode(loose.details)
+    except _DECODE_ERRORS:
+        members = None
+    if members is not None:
         kept: dict[str, Any] = {}
-        for key, value in loose.details.items():
+        for key, value in members.items():
             target = _DETAIL_DECODERS.get(key)
             if target is None:
                 continue
             name, decoder = target
             try:
-                kept[name] = decoder.decode(_json_encoder.encode(value))
-            except (msgspec.DecodeError, msgspec.EncodeError, RecursionError):
+                kept[name] = decoder.decode(value)
+            except _DECODE_ERRORS:
                 continue
         details = Details(**kept)
     fields = msgspec.structs.asdict(loose)

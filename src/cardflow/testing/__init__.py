@@ -6,7 +6,7 @@ their at-least-once delivery and the state a correct consumer must reach, plus
 Needs Hypothesis (``pip install 'cardflow[testing]'``).
 """
 
-from ._model import (
+from .._model import (
     CardHistory,
     Expected,
     History,

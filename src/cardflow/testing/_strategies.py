@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._wire import Operation, encode
-from ._model import (
+from .._model import (
     CARRIERS,
     SITES,
     CardHistory,

@@ -1,8 +1,9 @@
-"""The truth behind generated D1 traffic, its rendering, its delivery and the oracle.
+"""The truth behind generated D1 traffic: plans, their rendering, and the oracle.
 
-Nothing here draws at random: every choice is an input (a :class:`Plan`, a
-:class:`Delivery`), so that Hypothesis strategies (``_strategies``) and a seeded
-simulator can share one model of what D1 sends.
+Nothing here draws at random: every choice is an input (a :class:`Plan`), so that
+the Hypothesis strategies of :mod:`cardflow.testing` and the seeded simulator share
+one model of what D1 sends. Pure and free of Hypothesis, so the command line can use
+it without the test extras.
 
 - A :class:`Plan` says what really happened to one operation of one card: the walk
   it took on the lifecycle, its identifiers and times.
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from .._lifecycle import Lifecycle
-from .._wire import (
+from ._lifecycle import Lifecycle
+from ._wire import (
     PRODUCE,
     Checkpoint,
     Details,
