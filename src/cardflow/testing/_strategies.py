@@ -16,7 +16,6 @@ import msgspec
 from hypothesis import strategies as st
 
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
-from .._wire import Operation, encode
 from .._model import (
     CARRIERS,
     SITES,
@@ -28,6 +27,7 @@ from .._model import (
     expected_state,
     render,
 )
+from .._wire import Operation, encode
 
 __all__ = [
     "Delivery",
