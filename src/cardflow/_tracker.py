@@ -188,13 +188,14 @@ class Tracker(Mapping[str, CardState]):
         if previous is None or not self._lifecycle.is_known(previous):
             previous = self._lifecycle.initial
         setattr(reactions, _MODEL_ATTRIBUTE, previous)
-        machine.events[f"to_{change.status}"].trigger(reactions, change)
+        # transitions names its auto transitions after the model attribute.
+        machine.events[f"to_{_MODEL_ATTRIBUTE}_{change.status}"].trigger(reactions, change)
 
 
 def _reaction_machine(lifecycle: Lifecycle, reactions: object) -> Machine:
     """One machine for every card, with the lifecycle's states and edges.
 
-    ``to_<STATUS>`` triggers (transitions' auto transitions) let a status become
+    ``to_cardflow_status_<STATUS>`` triggers (transitions' auto transitions) let a status become
     current even when the statuses between were never notified; the lifecycle's own
     named edges are there too. The reactions object is the model the callbacks are
     looked up on; it is never added to the machine, so the machine stays shared.

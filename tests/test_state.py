@@ -1,0 +1,256 @@
+"""The fold's documented results: the seed examples, each rule, each anomaly."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import cardflow
+from cardflow import Anomaly, CardState, Operation, fold, state_of
+
+DATA = Path(__file__).parent / "data" / "track_production"
+CARD = "271b-6e47-8ec3-7f3f"
+OP = "01c5a05e-e197-11ec-8fea-0242ac120002"
+START = datetime(2025, 1, 17, 6, 28, 2, 492000, tzinfo=UTC)
+END = datetime(2025, 1, 21, 9, 28, 12, 492000, tzinfo=UTC)
+EXAMPLES = (
+    "card_requested",
+    "data_prepared",
+    "data_exception",
+    "shipped_first",
+    "shipped_subsequent",
+)
+
+
+def seed_ops(name: str) -> list[Operation]:
+    return cardflow.decode((DATA / f"{name}.json").read_bytes())
+
+
+def only(states: dict[str, CardState]) -> CardState:
+    assert list(states) == [CARD]
+    return states[CARD]
+
+
+def produce(code: str | None, *, op_status: str = "PENDING", **fields: Any) -> Operation:
+    """A PRODUCE event of the seed card, with ``details.status`` and other fields."""
+    details = fields.pop("details", {})
+    top = {
+        "operation_id": OP,
+        "operation": cardflow.PRODUCE,
+        "status": op_status,
+        "start_time": START,
+        "card_id": CARD,
+        **fields,
+    }
+    return Operation(**top, details=cardflow.Details(status=code, **details))
+
+
+# -- the seed examples, alone --------------------------------------------------------
+
+ALONE = {
+    "card_requested": ("CARD_PROD_REQUESTED", "PENDING", (), None, None),
+    "data_prepared": (
+        "DATA_PREPARED",
+        "PENDING",
+        ("CARD_PROD_REQUESTED",),
+        date(2025, 1, 21),
+        "Gemenos",
+    ),
+    "data_exception": ("DATA_EXCEPTION", "FAILED", ("CARD_PROD_REQUESTED",), None, None),
+    "shipped_first": (
+        "CARD_SHIPPED",
+        "SUCCESSFUL",
+        (
+            "CARD_PROD_REQUESTED",
+            "DATA_PREPARED",
+            "CARD_PROD_READY",
+            "CARD_PROD_ONGOING",
+            "CARD_PROD_DONE",
+        ),
+        date(2025, 1, 21),
+        "Gemenos",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALONE))
+def test_each_seed_example_alone(name: str) -> None:
+    status, op_status, gaps, due, site = ALONE[name]
+    state = only(fold(seed_ops(name)))
+    assert state.status == status
+    assert state.operation_status == op_status
+    assert state.gaps == gaps
+    assert (state.due_date, state.production_site) == (due, site)
+    assert state.anomalies == ()
+    assert state.operation_ids == (OP,)
+
+
+def test_the_data_exception_example_reports_its_error() -> None:
+    state = only(fold(seed_ops("data_exception")))
+    assert (state.error_code, state.error, state.end_time) == ("FIELD_INVALID_FORMAT", "pan", END)
+
+
+def test_the_bulk_example_in_every_order() -> None:
+    ops = seed_ops("bulk")
+    for order in itertools.permutations(ops):
+        state = only(fold(order))
+        assert state.status == "DATA_EXCEPTION"
+        assert state.observed == ("CARD_PROD_REQUESTED", "DATA_PREPARED", "DATA_EXCEPTION")
+        assert state.gaps == ()
+        assert (state.due_date, state.production_site) == (date(2025, 1, 21), "Gemenos")
+        assert (state.operation_status, state.error_code, state.error) == (
+            "FAILED",
+            "FIELD_INVALID_FORMAT",
+            "pan",
+        )
+
+
+def test_the_shipment_examples_in_every_order_keep_the_newer_shipment() -> None:
+    """The page's two CARD_SHIPPED notifications: an update, not a conflict."""
+    ops = seed_ops("shipped_first") + seed_ops("shipped_subsequent")
+    for order in itertools.permutations(ops * 2):
+        state = only(fold(order))
+        assert state.status == "CARD_SHIPPED"
+        assert state.shipment is not None
+        assert state.shipment.tracking_number == "1234567890"
+        assert state.shipment.last_updated_at == datetime(2026, 5, 22, 13, 55, tzinfo=UTC)
+        assert state.anomalies == ()
+
+
+def test_all_seed_examples_in_every_order() -> None:
+    """The page's five single examples together contradict (DATA_EXCEPTION then shipped).
+
+    The fold still resolves them deterministically, whatever the order, and says so.
+    """
+    ops = [op for name in EXAMPLES for op in seed_ops(name)]
+    first = only(fold(ops))
+    assert first.status == "CARD_SHIPPED"
+    assert Anomaly.CONFLICTING_STATUSES in first.anomalies
+    for order in itertools.permutations(ops):
+        assert only(fold(order)) == first
+
+
+# -- rules -----------------------------------------------------------------------------
+
+
+def test_status_compares_equal_to_the_code() -> None:
+    state = state_of(produce("CARD_PROD_READY"))
+    assert state.status == "CARD_PROD_READY"
+    assert state.status == cardflow.ProductionStatus.CARD_PROD_READY
+
+
+def test_newer_operation_wins_and_older_events_change_nothing_reported() -> None:
+    older = produce("DATA_EXCEPTION", operation_id="op-1", op_status="FAILED", end_time=END)
+    newer = produce("CARD_PROD_REQUESTED", operation_id="op-2", start_time=END)
+    late = produce("CARD_PROD_CANCELED", operation_id="op-1", op_status="FAILED", end_time=END)
+    state = only(fold([newer, late, older]))
+    assert (state.operation_id, state.status) == ("op-2", "CARD_PROD_REQUESTED")
+    assert state.operation_ids == ("op-1", "op-2")
+    assert state.observed == ("CARD_PROD_REQUESTED",)
+
+
+def test_same_start_time_is_broken_by_operation_id() -> None:
+    a = produce("CARD_SHIPPED", operation_id="op-a", op_status="SUCCESSFUL", end_time=END)
+    b = produce("CARD_PROD_REQUESTED", operation_id="op-b")
+    assert only(fold([a, b])).operation_id == "op-b"
+
+
+def test_unknown_statuses_never_move_a_known_one() -> None:
+    state = only(fold([produce("ZZ_NEW"), produce("DATA_PREPARED"), produce("AA_NEW")]))
+    assert state.status == "DATA_PREPARED"
+    assert state.unknown_statuses == ("AA_NEW", "ZZ_NEW")
+
+
+def test_only_unknown_statuses_give_the_greatest_of_them() -> None:
+    assert only(fold([produce("B_NEW"), produce("A_NEW")])).status == "B_NEW"
+
+
+def test_fields_come_from_the_highest_precedence_event_that_carries_them() -> None:
+    low = produce("DATA_PREPARED", details={"production_site": "Gemenos", "reason": "low"})
+    high = produce("CARD_PROD_ONGOING", details={"production_site": "Tczew"})
+    state = only(fold([high, low]))
+    assert state.production_site == "Tczew"
+    assert state.reason == "low"  # carried only by the lower event
+
+
+def test_offsets_do_not_matter() -> None:
+    from datetime import timedelta, timezone
+
+    paris = timezone(timedelta(hours=1))
+    a = produce("CARD_PROD_REQUESTED")
+    b = produce("DATA_PREPARED", start_time=START.astimezone(paris))
+    assert fold([a, b]) == fold([b, a])
+    assert only(fold([b, a])).start_time.tzinfo is UTC
+
+
+def test_non_produce_operations_are_passed_over_and_counted() -> None:
+    other = msgspec.structs.replace(produce("CARD_RETURNED"), operation="STANDALONE_TRACKING")
+    folded = fold([other, produce("CARD_PROD_REQUESTED"), other])
+    assert folded.passed_over == 2
+    assert only(folded).status == "CARD_PROD_REQUESTED"
+    with pytest.raises(cardflow.NotProduceError, match="STANDALONE_TRACKING"):
+        state_of(other)
+    assert cardflow.apply(only(folded), other) == only(folded)
+
+
+def test_apply_refuses_another_card() -> None:
+    state = state_of(produce("CARD_PROD_REQUESTED"))
+    stranger = msgspec.structs.replace(produce("DATA_PREPARED"), card_id="other")
+    with pytest.raises(cardflow.CardMismatchError, match="other"):
+        cardflow.apply(state, stranger)
+
+
+# -- anomalies ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("events", "anomaly"),
+    [
+        (
+            [
+                produce("CARD_SHIPPED", op_status="SUCCESSFUL", end_time=END),
+                produce("CARD_PROD_CANCELED", op_status="FAILED", end_time=END),
+            ],
+            Anomaly.CONFLICTING_STATUSES,
+        ),
+        (
+            [
+                produce("DATA_EXCEPTION", op_status="FAILED", end_time=END),
+                produce("CARD_PROD_READY"),
+            ],
+            Anomaly.CONFLICTING_STATUSES,
+        ),
+        (
+            [produce("CARD_SHIPPED", op_status="FAILED", end_time=END)],
+            Anomaly.OPERATION_STATUS_MISMATCH,
+        ),
+        (
+            [produce("CARD_PROD_REQUESTED", op_status="SUCCESSFUL")],
+            Anomaly.OPERATION_STATUS_MISMATCH,
+        ),
+        (
+            [produce("CARD_PROD_REQUESTED"), produce("DATA_PREPARED", start_time=END)],
+            Anomaly.OPERATION_ID_REUSED,
+        ),
+        ([produce(None)], Anomaly.MISSING_STATUS),
+    ],
+)
+def test_anomalies_are_named_and_never_raised(events: list[Operation], anomaly: Anomaly) -> None:
+    for order in itertools.permutations(events):
+        state = only(fold(order))
+        assert anomaly in state.anomalies
+
+
+def test_shipped_outranks_a_contradicting_cancel() -> None:
+    shipped = produce("CARD_SHIPPED", op_status="SUCCESSFUL", end_time=END)
+    canceled = produce("CARD_PROD_CANCELED", op_status="FAILED", end_time=END)
+    assert only(fold([shipped, canceled])).status == "CARD_SHIPPED"
+
+
+def test_new_top_level_status_values_are_not_anomalies() -> None:
+    assert state_of(produce("CARD_PROD_REQUESTED", op_status="QUEUED")).anomalies == ()
