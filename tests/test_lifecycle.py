@@ -524,3 +524,60 @@ def test_ranks_mapping_serves_the_hot_path() -> None:
     ranks: Mapping[str, int] = D1_LIFECYCLE.ranks
     assert ranks.get("CARD_SHIPPED", -1) == 8
     assert ranks.get("UNKNOWN", -1) == -1
+
+
+# -- traits: transitions' Tags state feature -----------------------------------------
+
+
+def test_d1_traits() -> None:
+    assert D1_LIFECYCLE.operation_statuses("CARD_SHIPPED") == {"SUCCESSFUL"}
+    assert D1_LIFECYCLE.operation_statuses("CARD_PROD_EXCEPTION") == {"PENDING", "FAILED"}
+    assert D1_LIFECYCLE.operation_statuses("DATA_EXCEPTION") == {"FAILED"}
+    assert [s for s in D1_LIFECYCLE.statuses if D1_LIFECYCLE.is_success(s)] == ["CARD_SHIPPED"]
+    assert D1_LIFECYCLE.carries("DATA_PREPARED") == {"due_date", "production_site"}
+    assert D1_LIFECYCLE.carries("CARD_SHIPPED") == {"shipment"}
+    assert D1_LIFECYCLE.tags("NOT_A_STATUS") == frozenset()
+
+
+def test_untagged_statuses_allow_every_operation_status() -> None:
+    lifecycle = make()
+    assert lifecycle.operation_statuses(lifecycle.initial) == {"PENDING", "SUCCESSFUL", "FAILED"}
+    assert not lifecycle.is_success(lifecycle.initial)
+    assert lifecycle.carries(lifecycle.initial) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [("operation:DONE", "names no operation status"), ("carries:pan", "names no field")],
+)
+def test_unknown_trait_tags_are_refused(tag: str, message: str) -> None:
+    with pytest.raises(LifecycleError, match=message):
+        Lifecycle(
+            name="t",
+            states=[{"name": "A", "tags": [tag]}, {"name": "B", "final": True}],
+            transitions=[["go", "A", "B"]],
+            initial="A",
+        )
+
+
+def test_own_tags_pass_through() -> None:
+    lifecycle = Lifecycle(
+        name="t",
+        states=[{"name": "A", "tags": ["mine"]}, {"name": "B", "final": True}],
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    assert lifecycle.tags("A") == {"mine"}
+
+
+def test_memo_builds_once_per_lifecycle() -> None:
+    calls: list[Lifecycle] = []
+
+    def build(lifecycle: Lifecycle) -> int:
+        calls.append(lifecycle)
+        return len(calls)
+
+    lifecycle = make()
+    assert lifecycle.memo("test.key", build) == 1
+    assert lifecycle.memo("test.key", build) == 1
+    assert calls == [lifecycle]
