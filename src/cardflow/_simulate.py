@@ -22,7 +22,7 @@ import msgspec
 
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._model import CARRIERS, SITES, Plan, render
-from ._wire import Operation, encode
+from ._wire import Operation
 
 __all__ = ["SimulationOptions", "simulate", "simulate_plans"]
 
@@ -132,8 +132,18 @@ def _other(rng: random.Random, card_id: str) -> bytes:
     )
 
 
+_encoder: Final = msgspec.json.Encoder()
+
+
 def _op_json(op: Operation) -> bytes:
-    return encode([op])[len(_BODY_OPEN) : -2]
+    """``encode([op])`` without its envelope, and twice as fast for simulated operations.
+
+    msgspec writes a UTC time with six fractional digits; D1 (and ``encode``) writes
+    milliseconds when that is exact. Every simulated time is UTC to the millisecond
+    and no simulated string ends in ``000Z``, so dropping ``000`` before ``Z"`` gives
+    ``encode``'s bytes (tests/test_simulate.py checks it).
+    """
+    return _encoder.encode(op).replace(b'000Z"', b'Z"')
 
 
 def simulate(

@@ -1,0 +1,283 @@
+"""``cardflow fold``: read D1 bodies as a stream, fold them per card, report.
+
+Bodies are decoded one at a time and their operations folded at once into a
+:class:`~cardflow._folder.Folder`, so memory grows with the number of cards, never
+with the number of events. Every rejected body or operation is reported on stderr
+(file, line, JSON path, reason) and, with ``--rejects``, written out verbatim; the
+good operations beside it are folded all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import BinaryIO
+
+from .._folder import Folder
+from .._reconcile import ReconcileReason, needs_reconcile
+from .._state import CardState
+from .._wire import PRODUCE, Operation, fingerprint
+from ._console import Console
+from ._inputs import STDIN, Body, Problem, Reader, Source, expand, one_line
+from ._progress import Progress, wanted
+from ._report import (
+    EventLog,
+    Report,
+    Seen,
+    Totals,
+    counted,
+    write_csv,
+    write_json,
+    write_jsonl,
+    write_summary,
+    write_views,
+)
+
+__all__ = ["NOT_FOUND", "OK", "REJECTED", "UNREADABLE", "USAGE", "RejectsWriteError", "run_fold"]
+
+OK = 0
+REJECTED = 1
+USAGE = 2
+UNREADABLE = 3
+NOT_FOUND = 4
+
+
+class RejectsWriteError(Exception):
+    """The ``--rejects`` file failed to take a rejected item: stop rather than lose more."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+
+
+class _Run:
+    """One fold over the inputs: the folder, the counts, and where problems are reported."""
+
+    def __init__(
+        self, args: argparse.Namespace, console: Console, rejects: BinaryIO | None
+    ) -> None:
+        self.console = console
+        self.rejects = rejects
+        self.folder = Folder()
+        self.totals = Totals()
+        self.watch: frozenset[str] | None = frozenset(args.card) if args.card else None
+        self.histories = {card: EventLog() for card in self.watch or ()}
+        self.progress: Progress | None = None
+        self.added = 0  # operations handed to the folder, PRODUCE or not
+        self._done = 0
+        self._reader: Reader | None = None
+
+    def warn(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress.clear()
+        self.console.stderr.write(message + "\n")
+
+    def _snapshot(self) -> tuple[int, int, int]:
+        current = self._reader.bytes_read if self._reader is not None else 0
+        return self._done + current, self.totals.operations, len(self.folder)
+
+    def read_all(self, paths: list[str], progress: bool | None) -> None:
+        sources: list[Source] = []
+        for item in expand(paths, self.console.stdin_fd):
+            if isinstance(item, Problem):
+                if item.fatal:
+                    self.totals.unreadable.append(item.name)
+                    self.warn(f"cardflow fold: cannot read {item.name}: {item.reason}")
+                else:
+                    self.warn(f"cardflow fold: warning: {item.name}: {item.reason}")
+                continue
+            sources.append(item)
+        self.totals.sources = [s.name for s in sources]
+        if wanted(progress, self.console.stderr, self.console.environ):
+            sizes = [s.size for s in sources]
+            total = None if None in sizes else sum(s or 0 for s in sizes)
+            self.progress = Progress(self.console.stderr, self._snapshot, total)
+        try:
+            for source in sources:
+                self._read(source)
+        finally:
+            if self.progress is not None:
+                self.progress.clear()
+
+    def _read(self, source: Source) -> None:
+        fd = self.console.stdin_fd
+        if source.path == STDIN and fd is not None and os.isatty(fd):
+            self.warn("cardflow fold: reading D1 bodies from the terminal; end with Ctrl-D")
+        try:
+            stream = (
+                self.console.stdin
+                if source.path == STDIN
+                else open(source.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
+            )
+        except OSError as exc:
+            self.totals.unreadable.append(source.name)
+            self.warn(f"cardflow fold: cannot read {source.name}: {exc.strerror or exc}")
+            return
+        reader = self._reader = Reader(stream)
+        try:
+            self._fold(source.name, reader)
+        except OSError as exc:
+            self.totals.unreadable.append(source.name)
+            self.warn(
+                f"cardflow fold: cannot read {source.name} after line {reader.lines}:"
+                f" {exc.strerror or exc}"
+            )
+        finally:
+            if stream is not self.console.stdin:
+                stream.close()
+            self.totals.lines += reader.lines
+            self._done += reader.bytes_read
+            self._reader = None
+
+    def _fold(self, name: str, reader: Reader) -> None:
+        totals = self.totals
+        add = self.folder.add
+        watch = self.watch
+        poll: Callable[[], None] | None = self.progress.poll if self.progress else None
+        for body in reader:
+            totals.bodies += 1
+            decoded = body.decoded
+            operations = decoded.operations
+            totals.operations += len(operations)
+            if watch is None:
+                self.added += len(operations)
+                for op in operations:
+                    add(op)
+            else:
+                for op in operations:
+                    if op.card_id in watch:
+                        self.added += 1
+                        add(op)
+                        self._remember(op, name, body.line)
+            if decoded.rejects:
+                self._reject(name, body)
+            if poll is not None:
+                poll()
+
+    def _remember(self, op: Operation, name: str, line: int) -> None:
+        events = self.histories[op.card_id].events
+        key = fingerprint(op)
+        seen = events.get(key)
+        if seen is None:
+            events[key] = Seen(op, f"{name}:{line}")
+        else:
+            seen.deliveries += 1
+
+    def _reject(self, name: str, body: Body) -> None:
+        for reject in body.decoded.rejects:
+            if reject.index is None:
+                self.totals.rejected_bodies += 1
+            else:
+                self.totals.rejected_operations += 1
+            self.warn(str(reject.error().located(name, body.line_of(reject))))
+            if self.rejects is not None:
+                try:
+                    self.rejects.write(one_line(reject.raw) + b"\n")
+                except OSError as exc:
+                    raise RejectsWriteError(exc) from exc
+
+
+def _describe(args: argparse.Namespace) -> dict[str, object]:
+    filters: dict[str, object] = {}
+    if args.card:
+        filters["card"] = list(args.card)
+    if args.status:
+        filters["status"] = list(args.status)
+    if args.needs_reconcile:
+        filters["needsReconcile"] = True
+    return filters
+
+
+def run_fold(args: argparse.Namespace, console: Console) -> int:
+    """Run ``cardflow fold`` with parsed ``args``; the exit status."""
+    known = set(args.lifecycle.statuses)
+    for status in args.status or ():
+        if status not in known:
+            console.stderr.write(
+                f"cardflow fold: note: --status {status!r} is not a status of"
+                f" {args.lifecycle.name} (cards with unknown statuses may still match)\n"
+            )
+    try:
+        # Unbuffered: a rejected item is on disk, or its failure known, at once.
+        rejects_file = open(args.rejects, "wb", buffering=0) if args.rejects else None  # noqa: SIM115
+    except OSError as exc:
+        console.stderr.write(
+            f"cardflow fold: cannot write --rejects {args.rejects}: {exc.strerror or exc}\n"
+        )
+        return USAGE
+    run = _Run(args, console, rejects_file)
+    try:
+        with rejects_file if rejects_file is not None else contextlib.nullcontext():
+            run.read_all(list(args.paths), args.progress)
+    except RejectsWriteError as exc:
+        console.stderr.write(
+            f"cardflow fold: cannot write --rejects {args.rejects}: {exc}; stopped\n"
+        )
+        return UNREADABLE
+    return _report(args, console, run)
+
+
+def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
+    totals = run.totals
+    folder = run.folder
+    totals.cards = len(folder)
+    totals.passed_over = folder.passed_over
+    totals.folded = run.added - folder.passed_over
+    missing: list[str] = []
+    if run.watch is not None:
+        ids = sorted(card for card in run.watch if card in folder)
+        missing = sorted(card for card in run.watch if card not in folder)
+    else:
+        ids = sorted(folder)
+    states: list[CardState] = [folder[card] for card in ids]
+    if args.status:
+        wanted_statuses = set(args.status)
+        states = [s for s in states if s.status in wanted_statuses]
+    human = args.format == "summary"
+    now: datetime | None = args.now
+    reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
+    if human or args.needs_reconcile or now is not None:
+        now = now or console.clock().replace(microsecond=0)
+        reasons = {s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in states}
+        if args.needs_reconcile:
+            states = [s for s in states if reasons[s.card_id]]
+    report = Report(
+        totals=totals,
+        cards=states,
+        reasons=reasons,
+        now=now,
+        filters=_describe(args),
+        lifecycle=args.lifecycle,
+        histories=run.histories,
+    )
+    out = console.stdout
+    if args.format == "jsonl":
+        write_jsonl(report, out)
+    elif args.format == "json":
+        write_json(report, out)
+    elif args.format == "csv":
+        write_csv(report, out)
+    elif run.watch is not None:
+        if report.cards:
+            write_views(report, out)
+    else:
+        write_summary(report, out)
+    out.flush()
+    for card in missing:
+        console.stderr.write(f"cardflow fold: card {card}: no {PRODUCE} operation in the input\n")
+    if totals.rejected:
+        kept = f"; written to {args.rejects}" if args.rejects else ""
+        bodies = counted(totals.rejected_bodies, "body", "bodies")
+        operations = counted(totals.rejected_operations, "operation")
+        console.stderr.write(
+            f"cardflow fold: rejected {bodies} and {operations}{kept}; everything else was folded\n"
+        )
+    if totals.unreadable:
+        return UNREADABLE
+    if totals.rejected and not args.allow_rejects:
+        return REJECTED
+    if missing:
+        return NOT_FOUND
+    return OK

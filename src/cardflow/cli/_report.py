@@ -1,0 +1,503 @@
+"""What ``cardflow fold`` reports, and its renderings: a summary, one card's view, JSON, CSV.
+
+A :class:`Report` holds the selected card states and the counts; the renderers only
+format it. Machine formats name fields in D1's camelCase and never show the
+``_``-prefixed internals of :class:`~cardflow.CardState`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import typing
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, BinaryIO, Final
+
+import msgspec
+
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
+from .._reconcile import ReconcileReason
+from .._state import CardState
+from .._wire import Operation, _wire_time, _with_wire_times
+
+__all__ = [
+    "EventLog",
+    "Report",
+    "Seen",
+    "Totals",
+    "card_object",
+    "counted",
+    "csv_columns",
+    "write_csv",
+    "write_json",
+    "write_jsonl",
+    "write_summary",
+    "write_views",
+]
+
+LIST_LIMIT: Final = 20
+"""Cards a summary lists by name, at most, before it points to the machine formats."""
+EXAMPLES: Final = 5
+"""Reconcile candidates an unfiltered summary names as examples."""
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_PUBLIC: Final = tuple(
+    (f.name, _camel(f.name))
+    for f in msgspec.structs.fields(CardState)
+    if not f.name.startswith("_")
+)
+"""CardState's public fields, with their camelCase names."""
+
+
+def _plain(value: object) -> object:
+    """A field value as JSON builtins, times spelled the way D1 spells them."""
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, datetime):
+        return _wire_time(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    return _with_wire_times(msgspec.to_builtins(value, builtin_types=(datetime,)))
+
+
+def card_object(
+    state: CardState, reasons: Sequence[ReconcileReason] | None = None
+) -> dict[str, object]:
+    """One card as a JSON object: every public field, camelCase; ``reconcile`` when given."""
+    out = {camel: _plain(getattr(state, name)) for name, camel in _PUBLIC}
+    if reasons is not None:
+        out["reconcile"] = [str(r) for r in reasons]
+    return out
+
+
+def _struct_in(tp: object) -> type[msgspec.Struct] | None:
+    for arg in (tp, *typing.get_args(tp)):
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg
+    return None
+
+
+def csv_columns() -> list[tuple[str, ...]]:
+    """The CSV columns, as paths into a card object: nested structs flattened."""
+    columns: list[tuple[str, ...]] = []
+    for f in msgspec.structs.fields(CardState):
+        if f.name.startswith("_"):
+            continue
+        camel = _camel(f.name)
+        inner = _struct_in(f.type)
+        columns += [(camel,)] if inner is None else [(camel, *p) for p in _nested(inner)]
+    return columns
+
+
+def _nested(struct: type[msgspec.Struct]) -> Iterator[tuple[str, ...]]:
+    for f in msgspec.structs.fields(struct):
+        inner = _struct_in(f.type)
+        if inner is None:
+            yield (f.encode_name,)
+        else:
+            yield from ((f.encode_name, *path) for path in _nested(inner))
+
+
+# -- what is reported ---------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    """What was read: counted while folding."""
+
+    sources: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    lines: int = 0
+    bodies: int = 0
+    operations: int = 0
+    folded: int = 0
+    passed_over: int = 0
+    rejected_bodies: int = 0
+    rejected_operations: int = 0
+    cards: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return self.rejected_bodies + self.rejected_operations
+
+    def as_object(self) -> dict[str, object]:
+        return {
+            "sources": self.sources,
+            "unreadable": self.unreadable,
+            "lines": self.lines,
+            "bodies": self.bodies,
+            "operations": self.operations,
+            "folded": self.folded,
+            "passedOver": self.passed_over,
+            "rejectedBodies": self.rejected_bodies,
+            "rejectedOperations": self.rejected_operations,
+            "cards": self.cards,
+        }
+
+
+@dataclass
+class Seen:
+    """One distinct event of a card watched with ``--card``: where it was first seen."""
+
+    op: Operation
+    where: str
+    deliveries: int = 1
+
+
+@dataclass
+class EventLog:
+    """The distinct events of one watched card, by fingerprint."""
+
+    events: dict[bytes, Seen] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """The selected cards (sorted by id) with their reconcile reasons, and the counts.
+
+    ``reasons`` is None when reconciliation was not asked for (no ``now``).
+    """
+
+    totals: Totals
+    cards: list[CardState]
+    reasons: dict[str, tuple[ReconcileReason, ...]] | None
+    now: datetime | None
+    filters: dict[str, object]
+    lifecycle: Lifecycle = D1_LIFECYCLE
+    histories: dict[str, EventLog] = field(default_factory=dict)
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.filters)
+
+    def counts(self) -> dict[str, Counter[str]]:
+        """Cards by status, operation status, anomaly, gap, unknown status, reason."""
+        by: dict[str, Counter[str]] = {
+            k: Counter()
+            for k in ("status", "operationStatus", "anomalies", "gaps", "unknownStatuses")
+        }
+        for state in self.cards:
+            by["status"][state.status] += 1
+            by["operationStatus"][state.operation_status] += 1
+            by["anomalies"].update(state.anomalies)
+            by["gaps"].update(state.gaps)
+            by["unknownStatuses"].update(state.unknown_statuses)
+        if self.reasons is not None:
+            by["reconcile"] = Counter(r for rs in self.reasons.values() for r in rs)
+        return by
+
+    def summary_object(self) -> dict[str, object]:
+        counts = self.counts()
+        status_order = {s: i for i, s in enumerate(self.lifecycle.statuses)}
+        out: dict[str, object] = {
+            "cards": len(self.cards),
+            "byStatus": _ordered(counts["status"], status_order),
+            "byOperationStatus": dict(sorted(counts["operationStatus"].items())),
+            "anomalies": dict(sorted(counts["anomalies"].items())),
+            "withGaps": sum(1 for s in self.cards if s.gaps),
+            "gaps": _ordered(counts["gaps"], status_order),
+            "unknownStatuses": dict(sorted(counts["unknownStatuses"].items())),
+        }
+        if self.reasons is not None and self.now is not None:
+            out["reconcile"] = {
+                "now": _wire_time(self.now),
+                "cards": sum(1 for rs in self.reasons.values() if rs),
+                "byReason": {str(r): n for r, n in sorted(counts["reconcile"].items())},
+            }
+        return out
+
+    def reasons_of(self, state: CardState) -> tuple[ReconcileReason, ...] | None:
+        return None if self.reasons is None else self.reasons.get(state.card_id, ())
+
+
+def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, int]:
+    """Known statuses in lifecycle order, then the others alphabetically."""
+    return dict(sorted(counter.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+# -- machine formats ------------------------------------------------------------------
+
+_encoder: Final = msgspec.json.Encoder()
+
+
+def write_jsonl(report: Report, out: BinaryIO) -> None:
+    """One JSON object per card and line."""
+    chunk: list[bytes] = []
+    for state in report.cards:
+        chunk.append(_encoder.encode(card_object(state, report.reasons_of(state))))
+        if len(chunk) >= 1000:
+            out.write(b"\n".join(chunk) + b"\n")
+            chunk.clear()
+    if chunk:
+        out.write(b"\n".join(chunk) + b"\n")
+
+
+def write_json(report: Report, out: BinaryIO) -> None:
+    """One JSON document: what was read, the filters, the summary, and the cards."""
+    document = {
+        "input": report.totals.as_object(),
+        "filters": report.filters,
+        "summary": report.summary_object(),
+        "cards": [card_object(s, report.reasons_of(s)) for s in report.cards],
+    }
+    out.write(msgspec.json.format(_encoder.encode(document), indent=2) + b"\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return str(value)
+
+
+def write_csv(report: Report, out: BinaryIO) -> None:
+    """A header, then one row per card; nested fields flattened (``shipment.carrier``),
+    lists joined with ``;``, absent values empty."""
+    columns = csv_columns()
+    if report.reasons is not None:
+        columns.append(("reconcile",))
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    try:
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow([".".join(c) for c in columns])
+        for state in report.cards:
+            obj = card_object(state, report.reasons_of(state))
+            row = []
+            for path in columns:
+                value: Any = obj
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                row.append(_cell(value))
+            writer.writerow(row)
+    finally:
+        text.detach()
+
+
+# -- for people ---------------------------------------------------------------------------
+
+
+def _n(count: int) -> str:
+    return f"{count:,}"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 card``, ``2,000 cards``."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+def _table(rows: Iterable[tuple[str, int]], total: int, indent: str = "  ") -> list[str]:
+    rows = list(rows)
+    if not rows:
+        return [f"{indent}none"]
+    width = max(len(label) for label, _ in rows)
+    digits = max(len(_n(n)) for _, n in rows)
+    out = []
+    for label, count in rows:
+        share = f"  {count / total:6.1%}" if total else ""
+        out.append(f"{indent}{label:<{width}}  {_n(count):>{digits}}{share}")
+    return out
+
+
+def _label(status: str) -> str:
+    return status or "(no status)"
+
+
+def write_summary(report: Report, out: BinaryIO) -> None:
+    """The readable summary: cards by status, anomalies, gaps, reconcile candidates, totals."""
+    out.write("\n".join(summary_lines(report)).encode() + b"\n")
+
+
+def summary_lines(report: Report) -> list[str]:
+    totals = report.totals
+    counts = report.counts()
+    n = len(report.cards)
+    lines: list[str] = []
+    if report.filtered:
+        lines.append(f"{_n(n)} of {counted(totals.cards, 'card')} {_describe(report.filters)}.")
+    else:
+        lines.append(
+            f"{counted(n, 'card')}, folded from {counted(totals.folded, 'PRODUCE operation')}."
+        )
+    summary = report.summary_object()
+    by_status = typing.cast("dict[str, int]", summary["byStatus"])
+    lines += ["", "Cards by status", *_table(((_label(s), c) for s, c in by_status.items()), n)]
+    lines += [
+        "",
+        "Operation status",
+        *_table(((_label(s), c) for s, c in sorted(counts["operationStatus"].items())), n),
+    ]
+    lines += ["", "Anomalies (cards)", *_table(sorted(counts["anomalies"].items()), 0)]
+    with_gaps = typing.cast("int", summary["withGaps"])
+    gaps = typing.cast("dict[str, int]", summary["gaps"])
+    lines += [
+        "",
+        f"Lost notifications: {counted(with_gaps, 'card')} with gaps"
+        " (statuses passed but never notified)",
+        *(_table(((f"{s} never notified", c) for s, c in gaps.items()), 0) if gaps else []),
+    ]
+    if counts["unknownStatuses"]:
+        lines += [
+            "",
+            "Unknown statuses (cards)",
+            *_table(sorted(counts["unknownStatuses"].items()), 0),
+        ]
+    if report.reasons is not None and report.now is not None:
+        candidates = [s for s in report.cards if report.reasons.get(s.card_id)]
+        as_of = _wire_time(report.now)
+        lines += [
+            "",
+            f"Reconcile candidates as of {as_of}: {counted(len(candidates), 'card')}",
+            *(
+                _table(((str(r), c) for r, c in sorted(counts["reconcile"].items())), 0)
+                if candidates
+                else []
+            ),
+        ]
+        if candidates and not report.filtered:
+            lines.append("  for example:")
+            lines += _card_rows(report, candidates[:EXAMPLES], indent="    ")
+            lines.append("  all of them: run again with --needs-reconcile --format jsonl (or csv)")
+    if report.filtered and report.cards:
+        lines += ["", "Cards", *_card_rows(report, report.cards[:LIST_LIMIT], indent="  ")]
+        if n > LIST_LIMIT:
+            lines.append(
+                f"  ... and {_n(n - LIST_LIMIT)} more: run again with --format jsonl for all"
+            )
+    lines += ["", *_totals_lines(totals)]
+    return lines
+
+
+def _describe(filters: Mapping[str, object]) -> str:
+    """The filters in words: ``with status A or B, needing reconciliation``."""
+    parts = []
+    for key, value in filters.items():
+        if key == "status" and isinstance(value, list):
+            parts.append("with status " + " or ".join(map(_label, value)))
+        elif key == "card" and isinstance(value, list):
+            parts.append("with id " + " or ".join(value))
+        elif key == "needsReconcile":
+            parts.append("needing reconciliation")
+    return ", ".join(parts)
+
+
+def _card_rows(report: Report, states: Sequence[CardState], indent: str) -> list[str]:
+    rows = []
+    for s in states:
+        reasons = report.reasons_of(s)
+        extra = " ".join(reasons) if reasons else ""
+        rows.append((s.card_id, _label(s.status), s.operation_status, extra))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return [
+        f"{indent}{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip()
+        for a, b, c, d in rows
+    ]
+
+
+def _totals_lines(totals: Totals) -> list[str]:
+    sources = totals.sources
+    where = sources[0] if len(sources) == 1 else counted(len(sources), "source")
+    lines = [
+        f"Read {counted(totals.lines, 'line')} from {where}:"
+        f" {counted(totals.bodies, 'body', 'bodies')}, {counted(totals.operations, 'operation')}.",
+        f"Folded {counted(totals.folded, 'PRODUCE operation')} into"
+        f" {counted(totals.cards, 'card')}; passed over {_n(totals.passed_over)} of other types.",
+    ]
+    if totals.rejected:
+        lines.append(
+            f"Rejected {counted(totals.rejected_bodies, 'body', 'bodies')} and"
+            f" {counted(totals.rejected_operations, 'operation')} (listed on stderr)."
+        )
+    else:
+        lines.append("Rejected nothing.")
+    if totals.unreadable:
+        lines.append(f"Could not read: {', '.join(totals.unreadable)}.")
+    return lines
+
+
+def write_views(report: Report, out: BinaryIO) -> None:
+    """The whole view of each card watched with ``--card``: every field, every event."""
+    blocks = [_view(report, state) for state in report.cards]
+    out.write("\n\n".join("\n".join(b) for b in blocks).encode() + b"\n")
+
+
+def _view(report: Report, state: CardState) -> list[str]:
+    obj = card_object(state)
+    lifecycle = report.lifecycle
+    lines = [f"Card {state.card_id}"]
+    rows: list[tuple[str, str]] = []
+    for key, value in obj.items():
+        if key == "cardId" or value in (None, []):
+            continue
+        if key == "shipment":
+            continue
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if key == "status" and state.status in lifecycle.statuses:
+            shown += f"  ({lifecycle.describe(state.status)})"
+        rows.append((key, shown))
+    if not state.anomalies:
+        rows.append(("anomalies", "none"))
+    if not state.gaps and state.observed:
+        rows.append(("gaps", "none"))
+    shipment = obj.get("shipment")
+    if isinstance(shipment, dict):
+        rows += [(f"shipment.{k}", str(v)) for k, v in _flatten(shipment)]
+    reasons = report.reasons_of(state)
+    if reasons is not None and report.now is not None:
+        rows.append(
+            (
+                "reconcile",
+                f"{' '.join(reasons) or 'none'} (as of {_wire_time(report.now)})",
+            )
+        )
+    width = max(len(k) for k, _ in rows)
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    history = report.histories.get(state.card_id)
+    if history is not None and history.events:
+        events = sorted(history.events.values(), key=lambda e: _event_order(e.op, lifecycle))
+        delivered = sum(e.deliveries for e in events)
+        lines += ["", f"  Events ({_n(len(events))} distinct, {_n(delivered)} delivered):"]
+        table = []
+        for e in events:
+            op = e.op
+            status = op.details.status if op.details is not None else None
+            kind = status or "(no status)" if op.operation == "PRODUCE" else op.operation
+            times = "" if e.deliveries == 1 else f"x{e.deliveries}"
+            table.append(
+                (_wire_time(op.start_time), op.operation_id, kind, op.status, times, e.where)
+            )
+        widths = [max(len(r[i]) for r in table) for i in range(5)]
+        lines += [
+            "    "
+            + "  ".join(f"{c:<{w}}" for c, w in zip(r[:5], widths, strict=True))
+            + "  "
+            + r[5]
+            for r in table
+        ]
+    return lines
+
+
+def _flatten(obj: Mapping[str, object], prefix: str = "") -> Iterator[tuple[str, object]]:
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _event_order(op: Operation, lifecycle: Lifecycle) -> tuple[datetime, str, int, str, datetime]:
+    status = op.details.status if op.details is not None else None
+    shipment = op.details.shipment if op.details is not None else None
+    updated = shipment.last_updated_at if shipment is not None else None
+    rank = lifecycle.ranks.get(status, -1) if status else -2
+    return (op.start_time, op.operation_id, rank, op.status, updated or op.start_time)
