@@ -21,8 +21,8 @@ import msgspec
 from transitions import Machine
 
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
-from ._state import CardState, apply
-from ._wire import PRODUCE, Body, Operation, Reject, decode_lenient
+from ._state import CardState, _Summary, _tables, _utc
+from ._wire import PRODUCE, Body, Operation, Reject, _fast_operations, decode_lenient
 
 __all__ = ["Change", "ChangeKind", "Ingested", "Tracker"]
 
@@ -40,6 +40,11 @@ class ChangeKind(enum.StrEnum):
     REVISED = "REVISED"
     """Other reported facts of the current operation (a late lower status filling a
     gap, a field, an anomaly); the current status did not move."""
+
+
+_STATUS: Final = ChangeKind.STATUS.value
+_SHIPMENT: Final = ChangeKind.SHIPMENT.value
+_REVISED: Final = ChangeKind.REVISED.value
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +86,13 @@ class Tracker(Mapping[str, CardState]):
         states: Mapping[str, CardState] | None = None,
     ) -> None:
         self._lifecycle = lifecycle
+        self._tables = _tables(lifecycle)
         self._states: dict[str, CardState] = dict(states or {})
+        # The join in progress per card, beside its state: an event is joined into the
+        # summary, which says whether anything changed, so that a duplicate or a stale
+        # event costs neither a thaw nor a freeze. A restored state is thawed when its
+        # card is next heard of.
+        self._summaries: dict[str, _Summary] = {}
         self._reactions = reactions
         self._machine: Machine | None = None
         if reactions is not None:
@@ -111,17 +122,22 @@ class Tracker(Mapping[str, CardState]):
         Never raises on bad input: the operations that do not decode come back in
         ``rejects``, verbatim, and cost nothing to the others.
         """
-        decoded = decode_lenient(body)
+        operations = _fast_operations(body)
+        rejects: list[Reject] = []
+        if operations is None:
+            decoded = decode_lenient(body)
+            operations, rejects = decoded.operations, decoded.rejects
         changes: list[Change] = []
         passed_over = 0
-        for op in decoded.operations:
+        apply = self.apply
+        for op in operations:
             if op.operation != PRODUCE:
                 passed_over += 1
                 continue
-            change = self.apply(op)
+            change = apply(op)
             if change is not None:
                 changes.append(change)
-        return Ingested(changes=changes, rejects=decoded.rejects, passed_over=passed_over)
+        return Ingested(changes=changes, rejects=rejects, passed_over=passed_over)
 
     def ingest_operations(self, ops: Iterable[Operation]) -> list[Change]:
         """Apply decoded operations; operations of other types are passed over."""
@@ -136,33 +152,54 @@ class Tracker(Mapping[str, CardState]):
         """Apply one operation; the change it caused, or None (duplicate, stale, not PRODUCE)."""
         if op.operation != PRODUCE:
             return None
-        old = self._states.get(op.card_id)
-        new = apply(old, op, lifecycle=self._lifecycle)
-        if new == old:
+        card_id = op.card_id
+        tables = self._tables
+        summary = self._summaries.get(card_id)
+        if summary is None:
+            restored = self._states.get(card_id)
+            if restored is None:
+                summary = _Summary.empty(card_id, _utc(op.start_time), op.operation_id)
+            else:
+                summary = _Summary.thaw(restored, tables)
+            self._summaries[card_id] = summary
+        # The summary says whether the event changed anything (a summary changes only
+        # when one of its joins rises, and then so does the state): a duplicate or a
+        # dominated event costs no state at all.
+        if not summary.add(op, tables):
             return None
-        self._states[op.card_id] = new
-        if old is not None and (op.start_time, op.operation_id) < new.current_operation:
-            return None  # an older operation's event: kept in operation_ids, not a change
+        old = self._states.get(card_id)
+        new = self._states[card_id] = summary.freeze(tables)
+        if old is not None and (
+            op.operation_id != new.operation_id or op.start_time != new.start_time
+        ):
+            # Joined, the event is not of the current operation: it is of an older one,
+            # kept in operation_ids, and not a change.
+            return None
         change = self._change(old, new)
         if self._machine is not None:
             self._react(change)
         return change
 
     def _change(self, old: CardState | None, new: CardState) -> Change:
-        same_operation = old is not None and old.current_operation == new.current_operation
+        same_operation = (
+            old is not None
+            and old.start_time == new.start_time
+            and old.operation_id == new.operation_id
+        )
         previous = old.status if same_operation and old is not None else None
-        if not same_operation or previous != new.status:
-            kind = ChangeKind.STATUS
-        elif old is not None and old.shipment != new.shipment:
-            kind = ChangeKind.SHIPMENT
-        else:
-            kind = ChangeKind.REVISED
         skipped: tuple[str, ...] = ()
-        if kind is ChangeKind.STATUS and new.gaps:
-            floor = self._lifecycle.rank(previous) if previous is not None else -1
-            skipped = tuple(s for s in new.gaps if self._lifecycle.rank(s) > floor)
+        if not same_operation or previous != new.status:
+            kind = _STATUS
+            if new.gaps:
+                ranks = self._tables.ranks
+                floor = ranks.get(previous, -1) if previous is not None else -1
+                skipped = tuple(s for s in new.gaps if ranks[s] > floor)
+        elif old is not None and old.shipment != new.shipment:
+            kind = _SHIPMENT
+        else:
+            kind = _REVISED
         return Change(
-            kind=kind.value,
+            kind=kind,
             card_id=new.card_id,
             operation_id=new.operation_id,
             status=new.status,

@@ -1,0 +1,132 @@
+"""Decoding plus folding a realistic stream, against bare msgspec decoding of the same bytes.
+
+Every contender streams: it takes one body at a time from the same bytes and keeps
+no event. The floor is msgspec alone, decoding each body into Structs and dropping
+them, consumed in C (``deque(maxlen=0)``) so that no Python loop is counted:
+
+- *same Structs*: cardflow's own wire model (the same fields and the same checks);
+- *plain Structs*: a copy without the ``operationId`` pattern and the required
+  offsets (``benchmarks/_plain.py``), what msgspec costs with no check at all.
+
+The contender is what a user writes: ``fold(chain.from_iterable(map(decode, bodies)))``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+from typing import Final
+
+import msgspec
+
+import cardflow
+
+from . import _plain
+from ._data import Dataset
+from ._timing import Result, median, ratio, rounds, us
+
+TARGET: Final = 0.30
+"""decode + fold reaches at least this share of bare msgspec's throughput."""
+FLAT: Final = 1.25
+"""Per-event cost at any size at most this many times the smallest size's."""
+
+
+class _SameBody(msgspec.Struct, gc=False):
+    operations: list[cardflow.Operation]
+
+
+_same: Final = msgspec.json.Decoder(_SameBody)
+_plain_decoder: Final = msgspec.json.Decoder(_plain.Body)
+
+
+def bare_same(data: Dataset) -> None:
+    collections.deque(map(_same.decode, data.stream()), maxlen=0)
+
+
+def bare_plain(data: Dataset) -> None:
+    collections.deque(map(_plain_decoder.decode, data.stream()), maxlen=0)
+
+
+def decode_fold(data: Dataset) -> cardflow.Folded:
+    return cardflow.fold(itertools.chain.from_iterable(map(cardflow.decode, data.stream())))
+
+
+def rounds_for(events: int) -> int:
+    """Enough rounds for a stable median, within the time a size deserves."""
+    if events <= 20_000:
+        return 15
+    if events <= 200_000:
+        return 7
+    if events <= 2_000_000:
+        return 3
+    return 1
+
+
+def run(datasets: list[Dataset]) -> list[Result]:
+    results: list[Result] = []
+    normalized: dict[str, float] = {}
+    for data in datasets:
+        times = rounds(
+            {
+                "same": functools.partial(bare_same, data),
+                "plain": functools.partial(bare_plain, data),
+                "fold": functools.partial(decode_fold, data),
+            },
+            rounds_for(data.events),
+        )
+        n = data.events
+        mb = data.size / 1e6
+        same, plain, fold = (median(times[k]) for k in ("same", "plain", "fold"))
+        vs_same = ratio(times["same"], times["fold"])
+        vs_plain = ratio(times["plain"], times["fold"])
+        normalized[data.name] = 1 / vs_same
+        size = f"{data.name} ({n:,} events)"
+        results += [
+            Result(
+                "throughput",
+                "bare msgspec, same Structs",
+                size,
+                f"{us(same, n)}/event, {mb / same:.0f} MB/s",
+            ),
+            Result(
+                "throughput",
+                "bare msgspec, plain Structs",
+                size,
+                f"{us(plain, n)}/event, {mb / plain:.0f} MB/s",
+            ),
+            Result(
+                "throughput",
+                "decode + fold, share of bare (same Structs)",
+                size,
+                f"{us(fold, n)}/event, {n / fold / 1e6:.2f} M events/s",
+                vs_same,
+                f">= {TARGET:.2f}",
+                vs_same >= TARGET,
+            ),
+            Result(
+                "throughput",
+                "decode + fold, share of bare (plain Structs)",
+                size,
+                "",
+                vs_plain,
+                f">= {TARGET:.2f}",
+                vs_plain >= TARGET,
+            ),
+        ]
+    if len(datasets) > 1:
+        first = datasets[0].name
+        for data in datasets[1:]:
+            growth = normalized[data.name] / normalized[first]
+            results.append(
+                Result(
+                    "throughput",
+                    f"cost per event (relative to bare) vs {first}",
+                    data.name,
+                    "",
+                    growth,
+                    f"<= {FLAT:.2f} (flat)",
+                    growth <= FLAT,
+                )
+            )
+    return results
