@@ -1,10 +1,26 @@
 """cardflow.testing: realistic D1 traffic and checks for code that consumes it.
 
-Hypothesis strategies that generate true card histories (walks on a lifecycle),
-their at-least-once delivery and the state a correct consumer must reach, plus
-``check_handler``, a conformance check to point at your own webhook handler.
-Needs Hypothesis (``pip install 'cardflow[testing]'``).
+For testing your own D1 consumer (a webhook service, a reconciliation job):
+
+- :func:`check_handler` drives fresh instances of your handler with generated
+  at-least-once deliveries and fails with a minimal delivery when it goes wrong;
+- :class:`HandlerStateMachine` is a Hypothesis state machine to subclass, which
+  delivers, duplicates, reorders, loses and reconciles one step at a time;
+- the strategies (:func:`histories`, :func:`deliveries`, :func:`traffic`, ...)
+  generate true card histories, their delivery and the oracle's expected states;
+- :func:`edge_coverage` reports which lifecycle edges some histories exercised.
+
+``docs/testing-guide.md`` walks through it. The strategies and checks need
+Hypothesis (``pip install 'cardflow[testing]'``); they are imported on first use,
+so that importing this package (as pytest does for the plugin) costs nothing.
+The model and the oracle (:class:`Plan`, :func:`render`, :func:`expected_state`)
+and the coverage report work without it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from .._model import (
     CardHistory,
@@ -16,34 +32,97 @@ from .._model import (
     must_pass,
     render,
 )
-from ._strategies import (
-    Delivery,
-    Traffic,
-    card_ids,
-    deliveries,
-    histories,
-    operation_ids,
-    plans,
-    traffic,
-    walks,
-)
+from ._coverage import Coverage, edge_coverage
+
+if TYPE_CHECKING:
+    from ._check import Compare, Handler, HandlerMismatchError, check_handler
+    from ._stateful import HandlerStateMachine
+    from ._strategies import (
+        Delivery,
+        Traffic,
+        card_ids,
+        checkpoints,
+        deliveries,
+        describe_bodies,
+        details,
+        histories,
+        operation_ids,
+        operations,
+        plans,
+        shipments,
+        traffic,
+        walks,
+    )
 
 __all__ = [
     "CardHistory",
+    "Compare",
+    "Coverage",
     "Delivery",
     "Expected",
+    "Handler",
+    "HandlerMismatchError",
+    "HandlerStateMachine",
     "History",
     "Plan",
     "Traffic",
     "TrueOperation",
     "card_ids",
+    "check_handler",
+    "checkpoints",
     "deliveries",
+    "describe_bodies",
+    "details",
+    "edge_coverage",
     "expected_state",
     "histories",
     "must_pass",
     "operation_ids",
+    "operations",
     "plans",
     "render",
+    "shipments",
     "traffic",
     "walks",
 ]
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("Compare", "Handler", "HandlerMismatchError", "check_handler"), "_check"),
+    "HandlerStateMachine": "_stateful",
+    **dict.fromkeys(
+        (
+            "Delivery",
+            "Traffic",
+            "card_ids",
+            "checkpoints",
+            "deliveries",
+            "describe_bodies",
+            "details",
+            "histories",
+            "operation_ids",
+            "operations",
+            "plans",
+            "shipments",
+            "traffic",
+            "walks",
+        ),
+        "_strategies",
+    ),
+}
+"""The names that need Hypothesis, and the private module each comes from."""
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Import a Hypothesis-based name on first use (PEP 562), then keep it here."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
