@@ -28,6 +28,7 @@ PUBLIC: Final = [
     "Details",
     "Edge",
     "Folded",
+    "Folder",
     "Ingested",
     "InvalidNotification",
     "Lifecycle",

@@ -254,3 +254,18 @@ def test_shipped_outranks_a_contradicting_cancel() -> None:
 
 def test_new_top_level_status_values_are_not_anomalies() -> None:
     assert state_of(produce("CARD_PROD_REQUESTED", op_status="QUEUED")).anomalies == ()
+
+
+def test_no_input_is_remembered_beyond_its_fold() -> None:
+    """The lifecycle's tables never change: sharing lives in one fold (or tracker)."""
+    from cardflow._state import _tables
+
+    tables = _tables(cardflow.D1_LIFECYCLE)
+    before = (dict(tables.shared), dict(tables.summaries), dict(tables.by_mask))
+    site = "A site no lifecycle names"
+    op = produce("DATA_PREPARED", details={"production_site": site, "reason": "r"})
+    state = only(fold([op]))
+    cardflow.merge(state, cardflow.apply(state, produce("CARD_PROD_READY")))
+    cardflow.Tracker().ingest(cardflow.encode([op]))
+    assert state.production_site == site
+    assert (dict(tables.shared), dict(tables.summaries), dict(tables.by_mask)) == before

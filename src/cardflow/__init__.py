@@ -13,7 +13,7 @@ from ._errors import (
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
 from ._reconcile import ReconcileReason, last_heard, needs_reconcile
-from ._state import Anomaly, CardState, Folded, apply, fold, merge, state_of
+from ._state import Anomaly, CardState, Folded, Folder, apply, fold, merge, state_of
 from ._tracker import Change, ChangeKind, Ingested, Tracker
 from ._version import __version__
 from ._wire import (
@@ -46,6 +46,7 @@ __all__ = [
     "Details",
     "Edge",
     "Folded",
+    "Folder",
     "Ingested",
     "InvalidNotification",
     "Lifecycle",

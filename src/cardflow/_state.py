@@ -22,8 +22,9 @@ of holding its own copy.
 
 from __future__ import annotations
 
+import copy
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Final, NamedTuple, cast
 
@@ -37,6 +38,7 @@ __all__ = [
     "Anomaly",
     "CardState",
     "Folded",
+    "Folder",
     "apply",
     "fold",
     "merge",
@@ -84,6 +86,9 @@ _NO_DETAILS: Final = Details()
 _OPERATION_STATUSES: Final = frozenset(s.value for s in OperationStatus)
 _SHARED_LIMIT: Final = 1 << 14
 """At most this many distinct values are shared per lifecycle and kind (``_Shared``)."""
+_EAGER_STATUSES: Final = 12
+"""Lifecycles up to this many statuses get every bit set's derived values up front
+(4,096 at most), so that their tables never change after they are built."""
 _msgpack: Final = msgspec.msgpack.Encoder()
 
 
@@ -172,20 +177,23 @@ class _Shared(dict[Any, Any]):
     held, or ``value`` itself, now remembered. A hit is a dict lookup in C; only a value
     not seen before runs Python (``__missing__``).
 
-    Bounded: past ``_SHARED_LIMIT`` distinct values, a new one is returned but not
-    remembered, so that no input can grow it without limit. Only values of exactly the
-    ``kinds`` types are remembered (an Enum member keeps its own type); ``None`` maps to
-    itself.
+    Bounded: past ``limit`` distinct values, a new one is returned but not remembered,
+    so that no input can grow it without limit (with a limit of 0 it never grows). Only
+    values of exactly the ``kinds`` types are remembered (an Enum member keeps its own
+    type); ``None`` maps to itself.
     """
 
-    __slots__ = ("kinds",)
+    __slots__ = ("kinds", "limit")
 
-    def __init__(self, kinds: tuple[type, ...], values: Iterable[object] = ()) -> None:
+    def __init__(
+        self, kinds: tuple[type, ...], values: Iterable[object] = (), limit: int = _SHARED_LIMIT
+    ) -> None:
         super().__init__((v, v) for v in (None, *values))
         self.kinds = kinds
+        self.limit = limit
 
     def __missing__(self, value: object) -> object:
-        if type(value) in self.kinds and len(self) < _SHARED_LIMIT:
+        if type(value) in self.kinds and len(self) < self.limit:
             self[value] = value
         return value
 
@@ -197,6 +205,11 @@ class _Tables:
     tuples per bit set of observed statuses, the anomaly tuples, the ``_summary``
     tuples, and the strings and dates that repeat (``shared``). Sharing changes which
     object a state holds, never its value, so it is invisible but for memory.
+
+    The tables of a lifecycle (``_tables``) are built once and never change: their
+    ``shared`` values are the lifecycle's own strings. A fold, a ``Folder`` or a
+    ``Tracker`` works on a ``session()``, which shares the values of its own input
+    too and is dropped with it: no input is remembered beyond its fold.
     """
 
     __slots__ = (
@@ -231,8 +244,18 @@ class _Tables:
             tuple(sorted(code.value for bit, code in _ANOMALY_BITS if bits & bit))
             for bits in range(_ALL_ANOMALY_BITS + 1)
         )
-        self.summaries = _Shared((tuple,), (_NO_SUMMARY,))
-        self.shared = _Shared((str, date), (*self.statuses, *_OPERATION_STATUSES))
+        self.summaries = _Shared((tuple,), (_NO_SUMMARY,), limit=0)
+        self.shared = _Shared((str, date), (*self.statuses, *_OPERATION_STATUSES), limit=0)
+        if len(self.statuses) <= _EAGER_STATUSES:
+            for mask in range(1 << len(self.statuses)):
+                self.derive(mask)
+
+    def session(self) -> _Tables:
+        """These tables, sharing the repeating values of one fold's input as well."""
+        fresh = copy.copy(self)
+        fresh.summaries = _Shared((tuple,), self.summaries)
+        fresh.shared = _Shared((str, date), self.shared)
+        return fresh
 
     def derive(self, mask: int) -> _Derived:
         """What ``mask`` implies: observed in precedence order, gaps, conflict."""
@@ -731,13 +754,93 @@ def merge(a: CardState, b: CardState, *, lifecycle: Lifecycle = D1_LIFECYCLE) ->
     return summary.freeze(tables)
 
 
-def _freeze_all(summaries: dict[str, _Summary], tables: _Tables) -> dict[str, CardState]:
-    """Freeze every summary in place, so that each one is released as soon as its state
-    exists: the fold never holds both for every card, and the states reuse the memory."""
-    states = cast("dict[str, Any]", summaries)
-    for card_id, summary in summaries.items():
-        states[card_id] = summary.freeze(tables)
-    return states
+class Folder(Mapping[str, CardState]):
+    """A fold in progress: ``add`` events in any order, read states by card id at any time.
+
+    ``fold(ops)`` is ``Folder(ops)`` read once at the end; a reader that decodes a log
+    line by line, reports what it rejects and shows progress hands events over as it
+    goes, and may read a card's state before the end. Memory grows with the number of
+    cards, never with the number of events. A read-only mapping from card id to
+    :class:`CardState`: each lookup freezes the card's summary into a new state, so
+    read once and keep the value. Operations of other types are passed over and
+    counted in ``passed_over``.
+    """
+
+    __slots__ = ("_summaries", "_tables", "passed_over")
+
+    def __init__(
+        self, ops: Iterable[Operation] = (), *, lifecycle: Lifecycle = D1_LIFECYCLE
+    ) -> None:
+        self._tables = _tables(lifecycle).session()
+        self._summaries: dict[str, _Summary] = {}
+        self.passed_over = 0
+        self.update(ops)
+
+    def add(self, op: Operation) -> bool:
+        """Fold one event in; False when it was passed over (not a PRODUCE operation)."""
+        if op.operation != PRODUCE:
+            self.passed_over += 1
+            return False
+        summary = self._summaries.get(op.card_id)
+        if summary is None:
+            card_id = op.card_id
+            summary = self._summaries[card_id] = _Summary(
+                card_id, _utc(op.start_time), op.operation_id
+            )
+        summary.add(op, self._tables)
+        return True
+
+    def update(self, ops: Iterable[Operation]) -> None:
+        """Fold several events in; a stream is consumed one event at a time.
+
+        ``add`` in a loop, written out: this is the loop every fold runs.
+        """
+        tables = self._tables
+        summaries = self._summaries
+        get = summaries.get
+        passed_over = 0
+        for op in ops:
+            if op.operation != PRODUCE:
+                passed_over += 1
+                continue
+            summary = get(op.card_id)
+            if summary is None:
+                card_id = op.card_id
+                summary = summaries[card_id] = _Summary(
+                    card_id, _utc(op.start_time), op.operation_id
+                )
+            summary.add(op, tables)
+        self.passed_over += passed_over
+
+    def __getitem__(self, card_id: str) -> CardState:
+        return self._summaries[card_id].freeze(self._tables)
+
+    def __contains__(self, card_id: object) -> bool:
+        return card_id in self._summaries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._summaries)
+
+    def __len__(self) -> int:
+        return len(self._summaries)
+
+    def states(self) -> Folded:
+        """Every card's state now, as ``fold`` returns them (the folder stays usable)."""
+        tables = self._tables
+        return Folded(
+            {card_id: s.freeze(tables) for card_id, s in self._summaries.items()},
+            self.passed_over,
+        )
+
+    def _finish(self) -> Folded:
+        """Every card's state, freezing each summary in place, so that each one is
+        released as soon as its state exists: the fold never holds both for every card,
+        and the states reuse the memory. The folder is empty afterwards."""
+        summaries, self._summaries = self._summaries, {}
+        states = cast("dict[str, Any]", summaries)
+        for card_id, summary in summaries.items():
+            states[card_id] = summary.freeze(self._tables)
+        return Folded(states, self.passed_over)
 
 
 def fold(ops: Iterable[Operation], *, lifecycle: Lifecycle = D1_LIFECYCLE) -> Folded:
@@ -746,17 +849,4 @@ def fold(ops: Iterable[Operation], *, lifecycle: Lifecycle = D1_LIFECYCLE) -> Fo
     Operations of other types are passed over and counted (``Folded.passed_over``).
     Streams: give it an iterator and it keeps one summary per card, never the events.
     """
-    tables = _tables(lifecycle)
-    summaries: dict[str, _Summary] = {}
-    passed_over = 0
-    get = summaries.get
-    for op in ops:
-        if op.operation != PRODUCE:
-            passed_over += 1
-            continue
-        summary = get(op.card_id)
-        if summary is None:
-            card_id = op.card_id
-            summary = summaries[card_id] = _Summary(card_id, _utc(op.start_time), op.operation_id)
-        summary.add(op, tables)
-    return Folded(_freeze_all(summaries, tables), passed_over)
+    return Folder(ops, lifecycle=lifecycle)._finish()

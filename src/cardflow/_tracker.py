@@ -86,7 +86,7 @@ class Tracker(Mapping[str, CardState]):
         states: Mapping[str, CardState] | None = None,
     ) -> None:
         self._lifecycle = lifecycle
-        self._tables = _tables(lifecycle)
+        self._tables = _tables(lifecycle).session()
         self._states: dict[str, CardState] = dict(states or {})
         # The join in progress per card, beside its state: an event is joined into the
         # summary, which says whether anything changed, so that a duplicate or a stale

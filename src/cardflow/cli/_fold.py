@@ -1,7 +1,7 @@
 """``cardflow fold``: read D1 bodies as a stream, fold them per card, report.
 
 Bodies are decoded one at a time and their operations folded at once into a
-:class:`~cardflow._folder.Folder`, so memory grows with the number of cards, never
+:class:`cardflow.Folder`, so memory grows with the number of cards, never
 with the number of events. Every rejected body or operation is reported on stderr
 (file, line, JSON path, reason) and, with ``--rejects``, written out verbatim; the
 good operations beside it are folded all the same.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import BinaryIO
 
-from .._folder import Folder
+from .. import Folder
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint

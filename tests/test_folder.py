@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 
-from cardflow import CardState, Operation, apply, decode_lenient, fold
-from cardflow._folder import Folder
+from cardflow import CardState, Folder, Operation, apply, decode_lenient, fold
 from cardflow.testing import Traffic, traffic
 
 
