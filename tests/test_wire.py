@@ -634,7 +634,7 @@ UNREADABLE: Final = [
     pytest.param(b"[1, 2]", id="not-object"),
     pytest.param(b"\x80abc", id="not-utf8"),
     pytest.param(b'{"operations": []} {}', id="two-values"),
-    pytest.param(b'{"operations": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", id="deep"),
+    pytest.param(b"[" * 50_000 + b"]" * 50_000, id="deep"),
 ]
 
 
@@ -1042,3 +1042,24 @@ def test_encode_writes_d1_spelling() -> None:
 def test_raw_json_helper_reaches_the_decoder_verbatim() -> None:
     # Guards the mutation strategy itself: spliced text must not be re-escaped.
     assert dump({"a": RawJSON(b"\xff")}) == b'{"a":\xff}'
+
+
+def test_deep_nesting_outside_the_operations_costs_nothing() -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+    body = b'{"x": ' + deep + b', "operations": [' + dump(op_dict()) + b"]}"
+    result = cardflow.decode_lenient(body)
+    assert (len(result.operations), result.rejects) == (1, [])
+
+
+def test_deep_nesting_in_one_operation_costs_only_that_operation() -> None:
+    """msgspec parses recursively; the slow path finds the operations without recursion."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    good = dump(op_dict())
+    body = b'{"operations": [' + good + b', {"x": ' + deep + b"}, " + good + b"]}"
+    result = cardflow.decode_lenient(body)
+    assert len(result.operations) == 2
+    assert [(r.index, r.path) for r in result.rejects] == [(1, "$.operations[1]")]
+    assert result.rejects[0].raw == b'{"x": ' + deep + b"}"
+    with pytest.raises(InvalidNotification) as caught:
+        cardflow.decode(body)
+    assert caught.value.path == "$.operations[1]"

@@ -14,13 +14,14 @@ keep the good operations beside a bad one (``decode_lenient``), and to decode th
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
 
 from ._errors import InvalidNotification
+from ._jsonscan import operation_spans
 
 __all__ = [
     "PRODUCE",
@@ -273,16 +274,23 @@ def _decode_slow(body: object) -> Decoded:
             operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")]
         )
     raw_body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    items: Sequence[msgspec.Raw | bytes]
     try:
-        envelope = _raw_body_decoder.decode(body)
+        items = _raw_body_decoder.decode(body).operations
     except _DECODE_ERRORS as exc:
-        reason, path = _split_error(exc)
-        return Decoded(
-            operations=[], rejects=[Reject(index=None, path=path, reason=reason, raw=raw_body)]
-        )
+        spans = operation_spans(raw_body) if isinstance(exc, RecursionError) else None
+        if spans is None:
+            reason, path = _split_error(exc)
+            return Decoded(
+                operations=[],
+                rejects=[Reject(index=None, path=path, reason=reason, raw=raw_body)],
+            )
+        # Nested too deeply for msgspec somewhere: find the operations without
+        # recursion and decode each alone, so that the deep one costs only itself.
+        items = [raw_body[start:end] for start, end in spans]
     operations: list[Operation] = []
     rejects: list[Reject] = []
-    for index, raw in enumerate(envelope.operations):
+    for index, raw in enumerate(items):
         error: BaseException
         try:
             operations.append(_operation_decoder.decode(raw))
