@@ -60,6 +60,13 @@ def mermaid(lifecycle: Lifecycle = D1_LIFECYCLE) -> str:
     return "\n".join(lines) + "\n"
 
 
+_D1_TRAITS_BASIS = (
+    " The seed examples show PENDING before completion, FAILED (with errorCode and error)"
+    " with `DATA_EXCEPTION`, SUCCESSFUL (with endTime and shipment) with `CARD_SHIPPED`, and"
+    " dueDate and productionSite from `DATA_PREPARED` on; the other traits are our reading."
+)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -100,6 +107,25 @@ def state_diagram_markdown(lifecycle: Lifecycle = D1_LIFECYCLE) -> str:
             f"| {lifecycle.rank(status)} | `{status}` | {_cell(lifecycle.describe(status))}"
             f" | {final} | {_cell(lifecycle.source(status))} |"
         )
+    out += [
+        "",
+        "## Traits",
+        "",
+        "Tags on the states of the definition (transitions' `Tags`): the top-level"
+        " statuses D1 may send with each status (any other is reported as the anomaly"
+        " `OPERATION_STATUS_MISMATCH`), whether it means production succeeded, and the"
+        " fields its events carry (the test harness renders notifications from these)."
+        + _D1_TRAITS_BASIS
+        * (lifecycle is D1_LIFECYCLE),
+        "",
+        "| Status | Top-level status | Success | Carries |",
+        "| --- | --- | :---: | --- |",
+    ]
+    for status in lifecycle.statuses:
+        allowed = sorted(lifecycle.operation_statuses(status))
+        success = "yes" if lifecycle.is_success(status) else ""
+        carries = ", ".join(sorted(lifecycle.carries(status)))
+        out.append(f"| `{status}` | {', '.join(allowed)} | {success} | {carries} |")
     out += [
         "",
         "## Edges",
