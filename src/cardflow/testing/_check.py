@@ -102,6 +102,27 @@ class HandlerMismatchError(CardflowError, AssertionError):
         self._delivered = frozenset(delivered)
         super().__init__(self._message())
 
+    @classmethod
+    def handle_raised(
+        cls,
+        exc: BaseException,
+        *,
+        bodies: Sequence[bytes],
+        history: History,
+        delivered: Collection[Operation],
+    ) -> HandlerMismatchError:
+        """The error for a handler whose ``handle(body)`` raised ``exc``."""
+        return cls(
+            what="handle",
+            card_id=None,
+            expected=None,
+            actual=f"{type(exc).__name__}: {exc}",
+            bodies=bodies,
+            history=history,
+            delivered=delivered,
+            raised=True,
+        )
+
     def _message(self) -> str:
         where = f"after body {len(self.bodies)}"
         if self.raised:
@@ -214,15 +235,8 @@ def drive(handler: Any, case: Traffic, compare: Compare | None = None) -> None:
         try:
             handler.handle(body)
         except Exception as exc:
-            raise HandlerMismatchError(
-                what="handle",
-                card_id=None,
-                expected=None,
-                actual=f"{type(exc).__name__}: {exc}",
-                bodies=bodies,
-                history=history,
-                delivered=arrived,
-                raised=True,
+            raise HandlerMismatchError.handle_raised(
+                exc, bodies=bodies, history=history, delivered=arrived
             ) from exc
         for card_id, expected in case.expected_after(count).items():
             try:

@@ -142,15 +142,8 @@ class HandlerStateMachine(RuleBasedStateMachine):
         try:
             self.handle(body)
         except Exception as exc:
-            raise HandlerMismatchError(
-                what="handle",
-                card_id=None,
-                expected=None,
-                actual=f"{type(exc).__name__}: {exc}",
-                bodies=self.bodies,
-                history=self._history(),
-                delivered=self.delivered,
-                raised=True,
+            raise HandlerMismatchError.handle_raised(
+                exc, bodies=self.bodies, history=self._history(), delivered=self.delivered
             ) from exc
 
     def _history(self) -> History:
