@@ -4,12 +4,14 @@ Everything public is re-exported here from private modules; ``__all__`` is the A
 The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
+from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state
 from ._errors import (
     CardflowError,
     CardMismatchError,
     InvalidNotification,
     LifecycleError,
     NotProduceError,
+    StateFormatError,
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
 from ._reconcile import ReconcileReason, last_heard, needs_reconcile
@@ -34,6 +36,7 @@ from ._wire import (
 __all__ = [
     "D1_LIFECYCLE",
     "PRODUCE",
+    "STATE_FORMAT_VERSION",
     "STATUS_MEANINGS",
     "Anomaly",
     "CardMismatchError",
@@ -58,12 +61,15 @@ __all__ = [
     "ReconcileReason",
     "Reject",
     "Shipment",
+    "StateFormatError",
     "Tracker",
     "__version__",
     "apply",
     "decode",
     "decode_lenient",
+    "decode_state",
     "encode",
+    "encode_state",
     "fingerprint",
     "fold",
     "last_heard",

@@ -5,7 +5,9 @@
     │                                and the file and line when an adapter knows them
     ├── LifecycleError               a lifecycle definition that cannot be right (also a ValueError)
     ├── CardMismatchError            merging the states of two different cards (also a ValueError)
-    └── NotProduceError              a non-PRODUCE operation where a card state must be made
+    ├── NotProduceError              a non-PRODUCE operation where a card state must be made
+    └── StateFormatError             bytes that are not a state in a format this version reads
+                                     (also a ValueError)
 
 Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
 never raised: they are data, reported on the card's state.
@@ -19,6 +21,7 @@ __all__ = [
     "InvalidNotification",
     "LifecycleError",
     "NotProduceError",
+    "StateFormatError",
 ]
 
 
@@ -75,3 +78,7 @@ class CardMismatchError(CardflowError, ValueError):
 
 class NotProduceError(CardflowError, ValueError):
     """An operation of another type where only a PRODUCE event can make a card state."""
+
+
+class StateFormatError(CardflowError, ValueError):
+    """Bytes that ``decode_state`` cannot read: not a state, corrupt, or from a later version."""

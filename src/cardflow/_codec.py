@@ -1,0 +1,69 @@
+"""The state format: ``encode_state`` and ``decode_state``, compact and versioned.
+
+A state travels between processes (``--jobs``, Dask) and lives in database rows
+(the store), so it needs a byte form that is small, fast, checked, and stable
+across releases. ``docs/state-format.md`` documents it:
+
+    b"CFS" | version (1 byte) | CRC-32 of the payload (4 bytes, big-endian) | payload
+
+The payload is msgpack: the :class:`CardState` as a map of its field names (the
+private summaries included: ``merge`` needs them), absent optional fields omitted,
+times as msgpack timestamps. A corrupt or truncated value, or one written by a
+later version, raises :class:`StateFormatError`; it never decodes into a wrong state.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Final
+
+import msgspec
+
+from ._errors import StateFormatError
+from ._state import CardState
+
+__all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state"]
+
+STATE_FORMAT_VERSION: Final = 1
+"""The version ``encode_state`` writes; ``decode_state`` reads it and every earlier one."""
+
+_MAGIC: Final = b"CFS"
+_HEADER: Final = len(_MAGIC) + 1 + 4
+_encoder: Final = msgspec.msgpack.Encoder()
+_decoder: Final = msgspec.msgpack.Decoder(CardState)
+
+
+def encode_state(state: CardState) -> bytes:
+    """The state as bytes in the current format (see ``docs/state-format.md``)."""
+    payload = _encoder.encode(state)
+    crc = zlib.crc32(payload)
+    return b"".join((_MAGIC, bytes((STATE_FORMAT_VERSION,)), crc.to_bytes(4, "big"), payload))
+
+
+def decode_state(data: bytes | bytearray | memoryview) -> CardState:
+    """The state that ``encode_state`` wrote, from this version or an earlier one.
+
+    Raises ``StateFormatError`` naming the fault for anything else: another kind of
+    data, a format from a later version, a checksum that does not match, a payload
+    that is not a state.
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    raw = bytes(view)
+    if len(raw) < _HEADER or raw[: len(_MAGIC)] != _MAGIC:
+        raise StateFormatError("not a cardflow state: the data does not start with b'CFS'")
+    version = raw[len(_MAGIC)]
+    if version > STATE_FORMAT_VERSION:
+        raise StateFormatError(
+            f"state format version {version} is newer than this cardflow reads"
+            f" (up to {STATE_FORMAT_VERSION}): upgrade cardflow to read it"
+        )
+    if version < 1:
+        raise StateFormatError(f"state format version {version} does not exist")
+    payload = raw[_HEADER:]
+    expected = int.from_bytes(raw[len(_MAGIC) + 1 : _HEADER], "big")
+    if zlib.crc32(payload) != expected:
+        raise StateFormatError("corrupt state: the checksum of its payload does not match")
+    try:
+        return _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise StateFormatError(f"corrupt state: {exc}") from None
