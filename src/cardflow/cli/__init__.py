@@ -1,4 +1,4 @@
-"""The ``cardflow`` command: ``fold``, ``simulate`` and ``diagram``.
+"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram`` and ``report``.
 
 An adapter at the edge: it reads files, stdin and the clock, and depends on the core
 (``import cardflow`` never imports it). Standard library only: ``argparse`` for the
@@ -20,6 +20,8 @@ from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._console import Console
 from ._fold import run_fold
+from ._report_cmd import add_parser as add_report_parser
+from ._report_cmd import run_report
 
 __all__ = ["main", "run"]
 
@@ -243,7 +245,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     diagram.add_argument(
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
-    return parser, {"fold": fold, "simulate": sim, "diagram": diagram}
+    report = add_report_parser(commands, _moment)
+    return parser, {"fold": fold, "simulate": sim, "diagram": diagram, "report": report}
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -283,10 +286,11 @@ def run(argv: Sequence[str], console: Console) -> int:
     parser, commands = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if args.command == "fold":
+        if args.command in ("fold", "report"):
             # PATHs may come after options too: parse the command's part again, intermixed.
-            rest = argv[argv.index("fold") + 1 :]
-            args = commands["fold"].parse_intermixed_args(rest, argparse.Namespace(command="fold"))
+            name = args.command
+            rest = argv[argv.index(name) + 1 :]
+            args = commands[name].parse_intermixed_args(rest, argparse.Namespace(command=name))
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error
@@ -295,6 +299,8 @@ def run(argv: Sequence[str], console: Console) -> int:
         return run_fold(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
+    if args.command == "report":
+        return run_report(args, console)
     return _diagram(args, console)
 
 

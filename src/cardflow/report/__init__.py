@@ -1,0 +1,38 @@
+"""The HTML report of a card fleet: one static, self-contained page for operations.
+
+An adapter over the public core: :func:`aggregate` counts any iterable of
+:class:`cardflow.CardState` (a fold, a store's cursor) at a given ``now`` into a small
+:class:`Fleet`; :func:`render` draws it as one HTML page whose charts are hand-written
+SVG and whose only script (sorting and filtering a table) is inline. It needs nothing
+beyond cardflow's own dependencies (the ``cardflow[report]`` extra is empty).
+"""
+
+from ._aggregate import (
+    LATE_BINS,
+    TOP,
+    Candidate,
+    CarrierRow,
+    Examples,
+    Fleet,
+    LateBin,
+    SiteRow,
+    Spread,
+    aggregate,
+    is_settled,
+)
+from ._render import render
+
+__all__ = [
+    "LATE_BINS",
+    "TOP",
+    "Candidate",
+    "CarrierRow",
+    "Examples",
+    "Fleet",
+    "LateBin",
+    "SiteRow",
+    "Spread",
+    "aggregate",
+    "is_settled",
+    "render",
+]
