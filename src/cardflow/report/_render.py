@@ -44,7 +44,7 @@ h2{font-size:17px;margin:0 0 4px}p.note{color:var(--mute);margin:0 0 12px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px}
 .tile{background:#fff;border:1px solid var(--line);border-radius:8px;padding:10px 14px}
 .tile b{display:block;font-size:24px}.tile small{color:var(--mute)}
-svg{width:100%;height:auto;display:block;margin:8px 0}
+svg{width:100%;max-width:1000px;height:auto;display:block;margin:8px 0}
 table{border-collapse:collapse;width:100%;margin:8px 0}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#fafbfc;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -56,6 +56,7 @@ vertical-align:-1px}
 .controls input,.controls select{font:inherit;padding:4px 8px}
 .scroll{max-height:520px;overflow:auto;border:1px solid var(--line);border-radius:6px}
 .scroll th{position:sticky;top:0;cursor:pointer;user-select:none}
+#candidates td,#candidates th{white-space:nowrap}
 .scroll th[aria-sort=ascending]::after{content:" \\25B2"}
 .scroll th[aria-sort=descending]::after{content:" \\25BC"}
 .two{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px}
@@ -195,7 +196,7 @@ def _candidates(fleet: Fleet) -> str:
         late = "" if c.days_late is None else f"{c.days_late:,}"
         cells = [
             (escape(c.card_id), f"<code>{escape(c.card_id)}</code>"),
-            (escape(c.status), escape(c.status)),
+            (escape(c.status), escape(c.status or "(no status)")),
             (escape(" ".join(c.reasons)), escape(", ".join(c.reasons))),
             ("-1e9" if c.days_late is None else str(c.days_late), late),
             (c.due_date.isoformat() if c.due_date else "", str(c.due_date or "")),
