@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 import cardflow
+import cardflow.report
 from cardflow.cli import run
 from cardflow.report import TOP, aggregate, is_settled, render
 from reportdata import NOW, candidates, console, days_late, fold_file, settled, write_log
@@ -148,5 +151,22 @@ def test_an_unwritable_output_is_a_usage_error(log: Path, tmp_path: Path) -> Non
     assert "cannot write" in err.getvalue()
 
 
-def test_top_is_a_thousand() -> None:
+def test_the_report_api_is_pinned_and_the_core_does_not_import_it() -> None:
     assert TOP == 1000
+    assert cardflow.report.__all__ == [
+        "EXAMPLES",
+        "LATE_BINS",
+        "TOP",
+        "Candidate",
+        "CarrierRow",
+        "Examples",
+        "Fleet",
+        "LateBin",
+        "SiteRow",
+        "Spread",
+        "aggregate",
+        "is_settled",
+        "render",
+    ]
+    probe = "import sys, cardflow; assert 'cardflow.report' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

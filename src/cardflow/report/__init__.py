@@ -8,6 +8,7 @@ beyond cardflow's own dependencies (the ``cardflow[report]`` extra is empty).
 """
 
 from ._aggregate import (
+    EXAMPLES,
     LATE_BINS,
     TOP,
     Candidate,
@@ -23,6 +24,7 @@ from ._aggregate import (
 from ._render import render
 
 __all__ = [
+    "EXAMPLES",
     "LATE_BINS",
     "TOP",
     "Candidate",

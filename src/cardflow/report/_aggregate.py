@@ -20,9 +20,6 @@ from .. import D1_LIFECYCLE, CardState, Lifecycle, OperationStatus, last_heard, 
 __all__ = [
     "EXAMPLES",
     "LATE_BINS",
-    "NO_CARRIER",
-    "NO_SITE",
-    "NO_STATUS",
     "TOP",
     "Candidate",
     "CarrierRow",
@@ -39,9 +36,9 @@ TOP: Final = 1000
 """Reconcile candidates the page lists, at most (the full count is always given)."""
 EXAMPLES: Final = 5
 """Example card ids kept per anomaly, gap and unknown status (the smallest ids)."""
-NO_SITE: Final = "(no site)"
-NO_CARRIER: Final = "(no carrier)"
-NO_STATUS: Final = "(no status)"
+_NO_SITE: Final = "(no site)"
+_NO_CARRIER: Final = "(no carrier)"
+_NO_STATUS: Final = "(no status)"
 _NEVER_DUE: Final = -(10**9)
 """Ranks a candidate without a due date below every candidate with one."""
 
@@ -211,6 +208,13 @@ class _Reversed:
         return self.value > other.value
 
 
+def _keep(table: dict[str, _Kept], name: str, card_id: str) -> None:
+    kept = table.get(name)
+    if kept is None:
+        kept = table[name] = _Kept()
+    kept.add(card_id)
+
+
 def _spread(days: Counter[int]) -> Spread | None:
     count = days.total()
     if not count:
@@ -293,9 +297,9 @@ def aggregate(
         if per_day is None:
             per_day = started[day] = Counter()
         per_day[status] += 1
-        site = sites.get(state.production_site or NO_SITE)
+        site = sites.get(state.production_site or _NO_SITE)
         if site is None:
-            site = sites[state.production_site or NO_SITE] = [0, 0, 0, 0]
+            site = sites[state.production_site or _NO_SITE] = [0, 0, 0, 0]
         site[0] += 1
         days_late = None if state.due_date is None else (today - state.due_date).days
         if is_settled(state, lifecycle):
@@ -308,21 +312,27 @@ def aggregate(
             if days_late > 0:
                 site[2] += 1
         for anomaly in state.anomalies:
-            anomalies.setdefault(anomaly, _Kept()).add(state.card_id)
+            _keep(anomalies, anomaly, state.card_id)
         for gap in state.gaps:
-            gaps.setdefault(gap, _Kept()).add(state.card_id)
+            _keep(gaps, gap, state.card_id)
         for unknown_status in state.unknown_statuses:
-            unknown.setdefault(unknown_status, _Kept()).add(state.card_id)
+            _keep(unknown, unknown_status, state.card_id)
         shipment = state.shipment
         if shipment is not None:
             shipped += 1
-            carrier = shipment.carrier or NO_CARRIER
-            carriers.setdefault(carrier, Counter())[shipment.status or NO_STATUS] += 1
+            carrier = shipment.carrier or _NO_CARRIER
+            statuses = carriers.get(carrier)
+            if statuses is None:
+                statuses = carriers[carrier] = Counter()
+            statuses[shipment.status or _NO_STATUS] += 1
             if shipment.estimated_delivery_date is not None:
-                lead = (shipment.estimated_delivery_date.date() - day).days
-                estimated.setdefault(carrier, Counter())[lead] += 1
-        reasons = tuple(str(r) for r in needs_reconcile(state, now, lifecycle=lifecycle))
-        if reasons:
+                leads = estimated.get(carrier)
+                if leads is None:
+                    leads = estimated[carrier] = Counter()
+                leads[(shipment.estimated_delivery_date.date() - day).days] += 1
+        found = needs_reconcile(state, now, lifecycle=lifecycle)
+        if found:
+            reasons = tuple(map(str, found))
             reconcile += 1
             site[3] += 1
             by_reason.update(reasons)
