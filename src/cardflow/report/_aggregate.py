@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final
 
-from .. import D1_LIFECYCLE, CardState, Lifecycle, OperationStatus, last_heard, needs_reconcile
+from .. import (
+    D1_LIFECYCLE,
+    CardState,
+    Lifecycle,
+    OperationStatus,
+    ReconcileReason,
+    last_heard,
+    needs_reconcile,
+)
 
 __all__ = [
     "EXAMPLES",
@@ -353,7 +361,7 @@ def aggregate(
         _candidate(state, reasons, today)
         for _, state, reasons in sorted(heap, key=lambda entry: entry[0], reverse=True)
     )
-    reason_order = {"GAPS": 0, "ANOMALIES": 1, "UNKNOWN_STATUS": 2, "OVERDUE": 3, "SILENT": 4}
+    reason_order = {str(r): i for i, r in enumerate(ReconcileReason)}
     named = set(by_status) | {s for c in started.values() for s in c}
     return Fleet(
         now=now,

@@ -165,7 +165,7 @@ def _started(fleet: Fleet, colors: Mapping[str, str]) -> str:
     return _section(
         "Cards started per day",
         note,
-        _legend({s: colors[s] for s in fleet.statuses}),
+        _legend({s or "(no status)": colors[s] for s in fleet.statuses}),
         columns(fleet.started, colors, "cards started per day, by current status"),
     )
 
@@ -183,7 +183,7 @@ def _late(fleet: Fleet) -> str:
     note = (
         f"Unsettled cards by whole days from their due date to {_time(fleet.now)}."
         f" Not shown: {count('no-due', fleet.no_due_date)} unsettled cards without a due"
-        " date. A card is OVERDUE for reconciliation past two days."
+        " date. (Reconciliation calls a card OVERDUE only past a margin: two days by default.)"
     )
     return _section("Days late", note, histogram(bins, "unsettled cards by days past due"))
 

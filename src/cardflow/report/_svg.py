@@ -165,7 +165,7 @@ def columns(days: Mapping[date, Mapping[str, int]], colors: Mapping[str, str], l
         counts = days[day]
         total = sum(counts.values())
         x = left + step * (day - first).days
-        parts = "".join(f"\n{s}: {n:,}" for s, n in counts.items())
+        parts = "".join(f"\n{s or '(no status)'}: {n:,}" for s, n in counts.items())
         body.append(f'<g data-day="{day.isoformat()}"><title>{day}: {total:,} cards{parts}</title>')
         y = float(top_pad + plot_h)
         for status, n in counts.items():
