@@ -19,7 +19,7 @@ from .._lifecycle import D1_LIFECYCLE
 from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._console import Console
-from ._fold import run_fold
+from ._fold import add_reading_options, run_fold
 from ._report_cmd import add_parser as add_report_parser
 from ._report_cmd import run_report
 
@@ -161,17 +161,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     fold.add_argument(
         "--rejects", metavar="FILE", help="write each rejected line or operation here, verbatim"
     )
-    fold.add_argument(
-        "--allow-rejects",
-        action="store_true",
-        help="exit 0 even when input was rejected (it is still reported)",
-    )
-    fold.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
-    )
+    add_reading_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(

@@ -43,6 +43,7 @@ __all__ = [
     "UNREADABLE",
     "USAGE",
     "RejectsWriteError",
+    "add_reading_options",
     "fold_inputs",
     "run_fold",
 ]
@@ -238,6 +239,22 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
         )
         return UNREADABLE
     return _report(args, console, run)
+
+
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that reads and folds inputs: ``--allow-rejects``,
+    ``--progress``."""
+    parser.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 even when input was rejected (it is still reported)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
+    )
 
 
 def fold_inputs(

@@ -16,7 +16,7 @@ from typing import Any, Final
 from .._lifecycle import D1_LIFECYCLE
 from ..report import aggregate, render
 from ._console import Console
-from ._fold import OK, REJECTED, UNREADABLE, USAGE, fold_inputs
+from ._fold import OK, REJECTED, UNREADABLE, USAGE, add_reading_options, fold_inputs
 from ._report import counted
 
 __all__ = ["add_parser", "run_report"]
@@ -65,17 +65,7 @@ def add_parser(
         " (default: the clock)",
     )
     report.add_argument("--title", default="Card fleet", metavar="TEXT", help="the page's title")
-    report.add_argument(
-        "--allow-rejects",
-        action="store_true",
-        help="exit 0 even when input was rejected (it is still reported)",
-    )
-    report.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
-    )
+    add_reading_options(report)
     report.set_defaults(lifecycle=D1_LIFECYCLE)
     return report
 

@@ -48,7 +48,7 @@ svg{width:100%;max-width:1000px;height:auto;display:block;margin:8px 0}
 table{border-collapse:collapse;width:100%;margin:8px 0}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{background:#fafbfc;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-code{font-size:12px}
+code{font-size:12px;white-space:nowrap}
 .legend{display:flex;flex-wrap:wrap;gap:4px 14px;margin:4px 0;color:var(--mute)}
 .legend i{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:5px;
 vertical-align:-1px}
