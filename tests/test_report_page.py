@@ -8,6 +8,7 @@ The screenshot is written to pytest's temporary directory and its path printed
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,11 @@ class Loaded:
     states: dict[str, cardflow.CardState]
     expected: dict[str, int]
     screenshot: Path
+    log: Path
+
+    def shown(self) -> dict[str, int]:
+        """Each keyed number of the page (the tests below check that repeats agree)."""
+        return {item["key"]: item["n"] for item in self.dom["keyed"]}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +93,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         dom = browser.evaluate(page, _READ_DOM)
         shot = browser.screenshot(page, where / "report.png")
         print(f"\nreport page: {html}\nscreenshot: {shot}")
-        yield Loaded(browser, page, dom, states, expected_counts(states, read), shot)
+        yield Loaded(browser, page, dom, states, expected_counts(states, read), shot, log)
 
 
 def test_loads_offline_without_errors(loaded: Loaded) -> None:
@@ -125,6 +131,33 @@ def test_every_number_equals_the_folds_count(loaded: Loaded) -> None:
     assert {k for k, v in expected.items() if v} <= set(plain)
     assert {k: v for k, v in plain.items() if v != {expected.get(k, 0)}} == {}
     assert len(late) >= 10
+
+
+def test_the_page_agrees_with_cardflow_folds_own_summary(loaded: Loaded) -> None:
+    """The same log through ``cardflow fold --format json``: its summary, on the page."""
+    con, out, _ = console()
+    run(["fold", str(loaded.log), "--format", "json", "--now", NOW.isoformat()], con)
+    document = json.loads(out.getvalue())
+    summary, read = document["summary"], document["input"]
+    shown = loaded.shown()
+    assert shown["cards"] == summary["cards"] == read["cards"]
+    for prefix, counts in (
+        ("status", summary["byStatus"]),
+        ("op", summary["byOperationStatus"]),
+        ("anomaly", summary["anomalies"]),
+        ("gap", summary["gaps"]),
+        ("unknown", summary["unknownStatuses"]),
+        ("reason", summary["reconcile"]["byReason"]),
+    ):
+        assert {k: shown.get(f"{prefix}:{k}") for k in counts} == counts, prefix
+    assert shown["reconcile"] == summary["reconcile"]["cards"]
+    rejected = read["rejectedBodies"] + read["rejectedOperations"]
+    assert [shown[f"input:{k}"] for k in ("lines", "bodies", "operations", "rejected")] == [
+        read["lines"],
+        read["bodies"],
+        read["operations"],
+        rejected,
+    ]
 
 
 def test_the_late_histogram_counts_unsettled_cards_by_days(loaded: Loaded) -> None:
