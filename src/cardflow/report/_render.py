@@ -215,7 +215,7 @@ def _candidates(fleet: Fleet) -> str:
     note = (
         f"{count('reconcile', fleet.reconcile)} cards are worth an on-demand status call"
         f" (<code>cardflow.needs_reconcile</code> at {_time(fleet.now)}). The table lists"
-        f" {count('listed', listed)}: most reasons first, then the latest, then the longest"
+        f" {count('listed', listed)}: most reasons first, then the most days late, then the longest"
         " silent. Click a heading to sort."
     )
     controls = (
