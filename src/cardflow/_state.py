@@ -72,8 +72,11 @@ _ANOMALY_BITS: Final = (
     (_REUSED, Anomaly.OPERATION_ID_REUSED),
 )
 
-_NO_TIME: Final = datetime.min.replace(tzinfo=UTC)
-"""Orders below every real timestamp: an absent time counts as the oldest."""
+_MIN_UTC: Final = datetime.min.replace(tzinfo=UTC)
+_MAX_UTC: Final = datetime.max.replace(tzinfo=UTC)
+MAX_OPERATIONS: Final = 16
+"""A state keeps at most this many operations of its card: the greatest by
+(startTime, operationId). Older ones are forgotten (``docs/semantics.md``, rule 7)."""
 _MISSING_RANK: Final = -2
 """The rank of an event without ``details.status``: below unknown statuses (-1)."""
 _ABSENT: Final = -3
@@ -95,12 +98,14 @@ _msgpack: Final = msgspec.msgpack.Encoder()
 class CardState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One card's state, folded from its PRODUCE events. A frozen, comparable value.
 
-    The public attributes report; the attributes whose names start with ``_`` are
-    the summaries that ``merge`` needs: the older operations seen, and ``_summary``,
-    which packs the observed statuses as a bit set, the anomaly flags, and the rank
-    of the event each optional field came from (reason, due date, site, request,
-    file, shipment). Two states are ``==`` exactly when they are the same element of
-    the lattice.
+    The public attributes report the current operation; every time is in UTC. The
+    attributes whose names start with ``_`` are the summaries that ``merge`` needs:
+    ``_older``, the states of the card's other operations (each a state of that
+    operation alone, at most ``MAX_OPERATIONS - 1``), and ``_summary``, which packs the
+    observed statuses as a bit set, the anomaly flags, and the rank of the event each
+    optional field came from (reason, due date, site, request, file, shipment). Two
+    states are ``==`` exactly when they are the same element of the lattice, and then
+    ``encode_state`` gives them the same bytes.
     """
 
     card_id: str
@@ -122,7 +127,7 @@ class CardState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     anomalies: tuple[str, ...] = ()
     unknown_statuses: tuple[str, ...] = ()
     operation_ids: tuple[str, ...] = ()
-    _older: tuple[tuple[datetime, str], ...] = ()
+    _older: tuple[CardState, ...] = ()
     # One tuple instead of eight int fields: a shared tuple costs a state 8 bytes where
     # eight fields cost 64 (and a bit mask above 256 an int object of its own).
     _summary: tuple[int, int, int, int, int, int, int, int] = _NO_SUMMARY
@@ -148,8 +153,21 @@ class Folded(dict[str, CardState]):
 
 
 def _utc(value: datetime) -> datetime:
-    """One spelling per instant, so that states never depend on which offset came first."""
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    """One spelling per instant, in UTC, so that states never depend on which offset came
+    first. An instant that UTC cannot spell (within an offset of year 1 or 9999) is
+    clamped to the nearest one it can; a naive time (never decoded) is read as UTC."""
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        return _MIN_UTC if value.year < 5000 else _MAX_UTC
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
 
 
 def _opt(value: str | None) -> tuple[bool, str]:
@@ -157,9 +175,27 @@ def _opt(value: str | None) -> tuple[bool, str]:
     return (value is not None, value or "")
 
 
-def _same_time(a: datetime | None, b: datetime | None) -> bool:
-    """Whether two timestamps are the same value, offset included (so one can stand for both)."""
-    return a is not None and b is not None and a.tzinfo is b.tzinfo and a.fold == b.fold and a == b
+def _opt_time(value: datetime | None) -> tuple[bool, datetime]:
+    """A total order on optional times: absent lowest, below every real time."""
+    return (False, _MIN_UTC) if value is None else (True, value)
+
+
+def _clock(ship: Shipment) -> datetime | None:
+    """When a shipment was last updated: ``lastUpdatedAt``, else the last scan's time."""
+    when = ship.last_updated_at
+    if when is None:
+        checkpoint = ship.last_checkpoint
+        if checkpoint is None:
+            return None
+        when = checkpoint.checkpoint_time
+        if when is None:
+            return None
+    return when if when.tzinfo is UTC else _utc(when)
+
+
+def _key(state: CardState) -> tuple[datetime, str]:
+    """The order of a card's operations: (startTime, operationId)."""
+    return (state.start_time, state.operation_id)
 
 
 class _Derived(NamedTuple):
@@ -271,15 +307,16 @@ class _Tables:
         return found
 
     def shipment(self, ship: Shipment) -> Shipment:
-        """An equal shipment whose repeating values are shared (carrier, statuses, places,
-        messages) and whose checkpoint time is the update time when they are the same."""
+        """An equal shipment in canonical form: every time in UTC, repeating values shared
+        (carrier, statuses, places, messages), the checkpoint time the update time when
+        they are the same instant."""
         shared = self.shared
         checkpoint = ship.last_checkpoint
-        updated = ship.last_updated_at
+        updated = _utc_or_none(ship.last_updated_at)
         if checkpoint is not None:
-            scanned = checkpoint.checkpoint_time
+            scanned = _utc_or_none(checkpoint.checkpoint_time)
             checkpoint = Checkpoint(
-                checkpoint_time=updated if _same_time(scanned, updated) else scanned,
+                checkpoint_time=updated if scanned is not None and scanned == updated else scanned,
                 city=shared[checkpoint.city],
                 country_name=shared[checkpoint.country_name],
                 message=shared[checkpoint.message],
@@ -290,9 +327,10 @@ class _Tables:
             status=shared[ship.status],
             message=shared[ship.message],
             tracking_url=ship.tracking_url,
-            estimated_delivery_date=ship.estimated_delivery_date,
+            estimated_delivery_date=_utc_or_none(ship.estimated_delivery_date),
             last_updated_at=updated,
             last_checkpoint=checkpoint,
+            unparsed=ship.unparsed,
         )
 
 
@@ -303,6 +341,11 @@ def _tables(lifecycle: Lifecycle) -> _Tables:
 class _Summary(msgspec.Struct, gc=False):
     """The join being computed for one card: mutable while folding, frozen at the end.
 
+    The fields up to ``older`` name the card and its current operation, the greatest
+    (startTime, operationId) seen; ``older`` holds the card's other operations, each
+    as the frozen state of that operation alone (``None`` when there are none: most
+    cards have one operation). The fields after it summarise the current operation.
+
     A ``gc=False`` Struct: a fold keeps one per card alive, and the cyclic collector
     would otherwise scan every one of them again and again (it holds no cycles). The
     sets exist only when needed (``None`` is empty): most cards never need them.
@@ -311,7 +354,7 @@ class _Summary(msgspec.Struct, gc=False):
     card_id: str
     start: datetime
     operation_id: str
-    older: set[tuple[datetime, str]] | None = None
+    older: dict[str, CardState] | None = None
     mask: int = 0
     unknown: set[str] | None = None
     flags: int = 0
@@ -333,40 +376,11 @@ class _Summary(msgspec.Struct, gc=False):
     file_rank: int = _ABSENT
     ship: Shipment | None = None
     ship_rank: int = _ABSENT
-    ship_time: datetime = _NO_TIME
-
-    def _reset(self, start: datetime, operation_id: str) -> None:
-        """Begin a new current operation: what the older one said no longer reports."""
-        self.start = start
-        self.operation_id = operation_id
-        self.mask = 0
-        self.unknown = None
-        self.flags = 0
-        self.w_rank = _MISSING_RANK - 1
-        self.w_status = ""
-        self.w_end = None
-        self.w_op_status = ""
-        self.w_error_code = None
-        self.w_error = None
-        self.reason = self.due = self.site = self.request = self.file = self.ship = None
-        self.reason_rank = self.due_rank = self.site_rank = _ABSENT
-        self.request_rank = self.file_rank = self.ship_rank = _ABSENT
-        self.ship_time = _NO_TIME
+    ship_clock: datetime | None = None
 
     @classmethod
     def empty(cls, card_id: str, start: datetime, operation_id: str) -> _Summary:
         return cls(card_id, start, operation_id)
-
-    def _add_older(self, key: tuple[datetime, str]) -> bool:
-        """Record an older operation; whether it was new."""
-        older = self.older
-        if older is None:
-            self.older = {key}
-        elif key in older:
-            return False
-        else:
-            older.add(key)
-        return True
 
     # -- events ------------------------------------------------------------------
 
@@ -375,7 +389,8 @@ class _Summary(msgspec.Struct, gc=False):
 
         The hot path of every fold: each join below is the rule of its field, written
         out in line (a method call per field would cost more than the rule). ``join``
-        applies the same rules to a whole summary.
+        applies the same rules to a whole summary; an event of another operation than
+        the current one takes that way too (``_add_other``).
 
         A value is shared (``_Tables.shared``) when it is taken, not when freezing: a
         summary that held the event's own copies until the end of a fold would leave
@@ -383,15 +398,19 @@ class _Summary(msgspec.Struct, gc=False):
         """
         start = op.start_time
         if start.tzinfo is not UTC:
-            start = start.astimezone(UTC)
-        operation_id = op.operation_id
+            start = _utc(start)
+        if op.operation_id != self.operation_id:
+            return self._add_other(op, start, tables)
         changed = False
-        if start != self.start or operation_id != self.operation_id:
-            if (start, operation_id) < (self.start, self.operation_id):
-                return self._add_older((start, operation_id))
-            self._add_older((self.start, self.operation_id))
-            self._reset(start, operation_id)
-            changed = True
+        if start != self.start:
+            # One operationId, two startTimes: one operation all the same, started at
+            # the latest of them (rule 1); the anomaly says so.
+            if not self.flags & _REUSED:
+                self.flags |= _REUSED
+                changed = True
+            if start > self.start:
+                self.start = start
+                changed = True
 
         details = op.details or _NO_DETAILS
         status = details.status or ""
@@ -422,7 +441,7 @@ class _Summary(msgspec.Struct, gc=False):
         # Most events lose on rank, or repeat the winner exactly (a duplicate).
         end = op.end_time
         if end is not None and end.tzinfo is not UTC:
-            end = end.astimezone(UTC)
+            end = _utc(end)
         w_rank = self.w_rank
         if rank > w_rank or (
             rank == w_rank
@@ -464,16 +483,8 @@ class _Summary(msgspec.Struct, gc=False):
             self.site, self.site_rank = tables.shared[site], rank
             changed = True
         ship = details.shipment
-        if ship is not None:
-            # Latest lastUpdatedAt wins (absent is oldest); ties: ``_ship_tie``.
-            when = ship.last_updated_at or _NO_TIME
-            if (
-                self.ship is None
-                or when > self.ship_time
-                or (when == self.ship_time and self._ship_tie(rank, ship))
-            ):
-                self.ship, self.ship_rank, self.ship_time = tables.shipment(ship), rank, when
-                changed = True
+        if ship is not None and self._takes_shipment(ship, rank, tables):
+            changed = True
         # Top-level issuerRequestId and inputFileName before the ones in details.
         request = op.issuer_request_id
         if request is None:
@@ -484,7 +495,7 @@ class _Summary(msgspec.Struct, gc=False):
         if request is not None and (
             rank > self.request_rank or (rank == self.request_rank and request > self.request)  # type: ignore[operator]
         ):
-            self.request, self.request_rank = request, rank
+            self.request, self.request_rank = tables.shared[request], rank
             changed = True
         if file is not None and (
             rank > self.file_rank or (rank == self.file_rank and file > self.file)  # type: ignore[operator]
@@ -492,6 +503,13 @@ class _Summary(msgspec.Struct, gc=False):
             self.file, self.file_rank = tables.shared[file], rank
             changed = True
         return changed
+
+    def _add_other(self, op: Operation, start: datetime, tables: _Tables) -> bool:
+        """An event of another operation than the current one: the state of that
+        operation alone, joined in as ``join`` would (``_absorb``)."""
+        one = _Summary(self.card_id, start, op.operation_id)
+        one.add(op, tables)
+        return self._absorb(one, tables)
 
     # -- the joins that take more than a comparison -----------------------------------
 
@@ -506,33 +524,92 @@ class _Summary(msgspec.Struct, gc=False):
         """Whether an event of the winner's rank and different report wins the tie."""
         if status != self.w_status:
             return status > self.w_status
-        mine = (self.w_end or _NO_TIME, self.w_op_status, _opt(self.w_error_code))
-        theirs = (end or _NO_TIME, op_status, _opt(error_code))
+        mine = (_opt_time(self.w_end), self.w_op_status, _opt(self.w_error_code))
+        theirs = (_opt_time(end), op_status, _opt(error_code))
         return (theirs, _opt(error)) > (mine, _opt(self.w_error))
 
-    def _ship_tie(self, rank: int, value: Shipment) -> bool:
-        """Whether a shipment updated at the same time as ours wins: by precedence, then
-        by the canonical encoding (an equal one does not)."""
-        if rank != self.ship_rank:
-            return rank > self.ship_rank
+    def _takes_shipment(self, ship: Shipment, rank: int, tables: _Tables) -> bool:
+        """Join a shipment in: the latest clock wins (rule 5); whether it did.
+
+        Ties (the same clock, or none) go to precedence, then to the canonical
+        encoding of the canonical shipment; an equal one changes nothing.
+        """
         current = self.ship
-        return not (value == current or _msgpack.encode(value) < _msgpack.encode(current))
+        clock = _clock(ship)
+        if current is not None:
+            mine = self.ship_clock
+            if clock is None:
+                if mine is not None:
+                    return False
+            elif mine is not None and clock < mine:
+                return False
+            if clock == mine:
+                if rank < self.ship_rank:
+                    return False
+                ship = tables.shipment(ship)
+                if rank == self.ship_rank and (
+                    ship == current or _msgpack.encode(ship) < _msgpack.encode(current)
+                ):
+                    return False
+                self.ship, self.ship_rank = ship, rank
+                return True
+        self.ship, self.ship_rank, self.ship_clock = tables.shipment(ship), rank, clock
+        return True
 
     # -- joining summaries -----------------------------------------------------------
 
-    def join(self, other: _Summary) -> None:
-        """Join another summary of the same card into this one (the rules of ``add``)."""
-        if other.older:
-            for key in other.older:
-                self._add_older(key)
-        if other.start != self.start or other.operation_id != self.operation_id:
-            mine = (self.start, self.operation_id)
-            theirs = (other.start, other.operation_id)
-            if theirs < mine:
-                self._add_older(theirs)
-                return
-            self._add_older(mine)
-            self._reset(other.start, other.operation_id)
+    def join(self, other: _Summary, tables: _Tables) -> None:
+        """Join another summary of the same card into this one: every operation of the
+        two, each joined with its namesake (the rules of ``add``), the greatest current."""
+        older = other.older
+        if older:
+            other.older = None
+            for state in older.values():
+                self._absorb(_Summary.thaw(state, tables), tables)
+        self._absorb(other, tables)
+
+    def _absorb(self, one: _Summary, tables: _Tables) -> bool:
+        """Join the summary of one operation (no ``older``) in; whether anything changed."""
+        if one.operation_id == self.operation_id:
+            self._join_operation(one, tables)
+            return True
+        older = self.older
+        known = None if older is None else older.get(one.operation_id)
+        if known is not None:
+            joined = _Summary.thaw(known, tables)
+            joined._join_operation(one, tables)
+            if joined.freeze(tables) == known:
+                return False
+            one = joined
+        if (one.start, one.operation_id) > (self.start, self.operation_id):
+            pushed = self.freeze(tables, alone=True)
+            for name in _OPERATION_FIELDS:
+                setattr(self, name, getattr(one, name))
+            self._keep(pushed, drop=one.operation_id)
+            return True
+        return self._keep(one.freeze(tables))
+
+    def _keep(self, state: CardState, drop: str | None = None) -> bool:
+        """Keep a state of one operation among the older ones, forgetting the least
+        when there are more than ``MAX_OPERATIONS``; whether ``state`` was kept."""
+        older = self.older
+        if older is None:
+            older = self.older = {}
+        elif drop is not None:
+            older.pop(drop, None)
+        older[state.operation_id] = state
+        if len(older) < MAX_OPERATIONS:
+            return True
+        least = min(older.values(), key=_key)
+        del older[least.operation_id]
+        return least is not state
+
+    def _join_operation(self, other: _Summary, tables: _Tables) -> None:
+        """Join a summary of the same operation into this one (the rules of ``add``)."""
+        if other.start != self.start:
+            self.flags |= _REUSED
+            if other.start > self.start:
+                self.start = other.start
         self.mask |= other.mask
         if other.unknown:
             self.unknown = self.unknown | other.unknown if self.unknown else set(other.unknown)
@@ -583,32 +660,24 @@ class _Summary(msgspec.Struct, gc=False):
             rank > self.file_rank or (rank == self.file_rank and other.file > self.file)  # type: ignore[operator]
         ):
             self.file, self.file_rank = other.file, rank
-        ship = other.ship
-        if ship is not None:
-            when = ship.last_updated_at or _NO_TIME
-            if (
-                self.ship is None
-                or when > self.ship_time
-                or (when == self.ship_time and self._ship_tie(other.ship_rank, ship))
-            ):
-                self.ship, self.ship_rank, self.ship_time = ship, other.ship_rank, when
+        if other.ship is not None:
+            self._takes_shipment(other.ship, other.ship_rank, tables)
 
     # -- to and from the frozen value --------------------------------------------------
 
-    def freeze(self, tables: _Tables) -> CardState:
+    def freeze(self, tables: _Tables, *, alone: bool = False) -> CardState:
+        """The state of the current operation, with the older ones unless ``alone``."""
         derived = tables.by_mask.get(self.mask) or tables.derive(self.mask)
         anomaly_bits = self.flags | derived.conflict
-        older = self.older
+        older = None if alone else self.older
         if older:
-            ids = {operation_id for _, operation_id in older}
-            ids.add(self.operation_id)
-            if len(ids) < len(older) + 1:
-                anomaly_bits |= _REUSED
-            operation_ids = tuple(sorted(ids))
-            older_key = tuple(sorted(older))
+            older_states = tuple(sorted(older.values(), key=_key))
+            operation_ids = tuple(sorted((*older, self.operation_id)))
+            for state in older_states:
+                anomaly_bits |= state._summary[1] & _REUSED
         else:
+            older_states = ()
             operation_ids = (self.operation_id,)
-            older_key = ()
         summary = (
             derived.mask,
             self.flags,
@@ -641,7 +710,7 @@ class _Summary(msgspec.Struct, gc=False):
         # are set apart, only when one of them is not.
         if (
             anomaly_bits
-            or older_key
+            or older_states
             or self.unknown
             or self.reason is not None
             or self.w_error_code is not None
@@ -654,7 +723,7 @@ class _Summary(msgspec.Struct, gc=False):
                 reason=self.reason,
                 anomalies=tables.anomalies[anomaly_bits],
                 unknown_statuses=tuple(sorted(self.unknown)) if self.unknown else (),
-                _older=older_key,
+                _older=older_states,
             )
         return state
 
@@ -664,14 +733,13 @@ class _Summary(msgspec.Struct, gc=False):
             state._summary
         )
         ship = state.shipment
-        updated = None if ship is None else ship.last_updated_at
-        # Positional, in field order: msgspec takes 27 keywords about five times slower
-        # than 27 positions, and merge thaws two states per call.
+        # Positional, in field order: msgspec takes 26 keywords about five times slower
+        # than 26 positions, and merge thaws two states per call.
         return cls(
             state.card_id,  # card_id
             state.start_time,  # start
             state.operation_id,  # operation_id
-            set(state._older) if state._older else None,  # older
+            {s.operation_id: s for s in state._older} if state._older else None,  # older
             mask,  # mask
             set(state.unknown_statuses) if state.unknown_statuses else None,  # unknown
             flags,  # flags
@@ -693,8 +761,14 @@ class _Summary(msgspec.Struct, gc=False):
             file_rank,  # file_rank
             ship,  # ship
             ship_rank,  # ship_rank
-            _NO_TIME if updated is None else updated,  # ship_time
+            None if ship is None else _clock(ship),  # ship_clock
         )
+
+
+_OPERATION_FIELDS: Final = tuple(
+    name for name in _Summary.__struct_fields__ if name not in ("card_id", "older")
+)
+"""What a summary says of its current operation: what changes when another becomes current."""
 
 
 _TABLES_KEY: Final = "cardflow.fold"
@@ -750,7 +824,7 @@ def merge(a: CardState, b: CardState, *, lifecycle: Lifecycle = D1_LIFECYCLE) ->
         )
     tables = _D1_TABLES if lifecycle is D1_LIFECYCLE else _tables(lifecycle)
     summary = _Summary.thaw(a, tables)
-    summary.join(_Summary.thaw(b, tables))
+    summary.join(_Summary.thaw(b, tables), tables)
     return summary.freeze(tables)
 
 

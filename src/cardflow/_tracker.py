@@ -169,9 +169,7 @@ class Tracker(Mapping[str, CardState]):
             return None
         old = self._states.get(card_id)
         new = self._states[card_id] = summary.freeze(tables)
-        if old is not None and (
-            op.operation_id != new.operation_id or op.start_time != new.start_time
-        ):
+        if old is not None and op.operation_id != new.operation_id:
             # Joined, the event is not of the current operation: it is of an older one,
             # kept in operation_ids, and not a change.
             return None
@@ -181,12 +179,18 @@ class Tracker(Mapping[str, CardState]):
         return change
 
     def _change(self, old: CardState | None, new: CardState) -> Change:
-        same_operation = (
-            old is not None
-            and old.start_time == new.start_time
-            and old.operation_id == new.operation_id
-        )
-        previous = old.status if same_operation and old is not None else None
+        previous: str | None = None
+        same_operation = old is not None and old.operation_id == new.operation_id
+        if old is not None:
+            if same_operation:
+                previous = old.status
+            else:
+                # An older operation that became current again (its start rose under a
+                # re-used operationId): what it had reached was reported already.
+                for state in old._older:
+                    if state.operation_id == new.operation_id:
+                        previous = state.status
+                        same_operation = True
         skipped: tuple[str, ...] = ()
         if not same_operation or previous != new.status:
             kind = _STATUS
