@@ -15,9 +15,11 @@ import cardflow
 
 PUBLIC: Final = [
     "D1_LIFECYCLE",
+    "MAX_OPERATIONS",
     "PRODUCE",
     "STATE_FORMAT_VERSION",
     "STATUS_MEANINGS",
+    "UNPARSED",
     "Anomaly",
     "CardMismatchError",
     "CardState",

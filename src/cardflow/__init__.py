@@ -15,11 +15,22 @@ from ._errors import (
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
 from ._reconcile import ReconcileReason, last_heard, needs_reconcile
-from ._state import Anomaly, CardState, Folded, Folder, apply, fold, merge, state_of
+from ._state import (
+    MAX_OPERATIONS,
+    Anomaly,
+    CardState,
+    Folded,
+    Folder,
+    apply,
+    fold,
+    merge,
+    state_of,
+)
 from ._tracker import Change, ChangeKind, Ingested, Tracker
 from ._version import __version__
 from ._wire import (
     PRODUCE,
+    UNPARSED,
     Checkpoint,
     Decoded,
     Details,
@@ -35,9 +46,11 @@ from ._wire import (
 
 __all__ = [
     "D1_LIFECYCLE",
+    "MAX_OPERATIONS",
     "PRODUCE",
     "STATE_FORMAT_VERSION",
     "STATUS_MEANINGS",
+    "UNPARSED",
     "Anomaly",
     "CardMismatchError",
     "CardState",

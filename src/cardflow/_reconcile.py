@@ -91,7 +91,9 @@ def needs_reconcile(
     if state.unknown_statuses:
         reasons.append(ReconcileReason.UNKNOWN_STATUS)
     if not _settled(state, lifecycle):
-        if state.due_date is not None and now.date() > state.due_date + overdue_margin:
+        # Differences, never sums: a due date or a time at the end of the calendar
+        # cannot overflow a difference.
+        if state.due_date is not None and now.date() - state.due_date > overdue_margin:
             reasons.append(ReconcileReason.OVERDUE)
         if now - last_heard(state) > silence:
             reasons.append(ReconcileReason.SILENT)

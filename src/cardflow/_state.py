@@ -35,6 +35,7 @@ from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._wire import PRODUCE, Checkpoint, Details, Operation, OperationStatus, Shipment
 
 __all__ = [
+    "MAX_OPERATIONS",
     "Anomaly",
     "CardState",
     "Folded",

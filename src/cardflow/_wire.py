@@ -25,6 +25,7 @@ from ._jsonscan import operation_spans
 
 __all__ = [
     "PRODUCE",
+    "UNPARSED",
     "Checkpoint",
     "Decoded",
     "Details",
