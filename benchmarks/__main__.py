@@ -22,7 +22,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, memory, operations, profile, throughput
+from . import _data, baselines, history, memory, operations, profile, throughput
 from ._timing import Result, table
 
 
@@ -31,7 +31,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "memory"),
+        choices=("throughput", "baselines", "operations", "history", "memory"),
         action="append",
         help="run only these groups (repeatable)",
     )
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.profile:
         return profile.main(100_000 if args.quick else 1_000_000)
-    groups = set(args.only or ("throughput", "baselines", "operations", "memory"))
+    groups = set(args.only or ("throughput", "baselines", "operations", "history", "memory"))
     started = time.perf_counter()
     print(
         f"cardflow {cardflow.__version__}, msgspec {msgspec.__version__}, "
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if "operations" in groups:
         print("operations...", flush=True)
         results += operations.run(data(small), 5)
+    if "history" in groups:
+        print("history (many operations on one card, adversarial documents)...", flush=True)
+        results += history.run(data(small), 3)
     if "memory" in groups:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000
