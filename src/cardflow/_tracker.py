@@ -20,8 +20,11 @@ from typing import Final
 import msgspec
 from transitions import Machine
 
+from ._cardstate import CardState
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
-from ._state import CardState, _Summary, _tables, _utc
+from ._summary import Summary
+from ._tables import tables_for
+from ._times import utc
 from ._wire import PRODUCE, Body, Operation, Reject, _fast_operations, decode_lenient
 
 __all__ = ["Change", "ChangeKind", "Ingested", "Tracker"]
@@ -86,13 +89,13 @@ class Tracker(Mapping[str, CardState]):
         states: Mapping[str, CardState] | None = None,
     ) -> None:
         self._lifecycle = lifecycle
-        self._tables = _tables(lifecycle).session()
+        self._tables = tables_for(lifecycle).session()
         self._states: dict[str, CardState] = dict(states or {})
         # The join in progress per card, beside its state: an event is joined into the
         # summary, which says whether anything changed, so that a duplicate or a stale
         # event costs neither a thaw nor a freeze. A restored state is thawed when its
         # card is next heard of.
-        self._summaries: dict[str, _Summary] = {}
+        self._summaries: dict[str, Summary] = {}
         self._reactions = reactions
         self._machine: Machine | None = None
         if reactions is not None:
@@ -158,9 +161,9 @@ class Tracker(Mapping[str, CardState]):
         if summary is None:
             restored = self._states.get(card_id)
             if restored is None:
-                summary = _Summary.empty(card_id, _utc(op.start_time), op.operation_id)
+                summary = Summary.empty(card_id, utc(op.start_time), op.operation_id)
             else:
-                summary = _Summary.thaw(restored, tables)
+                summary = Summary.thaw(restored, tables)
             self._summaries[card_id] = summary
         # The summary says whether the event changed anything (a summary changes only
         # when one of its joins rises, and then so does the state): a duplicate or a
