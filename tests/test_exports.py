@@ -37,9 +37,11 @@ PUBLIC: Final = [
     "Lifecycle",
     "LifecycleError",
     "NotProduceError",
+    "Observation",
     "Operation",
     "OperationStatus",
     "ProductionStatus",
+    "ReactionError",
     "ReconcileReason",
     "Reject",
     "Shipment",
@@ -47,6 +49,7 @@ PUBLIC: Final = [
     "Tracker",
     "__version__",
     "apply",
+    "changes",
     "decode",
     "decode_lenient",
     "decode_state",
@@ -54,10 +57,12 @@ PUBLIC: Final = [
     "encode_state",
     "fingerprint",
     "fold",
+    "json_view",
     "last_heard",
     "merge",
     "needs_reconcile",
     "state_of",
+    "step",
 ]
 
 

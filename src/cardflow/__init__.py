@@ -11,6 +11,7 @@ from ._errors import (
     InvalidNotification,
     LifecycleError,
     NotProduceError,
+    ReactionError,
     StateFormatError,
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
@@ -26,8 +27,10 @@ from ._state import (
     merge,
     state_of,
 )
-from ._tracker import Change, ChangeKind, Ingested, Tracker
+from ._step import Change, ChangeKind, Observation, changes, step
+from ._tracker import Ingested, Tracker
 from ._version import __version__
+from ._view import json_view
 from ._wire import (
     PRODUCE,
     UNPARSED,
@@ -68,9 +71,11 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "NotProduceError",
+    "Observation",
     "Operation",
     "OperationStatus",
     "ProductionStatus",
+    "ReactionError",
     "ReconcileReason",
     "Reject",
     "Shipment",
@@ -78,6 +83,7 @@ __all__ = [
     "Tracker",
     "__version__",
     "apply",
+    "changes",
     "decode",
     "decode_lenient",
     "decode_state",
@@ -85,8 +91,10 @@ __all__ = [
     "encode_state",
     "fingerprint",
     "fold",
+    "json_view",
     "last_heard",
     "merge",
     "needs_reconcile",
     "state_of",
+    "step",
 ]

@@ -57,7 +57,9 @@ NO_SUMMARY: Final = (0, 0, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT)
 class CardState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One card's state, folded from its PRODUCE events. A frozen, comparable value.
 
-    The public attributes report the current operation; every time is in UTC. The
+    The public attributes report the current operation; every time is in UTC.
+    ``confirmed_at`` and ``confirmed_status`` say what D1's on-demand status, an
+    authoritative reading, confirmed of it (``Tracker.reconcile``). The
     attributes whose names start with ``_`` are the summaries that ``merge`` needs:
     ``_older``, the states of the card's other operations (each a state of that
     operation alone, at most ``MAX_OPERATIONS - 1``), and ``_summary``, which packs the
@@ -86,6 +88,10 @@ class CardState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     anomalies: tuple[str, ...] = ()
     unknown_statuses: tuple[str, ...] = ()
     operation_ids: tuple[str, ...] = ()
+    confirmed_at: datetime | None = None
+    """When D1's on-demand status last confirmed this operation (the latest reading)."""
+    confirmed_status: str | None = None
+    """The highest status a confirmation of this operation reported."""
     _older: tuple[CardState, ...] = ()
     # One tuple instead of eight int fields: a shared tuple costs a state 8 bytes where
     # eight fields cost 64 (and a bit mask above 256 an int object of its own).

@@ -23,6 +23,7 @@ of holding its own copy.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, cast
 
 from ._cardstate import MAX_OPERATIONS, Anomaly, CardState, Folded
@@ -54,26 +55,39 @@ def _require_produce(op: Operation) -> None:
         )
 
 
-def state_of(op: Operation, *, lifecycle: Lifecycle = D1_LIFECYCLE) -> CardState:
-    """The state that one PRODUCE event alone gives."""
+def state_of(
+    op: Operation, *, at: datetime | None = None, lifecycle: Lifecycle = D1_LIFECYCLE
+) -> CardState:
+    """The state that one PRODUCE event alone gives.
+
+    ``at``: the event is D1's on-demand status, read at that time; it also confirms its
+    operation (``confirmed_at``, ``confirmed_status``).
+    """
     _require_produce(op)
     tables = tables_for(lifecycle)
     summary = Summary.empty(op.card_id, utc(op.start_time), op.operation_id)
-    summary.add(op, tables)
+    if at is None:
+        summary.add(op, tables)
+    else:
+        summary.add_reading(op, at, tables)
     return summary.freeze(tables)
 
 
 def apply(
-    state: CardState | None, op: Operation, *, lifecycle: Lifecycle = D1_LIFECYCLE
+    state: CardState | None,
+    op: Operation,
+    *,
+    at: datetime | None = None,
+    lifecycle: Lifecycle = D1_LIFECYCLE,
 ) -> CardState:
-    """The state after one more event: equal to ``merge(state, state_of(op))``.
+    """The state after one more event: equal to ``merge(state, state_of(op, at=at))``.
 
     An operation of another type leaves ``state`` as it is (it raises
     ``NotProduceError`` when there is no state to leave); an event of another
     card raises ``CardMismatchError``.
     """
     if state is None:
-        return state_of(op, lifecycle=lifecycle)
+        return state_of(op, at=at, lifecycle=lifecycle)
     if op.operation != PRODUCE:
         return state
     if op.card_id != state.card_id:
@@ -82,7 +96,10 @@ def apply(
         )
     tables = tables_for(lifecycle)
     summary = Summary.thaw(state, tables)
-    summary.add(op, tables)
+    if at is None:
+        summary.add(op, tables)
+    else:
+        summary.add_reading(op, at, tables)
     return summary.freeze(tables)
 
 
@@ -120,8 +137,11 @@ class Folder(Mapping[str, CardState]):
         self.passed_over = 0
         self.update(ops)
 
-    def add(self, op: Operation) -> bool:
-        """Fold one event in; False when it was passed over (not a PRODUCE operation)."""
+    def add(self, op: Operation, *, at: datetime | None = None) -> bool:
+        """Fold one event in; False when it was passed over (not a PRODUCE operation).
+
+        ``at``: the event is D1's on-demand status read at that time (a confirmation).
+        """
         if op.operation != PRODUCE:
             self.passed_over += 1
             return False
@@ -131,7 +151,10 @@ class Folder(Mapping[str, CardState]):
             summary = self._summaries[card_id] = Summary(
                 card_id, utc(op.start_time), op.operation_id
             )
-        summary.add(op, self._tables)
+        if at is None:
+            summary.add(op, self._tables)
+        else:
+            summary.add_reading(op, at, self._tables)
         return True
 
     def update(self, ops: Iterable[Operation]) -> None:

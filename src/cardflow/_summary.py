@@ -74,6 +74,9 @@ class Summary(msgspec.Struct, gc=False):
     ship: Shipment | None = None
     ship_rank: int = ABSENT
     ship_clock: datetime | None = None
+    confirmed_at: datetime | None = None
+    confirmed_status: str | None = None
+    confirmed_rank: int = ABSENT
 
     @classmethod
     def empty(cls, card_id: str, start: datetime, operation_id: str) -> Summary:
@@ -207,6 +210,25 @@ class Summary(msgspec.Struct, gc=False):
         one = Summary(self.card_id, start, op.operation_id)
         one.add(op, tables)
         return self._absorb(one, tables)
+
+    def add_reading(self, op: Operation, at: datetime, tables: Tables) -> bool:
+        """Join an event that D1's on-demand status returned at ``at``: the event, and a
+        confirmation of its operation (the latest reading, the highest status read)."""
+        one = Summary(self.card_id, utc(op.start_time), op.operation_id)
+        one.add(op, tables)
+        status = (op.details or NO_DETAILS).status
+        one.confirm(utc(at), status, tables.rank_of.get(status, -1) if status else ABSENT)
+        return self._absorb(one, tables)
+
+    def confirm(self, at: datetime | None, status: str | None, rank: int) -> None:
+        """Join a confirmation in: the latest time, the highest (rank, status)."""
+        if at is not None and (self.confirmed_at is None or at > self.confirmed_at):
+            self.confirmed_at = at
+        if status is not None and (
+            rank > self.confirmed_rank
+            or (rank == self.confirmed_rank and status > (self.confirmed_status or ""))
+        ):
+            self.confirmed_status, self.confirmed_rank = status, rank
 
     # -- the joins that take more than a comparison -----------------------------------
 
@@ -359,6 +381,8 @@ class Summary(msgspec.Struct, gc=False):
             self.file, self.file_rank = other.file, rank
         if other.ship is not None:
             self._takes_shipment(other.ship, other.ship_rank, tables)
+        if other.confirmed_at is not None or other.confirmed_status is not None:
+            self.confirm(other.confirmed_at, other.confirmed_status, other.confirmed_rank)
 
     # -- to and from the frozen value --------------------------------------------------
 
@@ -412,6 +436,7 @@ class Summary(msgspec.Struct, gc=False):
             or self.reason is not None
             or self.w_error_code is not None
             or self.w_error is not None
+            or self.confirmed_at is not None
         ):
             state = msgspec.structs.replace(
                 state,
@@ -420,6 +445,8 @@ class Summary(msgspec.Struct, gc=False):
                 reason=self.reason,
                 anomalies=tables.anomalies[anomaly_bits],
                 unknown_statuses=tuple(sorted(self.unknown)) if self.unknown else (),
+                confirmed_at=self.confirmed_at,
+                confirmed_status=self.confirmed_status,
                 _older=older_states,
             )
         return state
@@ -430,7 +457,7 @@ class Summary(msgspec.Struct, gc=False):
             state._summary
         )
         ship = state.shipment
-        # Positional, in field order: msgspec takes 26 keywords about five times slower
+        # Positional, in field order: msgspec takes 29 keywords about five times slower
         # than 26 positions, and merge thaws two states per call.
         return cls(
             state.card_id,  # card_id
@@ -459,6 +486,11 @@ class Summary(msgspec.Struct, gc=False):
             ship,  # ship
             ship_rank,  # ship_rank
             None if ship is None else shipment_clock(ship),  # ship_clock
+            state.confirmed_at,  # confirmed_at
+            state.confirmed_status,  # confirmed_status
+            ABSENT  # confirmed_rank
+            if state.confirmed_status is None
+            else tables.rank_of.get(state.confirmed_status, -1),
         )
 
 

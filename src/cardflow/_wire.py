@@ -236,7 +236,7 @@ Body = bytes | bytearray | memoryview | str
 _BOM: Final = b"\xef\xbb\xbf"
 
 
-def _fast_operations(body: object) -> list[Operation] | None:
+def fast_operations(body: object) -> list[Operation] | None:
     """The operations of a body that decodes as a whole (the fast path), else None."""
     if type(body) is bytes or type(body) is str:
         try:
@@ -272,7 +272,7 @@ def decode_lenient(body: Body) -> Decoded:
     operation, whatever its fault (a wrong field, bad JSON text inside it, nesting too
     deep to parse), never costs the good ones beside it. Never raises.
     """
-    operations = _fast_operations(body)
+    operations = fast_operations(body)
     if operations is not None:
         return Decoded(operations=operations, rejects=[])
     return _decode_slow(body)
@@ -476,7 +476,7 @@ def _tolerate_details(loose: _LooseOperation) -> Operation:
     return Operation(**fields)
 
 
-def _wire_time(value: datetime) -> str:
+def wire_time(value: datetime) -> str:
     """D1's spelling: whole seconds, milliseconds or microseconds as needed; UTC as Z."""
     if value.microsecond == 0:
         spec = "seconds"
@@ -512,16 +512,16 @@ def _restore_unparsed(plain: dict[str, Any], unparsed: list[list[str]]) -> Any:
     return plain
 
 
-def _with_wire_times(value: Any) -> Any:
+def with_wire_times(value: Any) -> Any:
     """Builtins as D1 writes them: times in D1's spelling, unparsed carrier fields restored."""
     if isinstance(value, dict):
-        plain = {k: _with_wire_times(v) for k, v in value.items()}
+        plain = {k: with_wire_times(v) for k, v in value.items()}
         unparsed = plain.pop(UNPARSED, None)
         return plain if unparsed is None else _restore_unparsed(plain, unparsed)
     if isinstance(value, list):
-        return [_with_wire_times(v) for v in value]
+        return [with_wire_times(v) for v in value]
     if isinstance(value, datetime):
-        return _wire_time(value)
+        return wire_time(value)
     return value
 
 
@@ -532,7 +532,7 @@ def encode(operations: Iterable[Operation]) -> bytes:
     D1 body gives back the same JSON values.
     """
     plain = msgspec.to_builtins(list(operations), builtin_types=(datetime,))
-    return _json_encoder.encode({"operations": _with_wire_times(plain)})
+    return _json_encoder.encode({"operations": with_wire_times(plain)})
 
 
 def fingerprint(op: Operation) -> bytes:
