@@ -61,6 +61,7 @@ PUBLIC: Final = [
     "last_heard",
     "merge",
     "needs_reconcile",
+    "reading_time",
     "state_of",
     "step",
 ]

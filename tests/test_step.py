@@ -312,3 +312,16 @@ def test_change_keys() -> None:
     assert [c.kind for c in found] == [ChangeKind.STATUS, ChangeKind.SHIPMENT]
     assert found[0].key == "c-1/op-1/CARD_SHIPPED"
     assert found[1].key.startswith("c-1/op-1/shipment@2025-01-20T09:00:00+00:00#")
+
+
+def test_a_logged_reading_says_when_it_was_read() -> None:
+    body = _body("CARD_PROD_READY")
+    assert cardflow.reading_time(body) is None
+    logged = b'{"confirmedAt": "2025-02-01T01:00:00+01:00", ' + body[1:]
+    assert cardflow.reading_time(logged) == AT
+    assert cardflow.reading_time(logged.decode()) == AT
+    assert cardflow.decode(logged) == cardflow.decode(body)
+    with pytest.raises(cardflow.InvalidNotification) as caught:
+        cardflow.reading_time(b'{"confirmedAt": "yesterday", ' + body[1:])
+    assert caught.value.path == "$.confirmedAt"
+    assert cardflow.reading_time(b'{"confirmedAt": "2025-02-01T00:00:00Z", "operations": 3') is None

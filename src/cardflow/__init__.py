@@ -45,6 +45,7 @@ from ._wire import (
     decode_lenient,
     encode,
     fingerprint,
+    reading_time,
 )
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "last_heard",
     "merge",
     "needs_reconcile",
+    "reading_time",
     "state_of",
     "step",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "decode_lenient",
     "encode",
     "fingerprint",
+    "reading_time",
 ]
 
 PRODUCE: Final = "PRODUCE"
@@ -543,3 +544,36 @@ def fingerprint(op: Operation) -> bytes:
     field differs. Also a fixed total order for breaking ties between events.
     """
     return _msgpack_encoder.encode(op)
+
+
+CONFIRMED_AT: Final = "confirmedAt"
+"""The envelope key that marks a body as D1's on-demand status, read at that time."""
+_CONFIRMED_AT_KEY: Final = b'"confirmedAt"'
+
+
+class _Reading(msgspec.Struct):
+    confirmedAt: Timestamp | None = None  # noqa: N815 (the wire's name)
+
+
+_reading_decoder: Final = msgspec.json.Decoder(_Reading)
+
+
+def reading_time(body: Body) -> datetime | None:
+    """When a logged body was read from D1's on-demand status, or None for a notification.
+
+    A log keeps an on-demand response as its envelope with one more key,
+    ``{"confirmedAt": "2025-02-01T00:00:00Z", "operations": [...]}``: the time it was
+    read, which confirms what it reports (``docs/semantics.md``). D1 sends no such key,
+    so a notification reads as None. Raises ``InvalidNotification`` for a
+    ``confirmedAt`` that is not a timestamp with an offset.
+    """
+    raw = _as_bytes(body)
+    if raw is None or _CONFIRMED_AT_KEY not in raw:
+        return None
+    try:
+        return _reading_decoder.decode(raw).confirmedAt
+    except _DECODE_ERRORS as exc:
+        reason, path = _split_error(exc)
+        if path.startswith("$." + CONFIRMED_AT):
+            raise InvalidNotification(reason, path) from None
+        return None  # the body itself is bad: decoding it says so
