@@ -24,7 +24,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, memory, operations, profile, report, throughput
+from . import _data, baselines, history, memory, operations, profile, report, throughput
 from ._timing import Result, table
 
 
@@ -33,7 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "report", "memory"),
+        choices=("throughput", "baselines", "operations", "history", "report", "memory"),
         action="append",
         help="run only these groups (repeatable)",
     )
@@ -49,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.profile:
         return profile.main(100_000 if args.quick else 1_000_000)
-    groups = set(args.only or ("throughput", "baselines", "operations", "report", "memory"))
+    groups = set(
+        args.only or ("throughput", "baselines", "operations", "history", "report", "memory")
+    )
     started = time.perf_counter()
     print(
         f"cardflow {cardflow.__version__}, msgspec {msgspec.__version__}, "
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     if "operations" in groups:
         print("operations...", flush=True)
         results += operations.run(data(small), 5)
+    if "history" in groups:
+        print("history (many operations on one card, adversarial documents)...", flush=True)
+        results += history.run(data(small), 3)
     if "report" in groups:
         print("report (aggregate + render of the HTML page)...", flush=True)
         results += report.run(data(100_000 if args.quick else 1_000_000), 3)

@@ -15,9 +15,11 @@ import cardflow
 
 PUBLIC: Final = [
     "D1_LIFECYCLE",
+    "MAX_OPERATIONS",
     "PRODUCE",
     "STATE_FORMAT_VERSION",
     "STATUS_MEANINGS",
+    "UNPARSED",
     "Anomaly",
     "CardMismatchError",
     "CardState",
@@ -35,9 +37,11 @@ PUBLIC: Final = [
     "Lifecycle",
     "LifecycleError",
     "NotProduceError",
+    "Observation",
     "Operation",
     "OperationStatus",
     "ProductionStatus",
+    "ReactionError",
     "ReconcileReason",
     "Reject",
     "Shipment",
@@ -45,6 +49,7 @@ PUBLIC: Final = [
     "Tracker",
     "__version__",
     "apply",
+    "changes",
     "decode",
     "decode_lenient",
     "decode_state",
@@ -52,10 +57,13 @@ PUBLIC: Final = [
     "encode_state",
     "fingerprint",
     "fold",
+    "json_view",
     "last_heard",
     "merge",
     "needs_reconcile",
+    "reading_time",
     "state_of",
+    "step",
 ]
 
 

@@ -258,7 +258,7 @@ def test_new_top_level_status_values_are_not_anomalies() -> None:
 
 def test_no_input_is_remembered_beyond_its_fold() -> None:
     """The lifecycle's tables never change: sharing lives in one fold (or tracker)."""
-    from cardflow._state import _tables
+    from cardflow._tables import tables_for as _tables
 
     tables = _tables(cardflow.D1_LIFECYCLE)
     before = (dict(tables.shared), dict(tables.summaries), dict(tables.by_mask))

@@ -84,21 +84,40 @@ def test_duplicates_change_nothing(t: Traffic, data: st.DataObject) -> None:
 
 @given(many_traffic)
 def test_changes_say_what_changed(t: Traffic) -> None:
+    """Per event: no change exactly when the state stayed; each kind means what it says,
+    judged against the card's state before the event."""
     tracker = Tracker()
-    previous: dict[str, cardflow.CardState] = {}
     for body in t.bodies:
-        for change in tracker.ingest(body).changes:
-            old = previous.get(change.card_id)
-            assert change.state != old  # a change always changed the state
-            if change.kind == ChangeKind.SHIPMENT:
-                assert old is not None
-                assert change.state.shipment != old.shipment
-                assert change.state.status == old.status
-            if change.kind == ChangeKind.REVISED:
-                assert old is not None
-                assert change.state.status == old.status
-                assert change.state.shipment == old.shipment
-            previous[change.card_id] = change.state
+        for op in cardflow.decode_lenient(body).operations:
+            if op.operation != cardflow.PRODUCE:
+                continue
+            before = tracker.get(op.card_id)
+            found = tracker.apply(op)
+            after = tracker[op.card_id]
+            assert (found == []) == (before == after)
+            same_op = None
+            if before is not None:
+                same_op = next(
+                    (s for s in (before, *before._older) if s.operation_id == after.operation_id),
+                    None,
+                )
+            for change in found:
+                assert change.state == after
+                if change.kind == ChangeKind.STATUS:
+                    assert same_op is None or same_op.status != after.status
+                if change.kind == ChangeKind.SHIPMENT:
+                    assert after.shipment is not None
+                    assert same_op is None or same_op.shipment != after.shipment
+                if change.kind == ChangeKind.REVISED:
+                    assert same_op is not None
+                    assert (same_op.status, same_op.shipment) == (after.status, after.shipment)
+                if change.kind == ChangeKind.OLDER:
+                    assert before is not None
+                    assert (before.operation_id, before.status) == (
+                        after.operation_id,
+                        after.status,
+                    )
+                    assert before._older != after._older
 
 
 @settings(max_examples=150)

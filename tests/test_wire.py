@@ -163,11 +163,11 @@ EXPECTED: Final[dict[str, list[dict[str, Any]]]] = {
 
 
 def attributes(value: msgspec.Struct) -> dict[str, Any]:
-    """The fields of a decoded value that are set (not None), nested structs as dicts."""
+    """The fields of a decoded value that are set (not None, not empty), nested structs as dicts."""
     out: dict[str, Any] = {}
     for name in value.__struct_fields__:
         field = getattr(value, name)
-        if field is not None:
+        if field is not None and field != ():
             out[name] = attributes(field) if isinstance(field, msgspec.Struct) else field
     return out
 
@@ -323,16 +323,10 @@ FAULTS: Final = [
         id="value-not-utf8",
     ),
     pytest.param(
-        body_of(op_dict(), with_shipment(carrier="ups", lastUpdatedAt="2026-05-22T13:55:00")),
-        "$.operations[1].details.shipment.lastUpdatedAt",
+        body_of(op_dict(), op_dict(details={"status": "DATA_PREPARED", "dueDate": "2025-13-01"})),
+        "$.operations[1].details.dueDate",
         1,
         id="nested",
-    ),
-    pytest.param(
-        body_of(with_shipment(lastCheckpoint={"checkpointTime": 1779458100})),
-        "$.operations[0].details.shipment.lastCheckpoint.checkpointTime",
-        0,
-        id="deeply-nested",
     ),
     pytest.param(body_of(op_dict(), 17), "$.operations[1]", 1, id="operation-not-object"),
 ]
@@ -509,9 +503,9 @@ ODD_DETAILS: Final = [
     pytest.param("text", "$.details", id="string"),
     pytest.param(0, "$.details", id="number"),
     pytest.param(
-        {"reason": "x", "shipment": {"carrier": "ups", "lastUpdatedAt": "2026-05-22T13:55"}},
-        "$.details.shipment.lastUpdatedAt",
-        id="bad-shipment",
+        {"reason": "x", "productionSite": 3, "shipment": {"lastUpdatedAt": "2026-05-22T13:55"}},
+        "$.details.productionSite",
+        id="bad-site-beside-a-bad-shipment",
     ),
     pytest.param(
         {"reason": RawJSON(b"1e400"), "productionSite": "Gemenos"}, "$.details.reason", id="inf"
@@ -749,7 +743,8 @@ def check_total(body: Any) -> None:
         assert same_error(strict_error, result.rejects[0].error())
     if isinstance(body, bytes):
         for reject in result.rejects:
-            assert reject.raw == body if reject.index is None else reject.raw in body
+            whole = body.removeprefix(b"\xef\xbb\xbf")
+            assert reject.raw == whole if reject.index is None else reject.raw in body
 
 
 json_values: Final = st.recursive(
@@ -924,6 +919,10 @@ NEW_VALUES_BY_STRUCT: Final[dict[type[msgspec.Struct], dict[str, st.SearchStrate
         "estimated_delivery_date": maybe_time,
         "last_updated_at": maybe_time,
         "last_checkpoint": st.none() | checkpoint_structs(),
+        "unparsed": st.lists(
+            st.tuples(st.sampled_from(["estimatedDeliveryDate", "lastCheckpoint.city"]), text),
+            max_size=2,
+        ).map(lambda pairs: tuple(sorted(pairs))),
     },
     Checkpoint: {
         "checkpoint_time": maybe_time,

@@ -11,15 +11,29 @@ from ._errors import (
     InvalidNotification,
     LifecycleError,
     NotProduceError,
+    ReactionError,
     StateFormatError,
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
 from ._reconcile import ReconcileReason, last_heard, needs_reconcile
-from ._state import Anomaly, CardState, Folded, Folder, apply, fold, merge, state_of
-from ._tracker import Change, ChangeKind, Ingested, Tracker
+from ._state import (
+    MAX_OPERATIONS,
+    Anomaly,
+    CardState,
+    Folded,
+    Folder,
+    apply,
+    fold,
+    merge,
+    state_of,
+)
+from ._step import Change, ChangeKind, Observation, changes, step
+from ._tracker import Ingested, Tracker
 from ._version import __version__
+from ._view import json_view
 from ._wire import (
     PRODUCE,
+    UNPARSED,
     Checkpoint,
     Decoded,
     Details,
@@ -31,13 +45,16 @@ from ._wire import (
     decode_lenient,
     encode,
     fingerprint,
+    reading_time,
 )
 
 __all__ = [
     "D1_LIFECYCLE",
+    "MAX_OPERATIONS",
     "PRODUCE",
     "STATE_FORMAT_VERSION",
     "STATUS_MEANINGS",
+    "UNPARSED",
     "Anomaly",
     "CardMismatchError",
     "CardState",
@@ -55,9 +72,11 @@ __all__ = [
     "Lifecycle",
     "LifecycleError",
     "NotProduceError",
+    "Observation",
     "Operation",
     "OperationStatus",
     "ProductionStatus",
+    "ReactionError",
     "ReconcileReason",
     "Reject",
     "Shipment",
@@ -65,6 +84,7 @@ __all__ = [
     "Tracker",
     "__version__",
     "apply",
+    "changes",
     "decode",
     "decode_lenient",
     "decode_state",
@@ -72,8 +92,11 @@ __all__ = [
     "encode_state",
     "fingerprint",
     "fold",
+    "json_view",
     "last_heard",
     "merge",
     "needs_reconcile",
+    "reading_time",
     "state_of",
+    "step",
 ]

@@ -6,6 +6,8 @@
     ├── LifecycleError               a lifecycle definition that cannot be right (also a ValueError)
     ├── CardMismatchError            merging the states of two different cards (also a ValueError)
     ├── NotProduceError              a non-PRODUCE operation where a card state must be made
+    ├── ReactionError                reactions that raised, raised together after a whole
+    │                                body was applied (also an ExceptionGroup)
     └── StateFormatError             bytes that are not a state in a format this version reads
                                      (also a ValueError)
 
@@ -15,12 +17,19 @@ never raised: they are data, reported on the card's state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Self
+
 __all__ = [
     "CardMismatchError",
     "CardflowError",
     "InvalidNotification",
     "LifecycleError",
     "NotProduceError",
+    "ReactionError",
     "StateFormatError",
 ]
 
@@ -82,3 +91,46 @@ class NotProduceError(CardflowError, ValueError):
 
 class StateFormatError(CardflowError, ValueError):
     """Bytes that ``decode_state`` cannot read: not a state, corrupt, or from a later version."""
+
+
+class ReactionError(CardflowError, ExceptionGroup[Exception]):
+    """Reactions that raised while a body was applied: their exceptions, grouped.
+
+    Raised after every operation of the body was applied, so that nothing but the
+    failed reactions is lost, and they are not: each fires again on the next delivery
+    of its operation. ``changes[i]`` is the change whose reaction raised
+    ``exceptions[i]`` (its ``key`` is the reaction's idempotency key); ``ingested`` is
+    what the call would have returned. A webhook service answers 5xx so that D1
+    delivers the body again.
+    """
+
+    changes: tuple[Any, ...]
+    ingested: Any
+
+    @classmethod
+    def of(cls, failures: Sequence[tuple[Any, Exception]], ingested: Any) -> ReactionError:
+        """The group of ``(change, exception)`` failures, each exception noted with its key."""
+        for change, error in failures:
+            error.add_note(
+                f"cardflow: reaction to {change.kind} {change.status} of card"
+                f" {change.card_id!r} (key {change.key}); it fires again when operation"
+                f" {change.operation_id!r} is delivered again"
+            )
+        group = cls(
+            f"{len(failures)} reaction(s) raised; the body was applied in full",
+            [error for _, error in failures],
+        )
+        group.changes = tuple(change for change, _ in failures)
+        group.ingested = ingested
+        return group
+
+    def derive(self, excs: Sequence[Exception]) -> Self:  # type: ignore[override]
+        kept = [
+            change
+            for change, error in zip(self.changes, self.exceptions, strict=True)
+            if any(error is e for e in excs)
+        ]
+        group = type(self)(self.message, list(excs))
+        group.changes = tuple(kept)
+        group.ingested = self.ingested
+        return group

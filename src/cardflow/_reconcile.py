@@ -47,9 +47,25 @@ def _settled(state: CardState, lifecycle: Lifecycle) -> bool:
     )
 
 
+def _open_gaps(state: CardState, lifecycle: Lifecycle) -> bool:
+    """Gaps that a call could still fill: above the highest status D1 confirmed. Those
+    at or below it were lost for good (the on-demand status reports the latest event
+    only); the state still lists them."""
+    if not state.gaps:
+        return False
+    confirmed = state.confirmed_status
+    if confirmed is None or not lifecycle.is_known(confirmed):
+        return True
+    floor = lifecycle.rank(confirmed)
+    return any(lifecycle.rank(gap) > floor for gap in state.gaps)
+
+
 def last_heard(state: CardState) -> datetime:
-    """The latest time the state's events speak of (events carry no arrival time)."""
+    """The latest time the state's events speak of (events carry no arrival time), or
+    that D1's on-demand status confirmed the card at, whichever is later."""
     latest = state.start_time
+    if state.confirmed_at is not None and state.confirmed_at > latest:
+        latest = state.confirmed_at
     if state.end_time is not None and state.end_time > latest:
         latest = state.end_time
     shipment = state.shipment
@@ -76,7 +92,9 @@ def needs_reconcile(
 ) -> tuple[ReconcileReason, ...]:
     """The reasons to reconcile this card now; empty (falsy) when there are none.
 
-    ``now`` must be timezone-aware. A card that is not settled (no final status, no
+    GAPS counts only gaps above the highest status D1's on-demand status confirmed
+    (``confirmed_status``): a confirmation cannot fill the others. ``now`` must be
+    timezone-aware. A card that is not settled (no final status, no
     success, no failed operation) is OVERDUE once ``now`` is past its due date by more
     than ``overdue_margin``, and SILENT once the latest time its events mention is
     older than ``silence``.
@@ -84,14 +102,16 @@ def needs_reconcile(
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("needs_reconcile: `now` must be timezone-aware")
     reasons: list[ReconcileReason] = []
-    if state.gaps:
+    if _open_gaps(state, lifecycle):
         reasons.append(ReconcileReason.GAPS)
     if state.anomalies:
         reasons.append(ReconcileReason.ANOMALIES)
     if state.unknown_statuses:
         reasons.append(ReconcileReason.UNKNOWN_STATUS)
     if not _settled(state, lifecycle):
-        if state.due_date is not None and now.date() > state.due_date + overdue_margin:
+        # Differences, never sums: a due date or a time at the end of the calendar
+        # cannot overflow a difference.
+        if state.due_date is not None and now.date() - state.due_date > overdue_margin:
             reasons.append(ReconcileReason.OVERDUE)
         if now - last_heard(state) > silence:
             reasons.append(ReconcileReason.SILENT)

@@ -1,64 +1,40 @@
-"""The tracker: many cards' states, the changes each delivery causes, reactions fired once.
+"""The tracker: many cards' states, the changes each delivery causes, reactions fired.
 
-A webhook service keeps one :class:`Tracker`, hands it every body D1 sends, and gets
-back what changed: nothing for a duplicate or a stale event, each (operation, status)
-becoming current at most once, and shipment updates as changes of their own kind.
+A webhook service keeps one :class:`Tracker`, hands it every body D1 sends (and,
+with ``reconcile``, every on-demand status it fetched), and gets back what changed:
+``step``'s changes, computed the same way. Reactions are methods on a user object,
+named the way ``transitions`` names state callbacks (``on_enter_CARD_SHIPPED``),
+driven through one ``transitions.Machine(model=None)`` built from the lifecycle and
+shared by every card: never one machine per card.
 
-Reactions are methods on a user object, named the way ``transitions`` names state
-callbacks (``on_enter_CARD_SHIPPED``). They are driven through one
-``transitions.Machine(model=None)`` built from the lifecycle and shared by every
-card: never one machine per card. A status that was skipped (its notification
-lost) is reported in ``Change.skipped`` and never fired.
+A reaction that raises loses neither itself nor the rest of the body: every
+operation is applied, the failures are raised together after the whole body
+(:class:`ReactionError`), and each failed reaction fires again on the next delivery
+of its operation. ``docs/semantics.md`` states exactly which reactions can fire twice.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Final
 
 import msgspec
 from transitions import Machine
 
+from ._cardstate import CardState
+from ._errors import ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
-from ._state import CardState, _Summary, _tables, _utc
-from ._wire import PRODUCE, Body, Operation, Reject, _fast_operations, decode_lenient
+from ._step import Change, ChangeKind, changes
+from ._summary import Summary
+from ._tables import tables_for
+from ._times import utc
+from ._wire import PRODUCE, Body, Operation, Reject, decode_lenient, fast_operations
 
-__all__ = ["Change", "ChangeKind", "Ingested", "Tracker"]
+__all__ = ["Ingested", "Tracker"]
 
 _MODEL_ATTRIBUTE: Final = "cardflow_status"
 """Where the shared machine keeps the status on the reactions object."""
-
-
-class ChangeKind(enum.StrEnum):
-    """What an event changed on a card."""
-
-    STATUS = "STATUS"
-    """An (operation, status) became current: the first time, and only once."""
-    SHIPMENT = "SHIPMENT"
-    """Newer shipment data for the current operation."""
-    REVISED = "REVISED"
-    """Other reported facts of the current operation (a late lower status filling a
-    gap, a field, an anomaly); the current status did not move."""
-
-
-_STATUS: Final = ChangeKind.STATUS.value
-_SHIPMENT: Final = ChangeKind.SHIPMENT.value
-_REVISED: Final = ChangeKind.REVISED.value
-
-
-class Change(msgspec.Struct, frozen=True, kw_only=True):
-    """One change to one card, with the state it produced."""
-
-    kind: str
-    card_id: str
-    operation_id: str
-    status: str
-    previous_status: str | None
-    """The status before, in the same operation; None for a new card or operation."""
-    skipped: tuple[str, ...]
-    """Statuses the card must have passed on the way that were never notified."""
-    state: CardState
 
 
 class Ingested(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,9 +49,11 @@ class Ingested(msgspec.Struct, frozen=True, kw_only=True):
 class Tracker(Mapping[str, CardState]):
     """Holds the states of many cards; a read-only mapping from card id to state.
 
-    ``reactions`` is any object with methods ``on_enter_<STATUS>(change)`` (called
-    when that status becomes current for an operation) and, optionally,
-    ``on_shipment(change)``. ``states`` restores a tracker from saved states.
+    ``reactions`` is any object with methods ``on_enter_<STATUS>(change)`` (called when
+    that status becomes current for an operation, or with ``passed=True`` once for each
+    status the operation is known to have passed, in lifecycle order) and, optionally,
+    ``on_shipment(change)``. ``change.key`` is the reaction's idempotency key. ``states``
+    restores a tracker from saved states.
     """
 
     def __init__(
@@ -84,17 +62,22 @@ class Tracker(Mapping[str, CardState]):
         lifecycle: Lifecycle = D1_LIFECYCLE,
         reactions: object | None = None,
         states: Mapping[str, CardState] | None = None,
+        passed: bool = False,
     ) -> None:
         self._lifecycle = lifecycle
-        self._tables = _tables(lifecycle).session()
+        self._tables = tables_for(lifecycle).session()
         self._states: dict[str, CardState] = dict(states or {})
         # The join in progress per card, beside its state: an event is joined into the
         # summary, which says whether anything changed, so that a duplicate or a stale
         # event costs neither a thaw nor a freeze. A restored state is thawed when its
         # card is next heard of.
-        self._summaries: dict[str, _Summary] = {}
+        self._summaries: dict[str, Summary] = {}
+        self._passed = passed
         self._reactions = reactions
         self._machine: Machine | None = None
+        # Reactions that raised, by (card, operation): they fire again when the
+        # operation is next delivered.
+        self._pending: dict[tuple[str, str], list[Change]] = {}
         if reactions is not None:
             self._machine = _reaction_machine(lifecycle, reactions)
 
@@ -102,6 +85,11 @@ class Tracker(Mapping[str, CardState]):
     def lifecycle(self) -> Lifecycle:
         """The lifecycle this tracker ranks statuses by."""
         return self._lifecycle
+
+    @property
+    def pending(self) -> list[Change]:
+        """The changes whose reaction raised and has not succeeded since."""
+        return [change for waiting in self._pending.values() for change in waiting]
 
     # -- the mapping ---------------------------------------------------------------
 
@@ -120,100 +108,113 @@ class Tracker(Mapping[str, CardState]):
         """Decode a D1 body leniently and apply every good operation in it.
 
         Never raises on bad input: the operations that do not decode come back in
-        ``rejects``, verbatim, and cost nothing to the others.
+        ``rejects``, verbatim, and cost nothing to the others. Raises
+        ``ReactionError`` after the whole body when reactions raised (its
+        ``ingested`` is what this call would have returned).
         """
-        operations = _fast_operations(body)
+        return self._ingest(body, None)
+
+    def reconcile(self, body: Body, at: datetime) -> Ingested:
+        """Apply D1's on-demand status of a card (a productionstatus response), read at
+        ``at``: its event, and a confirmation of its operation, an authoritative reading
+        (``docs/semantics.md``). Otherwise as ``ingest``."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("Tracker.reconcile: `at` must be timezone-aware")
+        return self._ingest(body, utc(at))
+
+    def _ingest(self, body: Body, at: datetime | None) -> Ingested:
+        operations = fast_operations(body)
         rejects: list[Reject] = []
         if operations is None:
             decoded = decode_lenient(body)
             operations, rejects = decoded.operations, decoded.rejects
-        changes: list[Change] = []
+        found: list[Change] = []
+        failures: list[tuple[Change, Exception]] = []
         passed_over = 0
-        apply = self.apply
         for op in operations:
             if op.operation != PRODUCE:
                 passed_over += 1
                 continue
-            change = apply(op)
-            if change is not None:
-                changes.append(change)
-        return Ingested(changes=changes, rejects=rejects, passed_over=passed_over)
+            found += self._apply(op, at, failures)
+        ingested = Ingested(changes=found, rejects=rejects, passed_over=passed_over)
+        if failures:
+            raise ReactionError.of(failures, ingested)
+        return ingested
 
     def ingest_operations(self, ops: Iterable[Operation]) -> list[Change]:
-        """Apply decoded operations; operations of other types are passed over."""
-        changes = []
-        for op in ops:
-            change = self.apply(op)
-            if change is not None:
-                changes.append(change)
-        return changes
+        """Apply decoded operations; operations of other types are passed over.
 
-    def apply(self, op: Operation) -> Change | None:
-        """Apply one operation; the change it caused, or None (duplicate, stale, not PRODUCE)."""
-        if op.operation != PRODUCE:
-            return None
+        Raises ``ReactionError`` after all of them when reactions raised.
+        """
+        found: list[Change] = []
+        failures: list[tuple[Change, Exception]] = []
+        for op in ops:
+            if op.operation == PRODUCE:
+                found += self._apply(op, None, failures)
+        if failures:
+            raise ReactionError.of(failures, found)
+        return found
+
+    def apply(self, op: Operation) -> list[Change]:
+        """Apply one operation; the changes it caused (none for a duplicate, a stale
+        event or another operation type). Raises ``ReactionError`` when reactions
+        raised, after the state was updated."""
+        return self.ingest_operations((op,))
+
+    def _apply(
+        self, op: Operation, at: datetime | None, failures: list[tuple[Change, Exception]]
+    ) -> list[Change]:
         card_id = op.card_id
+        if self._pending:
+            waiting = self._pending.pop((card_id, op.operation_id), None)
+            if waiting:
+                self._react(waiting, failures)
         tables = self._tables
         summary = self._summaries.get(card_id)
         if summary is None:
             restored = self._states.get(card_id)
             if restored is None:
-                summary = _Summary.empty(card_id, _utc(op.start_time), op.operation_id)
+                summary = Summary.empty(card_id, utc(op.start_time), op.operation_id)
             else:
-                summary = _Summary.thaw(restored, tables)
+                summary = Summary.thaw(restored, tables)
             self._summaries[card_id] = summary
         # The summary says whether the event changed anything (a summary changes only
         # when one of its joins rises, and then so does the state): a duplicate or a
         # dominated event costs no state at all.
-        if not summary.add(op, tables):
-            return None
+        if at is None:
+            if not summary.add(op, tables):
+                return []
+        elif not summary.add_reading(op, at, tables):
+            return []
         old = self._states.get(card_id)
         new = self._states[card_id] = summary.freeze(tables)
-        if old is not None and (
-            op.operation_id != new.operation_id or op.start_time != new.start_time
-        ):
-            # Joined, the event is not of the current operation: it is of an older one,
-            # kept in operation_ids, and not a change.
-            return None
-        change = self._change(old, new)
+        found = changes(
+            old,
+            new,
+            passed=self._passed,
+            operation_id=op.operation_id,
+            lifecycle=self._lifecycle,
+        )
         if self._machine is not None:
-            self._react(change)
-        return change
-
-    def _change(self, old: CardState | None, new: CardState) -> Change:
-        same_operation = (
-            old is not None
-            and old.start_time == new.start_time
-            and old.operation_id == new.operation_id
-        )
-        previous = old.status if same_operation and old is not None else None
-        skipped: tuple[str, ...] = ()
-        if not same_operation or previous != new.status:
-            kind = _STATUS
-            if new.gaps:
-                ranks = self._tables.ranks
-                floor = ranks.get(previous, -1) if previous is not None else -1
-                skipped = tuple(s for s in new.gaps if ranks[s] > floor)
-        elif old is not None and old.shipment != new.shipment:
-            kind = _SHIPMENT
-        else:
-            kind = _REVISED
-        return Change(
-            kind=kind,
-            card_id=new.card_id,
-            operation_id=new.operation_id,
-            status=new.status,
-            previous_status=previous,
-            skipped=skipped,
-            state=new,
-        )
+            self._react(found, failures)
+        return found
 
     # -- reactions -------------------------------------------------------------------
 
-    def _react(self, change: Change) -> None:
+    def _react(self, found: list[Change], failures: list[tuple[Change, Exception]]) -> None:
+        """Fire each change's reaction; keep those that raise to fire them again."""
         machine = self._machine
+        if machine is None:
+            return
+        for change in found:
+            try:
+                self._fire(machine, change)
+            except Exception as error:
+                failures.append((change, error))
+                self._pending.setdefault((change.card_id, change.operation_id), []).append(change)
+
+    def _fire(self, machine: Machine, change: Change) -> None:
         reactions = self._reactions
-        assert machine is not None
         if change.kind == ChangeKind.SHIPMENT:
             on_shipment = getattr(reactions, "on_shipment", None)
             if on_shipment is not None:

@@ -12,6 +12,7 @@ alone. Memory holds one body at a time.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -143,6 +144,17 @@ def one_line(raw: bytes) -> bytes:
     return text
 
 
+_STRING: Final = re.compile(rb'"(?:[^"\\\n]|\\.)*"?')
+"""A JSON string on one line (JSON text holds no raw line break in a string), or what
+is left of an unterminated one."""
+
+
+def _depth(line: bytes) -> int:
+    """How many more brackets the line opens than it closes, outside strings."""
+    bare = _STRING.sub(b"", line)
+    return bare.count(b"{") + bare.count(b"[") - bare.count(b"}") - bare.count(b"]")
+
+
 def _unfinished(text: bytes, decoded: Decoded) -> bool:
     """Text that starts a JSON value at column 0 and ends before the value does."""
     if decoded.operations or len(decoded.rejects) != 1:
@@ -164,6 +176,7 @@ class Reader:
 
     def __iter__(self) -> Iterator[Body]:
         document: list[bytes] = []
+        depth = 0
         start = 0
         for line in self._stream:
             self.lines += 1
@@ -173,12 +186,12 @@ class Reader:
             if document:
                 if not line.strip() or line[0] in _CONTINUES:
                     document.append(line)
-                    if line[:1] in (b"}", b"]"):
+                    depth += _depth(line)
+                    # Decoded once, when its brackets close: linear in the document.
+                    if depth <= 0 and line[:1] in (b"}", b"]"):
                         text = b"".join(document)
-                        decoded = decode_lenient(text)
-                        if not _unfinished(text, decoded):
-                            yield Body(start, text, decoded)
-                            document = []
+                        yield Body(start, text, decode_lenient(text))
+                        document = []
                     continue
                 yield self._finish(start, document)
                 document = []
@@ -188,6 +201,7 @@ class Reader:
             decoded = decode_lenient(text)
             if _unfinished(text, decoded):
                 document = [line]
+                depth = _depth(line)
                 start = self.lines
                 continue
             yield Body(self.lines, text, decoded)

@@ -13,7 +13,7 @@ import typing
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, BinaryIO, Final
 
 import msgspec
@@ -21,7 +21,8 @@ import msgspec
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import ReconcileReason
 from .._state import CardState
-from .._wire import Operation, _wire_time, _with_wire_times
+from .._view import VIEW_FIELDS, json_view
+from .._wire import UNPARSED, Operation, wire_time
 
 __all__ = [
     "EventLog",
@@ -44,37 +45,11 @@ EXAMPLES: Final = 5
 """Reconcile candidates an unfiltered summary names as examples."""
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-_PUBLIC: Final = tuple(
-    (f.name, _camel(f.name))
-    for f in msgspec.structs.fields(CardState)
-    if not f.name.startswith("_")
-)
-"""CardState's public fields, with their camelCase names."""
-
-
-def _plain(value: object) -> object:
-    """A field value as JSON builtins, times spelled the way D1 spells them."""
-    if value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, datetime):
-        return _wire_time(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return _with_wire_times(msgspec.to_builtins(value, builtin_types=(datetime,)))
-
-
 def card_object(
     state: CardState, reasons: Sequence[ReconcileReason] | None = None
 ) -> dict[str, object]:
-    """One card as a JSON object: every public field, camelCase; ``reconcile`` when given."""
-    out = {camel: _plain(getattr(state, name)) for name, camel in _PUBLIC}
+    """One card as a JSON object: ``cardflow.json_view``; ``reconcile`` when given."""
+    out = json_view(state)
     if reasons is not None:
         out["reconcile"] = [str(r) for r in reasons]
     return out
@@ -90,17 +65,17 @@ def _struct_in(tp: object) -> type[msgspec.Struct] | None:
 def csv_columns() -> list[tuple[str, ...]]:
     """The CSV columns, as paths into a card object: nested structs flattened."""
     columns: list[tuple[str, ...]] = []
-    for f in msgspec.structs.fields(CardState):
-        if f.name.startswith("_"):
-            continue
-        camel = _camel(f.name)
-        inner = _struct_in(f.type)
+    types = {f.name: f.type for f in msgspec.structs.fields(CardState)}
+    for name, camel in VIEW_FIELDS:
+        inner = _struct_in(types[name])
         columns += [(camel,)] if inner is None else [(camel, *p) for p in _nested(inner)]
     return columns
 
 
 def _nested(struct: type[msgspec.Struct]) -> Iterator[tuple[str, ...]]:
     for f in msgspec.structs.fields(struct):
+        if f.encode_name == UNPARSED:
+            continue  # the view writes such text back in the field it came from
         inner = _struct_in(f.type)
         if inner is None:
             yield (f.encode_name,)
@@ -210,7 +185,7 @@ class Report:
         }
         if self.reasons is not None and self.now is not None:
             out["reconcile"] = {
-                "now": _wire_time(self.now),
+                "now": wire_time(self.now),
                 "cards": sum(1 for rs in self.reasons.values() if rs),
                 "byReason": {str(r): n for r, n in sorted(counts["reconcile"].items())},
             }
@@ -354,7 +329,7 @@ def summary_lines(report: Report) -> list[str]:
         ]
     if report.reasons is not None and report.now is not None:
         candidates = [s for s in report.cards if report.reasons.get(s.card_id)]
-        as_of = _wire_time(report.now)
+        as_of = wire_time(report.now)
         lines += [
             "",
             f"Reconcile candidates as of {as_of}: {counted(len(candidates), 'card')}",
@@ -457,7 +432,7 @@ def _view(report: Report, state: CardState) -> list[str]:
         rows.append(
             (
                 "reconcile",
-                f"{' '.join(reasons) or 'none'} (as of {_wire_time(report.now)})",
+                f"{' '.join(reasons) or 'none'} (as of {wire_time(report.now)})",
             )
         )
     width = max(len(k) for k, _ in rows)
@@ -474,7 +449,7 @@ def _view(report: Report, state: CardState) -> list[str]:
             kind = status or "(no status)" if op.operation == "PRODUCE" else op.operation
             times = "" if e.deliveries == 1 else f"x{e.deliveries}"
             table.append(
-                (_wire_time(op.start_time), op.operation_id, kind, op.status, times, e.where)
+                (wire_time(op.start_time), op.operation_id, kind, op.status, times, e.where)
             )
         widths = [max(len(r[i]) for r in table) for i in range(5)]
         lines += [

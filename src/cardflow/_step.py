@@ -1,0 +1,215 @@
+"""What an event changes: ``step(state, op) -> (new_state, changes)``, pure.
+
+A webhook service needs more than the new state: which reactions to fire. A change
+says what moved on a card: a status that became current (or, with ``passed=True``,
+each status the current operation is now known to have passed), newer shipment
+data, other facts of the current operation, or the state of an older operation.
+Every change of state is reported, and a duplicate reports nothing. The tracker and
+the store compute their changes here too, so that all agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from ._cardstate import CardState
+from ._lifecycle import D1_LIFECYCLE, Lifecycle
+from ._state import apply
+from ._tables import Tables, tables_for
+from ._times import shipment_clock
+from ._wire import Operation
+
+__all__ = ["Change", "ChangeKind", "Observation", "changes", "step"]
+
+
+class ChangeKind(enum.StrEnum):
+    """What an event changed on a card."""
+
+    STATUS = "STATUS"
+    """An (operation, status) became current, or (``passed=True``) was passed: once."""
+    SHIPMENT = "SHIPMENT"
+    """Newer shipment data for the current operation."""
+    REVISED = "REVISED"
+    """Other reported facts of the current operation (a late lower status filling a
+    gap, a field, an anomaly, a confirmation); the current status did not move."""
+    OLDER = "OLDER"
+    """The state of another operation than the current one changed (it is kept in
+    ``operation_ids``); nothing the card reports moved."""
+
+
+class Observation(enum.StrEnum):
+    """How a status that a STATUS change reports came to be known."""
+
+    IN_ORDER = "IN_ORDER"
+    """Notified, and no higher status of its operation was known before it."""
+    LATE = "LATE"
+    """Notified after a higher status of its operation: its notification came late."""
+    INFERRED = "INFERRED"
+    """Never notified: every lifecycle path to the current status passes it (a gap)."""
+
+
+_STATUS: Final = ChangeKind.STATUS.value
+_SHIPMENT: Final = ChangeKind.SHIPMENT.value
+_REVISED: Final = ChangeKind.REVISED.value
+_OLDER: Final = ChangeKind.OLDER.value
+_msgpack: Final = msgspec.msgpack.Encoder()
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """One change to one card, with the state it produced."""
+
+    kind: str
+    card_id: str
+    operation_id: str
+    status: str
+    """The status the change is about: the one that became current or was passed (the
+    older operation's for OLDER)."""
+    previous_status: str | None
+    """The status before, in the same operation; None for a new card or operation."""
+    skipped: tuple[str, ...]
+    """Statuses the card must have passed on the way that were never notified."""
+    state: CardState
+    observation: str | None = None
+    """For a STATUS change: how its status came to be known (``Observation``)."""
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of a reaction to this change: the same for the same
+        (card, operation, status), or shipment data, however often it is computed."""
+        what = self.status
+        if self.kind == _SHIPMENT:
+            ship = self.state.shipment
+            when = None if ship is None else shipment_clock(ship)
+            digest = hashlib.sha256(_msgpack.encode(ship)).hexdigest()[:16]
+            what = f"shipment@{when.isoformat() if when else '-'}#{digest}"
+        elif self.kind != _STATUS:
+            what = f"{self.kind.lower()}:{what}"
+        return f"{self.card_id}/{self.operation_id}/{what}"
+
+
+def _same_operation(old: CardState | None, operation_id: str) -> CardState | None:
+    """What ``old`` held of one operation: its current one, or one of its older ones."""
+    if old is None:
+        return None
+    if old.operation_id == operation_id:
+        return old
+    for state in old._older:
+        if state.operation_id == operation_id:
+            return state
+    return None
+
+
+def _reported(state: CardState) -> CardState:
+    """What a state reports of its current operation alone."""
+    return msgspec.structs.replace(state, operation_ids=(), _older=())
+
+
+def changes(
+    old: CardState | None,
+    new: CardState,
+    *,
+    passed: bool = False,
+    operation_id: str | None = None,
+    lifecycle: Lifecycle = D1_LIFECYCLE,
+) -> list[Change]:
+    """The changes from ``old`` to ``new``, two states of one card; empty when equal.
+
+    ``passed``: a STATUS change for each status the current operation is now known to
+    have passed (observed, or inferred from a gap), in lifecycle order, instead of one
+    for the status that became current. ``operation_id`` names the operation an OLDER
+    change is about (the event's), where the caller knows it.
+    """
+    if old == new:
+        return []
+    tables = tables_for(lifecycle)
+    before = _same_operation(old, new.operation_id)
+    out: list[Change] = []
+    previous = None if before is None else before.status
+    if passed:
+        out += _passed(before, new, tables)
+    elif before is None or previous != new.status:
+        skipped: tuple[str, ...] = ()
+        if new.gaps:
+            ranks = tables.ranks
+            floor = -1 if previous is None else ranks.get(previous, -1)
+            skipped = tuple(s for s in new.gaps if ranks[s] > floor)
+        out.append(_change(_STATUS, new, new.status, previous, skipped, "IN_ORDER"))
+    if new.shipment is not None and (before is None or before.shipment != new.shipment):
+        out.append(_change(_SHIPMENT, new, new.status, previous))
+    if not out and (before is None or _reported(before) != _reported(new)):
+        out.append(_change(_REVISED, new, new.status, previous))
+    if not out:
+        about = _same_operation(new, operation_id or new.operation_id) or new
+        out.append(_change(_OLDER, new, about.status, None, operation_id=about.operation_id))
+    return out
+
+
+def _passed(before: CardState | None, new: CardState, tables: Tables) -> list[Change]:
+    """A STATUS change per status newly known to be passed, in lifecycle order."""
+    ranks = tables.ranks
+    known_before: set[str] = set() if before is None else {*before.observed, *before.gaps}
+    top = -1 if before is None else ranks.get(before.status, -1)
+    observed = set(new.observed)
+    out = []
+    previous = None if before is None else before.status
+    for status in tables.statuses:
+        if status in known_before or (status not in observed and status not in new.gaps):
+            continue
+        if status not in observed:
+            how = Observation.INFERRED.value
+        elif ranks[status] < top:
+            how = Observation.LATE.value
+        else:
+            how = Observation.IN_ORDER.value
+        out.append(_change(_STATUS, new, status, previous, (), how))
+        previous = status
+    return out
+
+
+def _change(
+    kind: str,
+    state: CardState,
+    status: str,
+    previous: str | None,
+    skipped: tuple[str, ...] = (),
+    observation: str | None = None,
+    *,
+    operation_id: str | None = None,
+) -> Change:
+    return Change(
+        kind=kind,
+        card_id=state.card_id,
+        operation_id=operation_id or state.operation_id,
+        status=status,
+        previous_status=previous,
+        skipped=skipped,
+        state=state,
+        observation=observation,
+    )
+
+
+def step(
+    state: CardState | None,
+    op: Operation,
+    *,
+    at: datetime | None = None,
+    passed: bool = False,
+    lifecycle: Lifecycle = D1_LIFECYCLE,
+) -> tuple[CardState, list[Change]]:
+    """The state after one more event, and what it changed: pure, no clock, no I/O.
+
+    ``changes`` is empty exactly when nothing changed (a duplicate, an event that an
+    operation already reported). ``at``: the event is D1's on-demand status read at that
+    time, which also confirms its operation (``docs/semantics.md``). ``passed``: see
+    :func:`changes`. The new state is ``apply(state, op, at=at)``; an operation of
+    another type leaves ``state`` as it is (``NotProduceError`` when it is None).
+    """
+    new = apply(state, op, at=at, lifecycle=lifecycle)
+    return new, changes(
+        state, new, passed=passed, operation_id=op.operation_id, lifecycle=lifecycle
+    )

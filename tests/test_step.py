@@ -1,0 +1,327 @@
+"""``step``, confirmation, reactions that survive failure, and passed statuses."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cardflow
+from cardflow import (
+    CardState,
+    Change,
+    ChangeKind,
+    Observation,
+    ReactionError,
+    ReconcileReason,
+    Tracker,
+    decode_lenient,
+    encode_state,
+    fold,
+    needs_reconcile,
+    step,
+)
+from cardflow.testing import Traffic, traffic
+
+D1 = cardflow.D1_LIFECYCLE
+AT = datetime(2025, 2, 1, tzinfo=UTC)
+many_traffic = traffic(max_cards=3, lose=True, unknown_statuses=True, other_operations=True)
+
+
+def produce_ops(t: Traffic) -> list[cardflow.Operation]:
+    return [
+        op
+        for body in t.bodies
+        for op in decode_lenient(body).operations
+        if op.operation == cardflow.PRODUCE
+    ]
+
+
+# -- step ------------------------------------------------------------------------------
+
+
+@given(many_traffic)
+def test_step_agrees_with_fold(t: Traffic) -> None:
+    states: dict[str, CardState] = {}
+    for op in produce_ops(t):
+        old = states.get(op.card_id)
+        new, found = step(old, op)
+        assert (found == []) == (new == old)
+        assert all(change.state is new for change in found)
+        states[op.card_id] = new
+    whole = fold(produce_ops(t))
+    assert {c: encode_state(s) for c, s in states.items()} == {
+        c: encode_state(s) for c, s in whole.items()
+    }
+
+
+@given(many_traffic)
+def test_the_tracker_reports_what_step_reports(t: Traffic) -> None:
+    tracker = Tracker()
+    states: dict[str, CardState] = {}
+    for op in produce_ops(t):
+        new, found = step(states.get(op.card_id), op)
+        states[op.card_id] = new
+        assert tracker.apply(op) == found
+
+
+def test_step_refuses_another_card_and_a_first_event_of_another_type() -> None:
+    body = b"""{"operations": [{"operationId": "a", "operation": "PRODUCE", "status": "PENDING",
+      "startTime": "2025-01-17T06:28:02Z", "cardId": "c-1",
+      "details": {"status": "DATA_PREPARED"}}]}"""
+    (op,) = cardflow.decode(body)
+    state, _ = step(None, op)
+    with pytest.raises(cardflow.CardMismatchError):
+        step(state, cardflow.Operation(**{**_fields(op), "card_id": "c-2"}))
+    with pytest.raises(cardflow.NotProduceError):
+        step(None, cardflow.Operation(**{**_fields(op), "operation": "ACTIVATE"}))
+    same, found = step(state, cardflow.Operation(**{**_fields(op), "operation": "ACTIVATE"}))
+    assert (same, found) == (state, [])
+
+
+def _fields(op: cardflow.Operation) -> dict[str, Any]:
+    return {name: getattr(op, name) for name in op.__struct_fields__}
+
+
+# -- confirmation ----------------------------------------------------------------------
+
+
+def _body(status: str, op_id: str = "op-1", start: str = "2025-01-17T06:28:02Z") -> bytes:
+    return (
+        b'{"operations":[{"operationId":"%s","operation":"PRODUCE","status":"PENDING",'
+        b'"startTime":"%s","cardId":"c-1","details":{"status":"%s"}}]}'
+        % (op_id.encode(), start.encode(), status.encode())
+    )
+
+
+def test_a_confirmation_clears_gaps_below_it_and_silence() -> None:
+    tracker = Tracker()
+    tracker.ingest(_body("CARD_PROD_READY"))
+    later = AT + timedelta(days=30)
+    reasons = needs_reconcile(tracker["c-1"], later)
+    assert reasons == (ReconcileReason.GAPS, ReconcileReason.SILENT)
+    tracker.reconcile(_body("CARD_PROD_READY"), at=later)
+    state = tracker["c-1"]
+    assert (state.confirmed_at, state.confirmed_status) == (later, "CARD_PROD_READY")
+    assert state.gaps == ("CARD_PROD_REQUESTED", "DATA_PREPARED")  # still listed
+    assert needs_reconcile(state, later + timedelta(days=1)) == ()
+    # Silence counts from the confirmation again.
+    assert needs_reconcile(state, later + timedelta(days=15)) == (ReconcileReason.SILENT,)
+
+
+def test_a_confirmation_of_a_lower_status_leaves_higher_gaps_open() -> None:
+    tracker = Tracker()
+    tracker.ingest(_body("CARD_PROD_ONGOING"))
+    tracker.reconcile(_body("DATA_PREPARED"), at=AT)
+    assert ReconcileReason.GAPS in needs_reconcile(tracker["c-1"], AT)
+    tracker.reconcile(_body("CARD_PROD_ONGOING"), at=AT - timedelta(days=1))
+    state = tracker["c-1"]
+    assert (state.confirmed_at, state.confirmed_status) == (AT, "CARD_PROD_ONGOING")
+    assert ReconcileReason.GAPS not in needs_reconcile(state, AT)
+
+
+def test_a_confirmation_belongs_to_its_operation() -> None:
+    tracker = Tracker()
+    tracker.reconcile(_body("CARD_PROD_READY"), at=AT)
+    tracker.ingest(_body("CARD_PROD_DONE", op_id="op-2", start="2025-01-20T00:00:00Z"))
+    state = tracker["c-1"]
+    assert (state.operation_id, state.confirmed_at, state.confirmed_status) == ("op-2", None, None)
+    assert ReconcileReason.GAPS in needs_reconcile(state, AT)
+
+
+@given(many_traffic, st.data())
+def test_confirmations_keep_the_laws(t: Traffic, data: st.DataObject) -> None:
+    """Events and on-demand readings in any order, split anywhere: the same bytes."""
+    ops = produce_ops(t)
+    readings = [
+        (
+            op,
+            AT + timedelta(hours=data.draw(st.integers(0, 3)))
+            if data.draw(st.booleans())
+            else None,
+        )
+        for op in ops
+    ]
+    order = data.draw(st.permutations(readings))
+    cut = data.draw(st.integers(0, len(order)))
+    parts = []
+    for chunk in (order[:cut], order[cut:]):
+        folder = cardflow.Folder()
+        for op, at in chunk:
+            folder.add(op, at=at)
+        parts.append(folder.states())
+    whole = cardflow.Folder()
+    for op, at in readings:
+        whole.add(op, at=at)
+    merged = dict(parts[0])
+    for card, state in parts[1].items():
+        merged[card] = cardflow.merge(merged[card], state) if card in merged else state
+    assert {c: encode_state(s) for c, s in merged.items()} == {
+        c: encode_state(s) for c, s in whole.states().items()
+    }
+
+
+# -- reactions that fail ---------------------------------------------------------------
+
+
+class Flaky:
+    """Reactions for every known status that raise at random, recording successes."""
+
+    def __init__(self, seed: int, failure_rate: float) -> None:
+        self.random = random.Random(seed)
+        self.failure_rate = failure_rate
+        self.succeeded: list[str] = []
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        prefix = "on_enter_"
+        if name.startswith(prefix) and D1.is_known(name[len(prefix) :]):
+            return self.react
+        raise AttributeError(name)
+
+    def react(self, change: Change) -> None:
+        self.calls += 1
+        if self.random.random() < self.failure_rate:
+            raise RuntimeError(f"flaky reaction to {change.key}")
+        self.succeeded.append(change.key)
+
+
+def deliver_until_accepted(tracker: Tracker, t: Traffic) -> None:
+    """Each body is delivered again while the tracker raises, as D1 does on a 5xx."""
+    for body in t.bodies:
+        for _ in range(200):
+            try:
+                tracker.ingest(body)
+                break
+            except ReactionError as error:
+                failed = error
+            assert len(failed.exceptions) == len(failed.changes) >= 1
+            assert isinstance(failed.ingested, cardflow.Ingested)
+        else:
+            raise AssertionError("a body was never accepted")
+
+
+@pytest.mark.parametrize("passed", [False, True])
+@given(
+    t=traffic(max_cards=3, lose=True),
+    seed=st.integers(0, 2**32),
+    rate=st.sampled_from([0.0, 0.3, 0.6]),
+)
+def test_every_reaction_fires_once_it_succeeds_and_never_again(
+    passed: bool, t: Traffic, seed: int, rate: float
+) -> None:
+    reactions = Flaky(seed, rate)
+    tracker = Tracker(reactions=reactions, passed=passed)
+    deliver_until_accepted(tracker, t)
+    # Never twice after success.
+    assert [k for k, n in Counter(reactions.succeeded).items() if n > 1] == []
+    # Every reaction the oracle expects for each card's current operation succeeded:
+    # its status (when current), or every status it is known to have passed.
+    assert tracker.pending == []
+    for card_id, want in t.expected.items():
+        if not D1.is_known(want.status):
+            continue
+        expected = set(want.observed | want.gaps) if passed else {want.status}
+        keys = {f"{card_id}/{want.operation_id}/{s}" for s in expected}
+        assert keys <= set(reactions.succeeded)
+
+
+@given(traffic(max_cards=3, lose=True))
+def test_passed_statuses_fire_in_lifecycle_order_along_the_true_path(t: Traffic) -> None:
+    fired: list[Change] = []
+
+    class Record:
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("on_enter_") and D1.is_known(name[9:]):
+                return fired.append
+            raise AttributeError(name)
+
+    tracker = Tracker(reactions=Record(), passed=True)
+    for body in t.bodies:
+        tracker.ingest(body)
+    for card in t.history.cards:
+        want = t.expected.get(card.card_id)
+        if want is None:
+            continue
+        mine = [
+            c for c in fired if (c.card_id, c.operation_id) == (card.card_id, want.operation_id)
+        ]
+        statuses = [c.status for c in mine]
+        assert set(statuses) == set(want.observed | want.gaps)
+        assert len(statuses) == len(set(statuses))
+        truth = next(o for o in card.operations if o.plan.operation_id == want.operation_id)
+        assert set(statuses) <= set(truth.plan.walk)
+        for change in mine:
+            # Inferred exactly when not notified yet at the time it fired.
+            inferred = change.observation == Observation.INFERRED
+            assert inferred == (change.status not in change.state.observed)
+            assert change.status in change.state.observed or change.status in change.state.gaps
+
+
+def test_a_failed_reaction_fires_again_on_the_next_delivery_and_the_body_is_applied() -> None:
+    calls: list[str] = []
+
+    class Reactions:
+        fail = True
+
+        def on_enter_DATA_PREPARED(self, change: Change) -> None:  # noqa: N802
+            calls.append(change.key)
+            if self.fail:
+                raise ValueError("mail server down")
+
+    reactions = Reactions()
+    tracker = Tracker(reactions=reactions)
+    body = (
+        b'{"operations":['
+        b'{"operationId":"op-1","operation":"PRODUCE","status":"PENDING",'
+        b'"startTime":"2025-01-17T06:28:02Z","cardId":"c-1","details":{"status":"DATA_PREPARED"}},'
+        b'{"operationId":"op-2","operation":"PRODUCE","status":"PENDING",'
+        b'"startTime":"2025-01-17T06:28:02Z","cardId":"c-2","details":{"status":"CARD_PROD_READY"}}]}'
+    )
+    with pytest.raises(ReactionError) as caught:
+        tracker.ingest(body)
+    assert set(tracker) == {"c-1", "c-2"}  # the whole body was applied
+    assert [c.key for c in caught.value.changes] == ["c-1/op-1/DATA_PREPARED"]
+    assert "c-1/op-1/DATA_PREPARED" in str(caught.value.exceptions[0].__notes__)
+    assert [c.key for c in tracker.pending] == ["c-1/op-1/DATA_PREPARED"]
+    reactions.fail = False
+    assert tracker.ingest(body).changes == []  # a duplicate: no change...
+    assert calls == ["c-1/op-1/DATA_PREPARED"] * 2  # ...but the owed reaction fired
+    assert tracker.pending == []
+    tracker.ingest(body)
+    assert len(calls) == 2
+    matched, rest = caught.value.split(ValueError)
+    assert isinstance(matched, ReactionError)
+    assert rest is None
+    assert matched.changes == caught.value.changes
+
+
+def test_change_keys() -> None:
+    tracker = Tracker()
+    body = (
+        b'{"operations":[{"operationId":"op-1","operation":"PRODUCE","status":"SUCCESSFUL",'
+        b'"startTime":"2025-01-17T06:28:02Z","cardId":"c-1","details":{"status":"CARD_SHIPPED",'
+        b'"shipment":{"carrier":"dhl","lastUpdatedAt":"2025-01-20T10:00:00+01:00"}}}]}'
+    )
+    found = tracker.ingest(body).changes
+    assert [c.kind for c in found] == [ChangeKind.STATUS, ChangeKind.SHIPMENT]
+    assert found[0].key == "c-1/op-1/CARD_SHIPPED"
+    assert found[1].key.startswith("c-1/op-1/shipment@2025-01-20T09:00:00+00:00#")
+
+
+def test_a_logged_reading_says_when_it_was_read() -> None:
+    body = _body("CARD_PROD_READY")
+    assert cardflow.reading_time(body) is None
+    logged = b'{"confirmedAt": "2025-02-01T01:00:00+01:00", ' + body[1:]
+    assert cardflow.reading_time(logged) == AT
+    assert cardflow.reading_time(logged.decode()) == AT
+    assert cardflow.decode(logged) == cardflow.decode(body)
+    with pytest.raises(cardflow.InvalidNotification) as caught:
+        cardflow.reading_time(b'{"confirmedAt": "yesterday", ' + body[1:])
+    assert caught.value.path == "$.confirmedAt"
+    assert cardflow.reading_time(b'{"confirmedAt": "2025-02-01T00:00:00Z", "operations": 3') is None
