@@ -7,11 +7,12 @@ tests/test_report_page.py.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,61 @@ def test_the_page_does_not_grow_with_cards(states: dict[str, cardflow.CardState]
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
 
+def _started_on(days: list[date]) -> list[cardflow.CardState]:
+    """One card started on each day (at noon UTC)."""
+    ops = [
+        cardflow.decode(
+            json.dumps(
+                {
+                    "operations": [
+                        {
+                            "operationId": f"00000000-0000-4000-8000-{i:012d}",
+                            "operation": "PRODUCE",
+                            "status": "PENDING",
+                            "startTime": f"{day.isoformat()}T12:00:00Z",
+                            "cardId": f"card-{i}",
+                            "details": {"status": "CARD_PROD_REQUESTED"},
+                        }
+                    ]
+                }
+            ).encode()
+        )[0]
+        for i, day in enumerate(days)
+    ]
+    return list(cardflow.fold(ops).values())
+
+
+@pytest.mark.parametrize(
+    ("last", "period"),
+    [
+        (date(2021, 2, 3), "day"),  # 400 days from the first: 400 columns
+        (date(2021, 2, 4), "week"),
+        (date(2049, 12, 31), "month"),  # 30 years: 360 months
+        (date(2060, 1, 1), "year"),
+    ],
+)
+def test_cards_started_per_day_week_month_or_year(last: date, period: str) -> None:
+    first = date(2020, 1, 1)
+    days = [first, first + timedelta(days=1), first + timedelta(days=9), last, last]
+    fleet = aggregate(_started_on(days), NOW)
+    assert fleet.period == period
+
+    def start(day: date) -> date:
+        if period == "week":
+            return day - timedelta(days=day.weekday())
+        if period == "month":
+            return date(day.year, day.month, 1)
+        return date(day.year, 1, 1) if period == "year" else day
+
+    want: dict[date, int] = {}
+    for day in days:
+        want[start(day)] = want.get(start(day), 0) + 1
+    assert {d: sum(c.values()) for d, c in fleet.started.items()} == want
+    page = render(fleet)
+    assert f'data-period="{period}"' in page
+    assert page.count("<g data-day=") == len(want)
+
+
 def test_now_must_be_aware(states: dict[str, cardflow.CardState]) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         aggregate(states.values(), datetime(2025, 7, 1))
@@ -154,8 +210,10 @@ def test_an_unwritable_output_is_a_usage_error(log: Path, tmp_path: Path) -> Non
 def test_the_report_api_is_pinned_and_the_core_does_not_import_it() -> None:
     assert TOP == 1000
     assert cardflow.report.__all__ == [
+        "COLUMNS",
         "EXAMPLES",
         "LATE_BINS",
+        "PERIODS",
         "TOP",
         "Candidate",
         "CarrierRow",
@@ -166,7 +224,9 @@ def test_the_report_api_is_pinned_and_the_core_does_not_import_it() -> None:
         "Spread",
         "aggregate",
         "is_settled",
+        "period_start",
         "render",
+        "slot",
     ]
     probe = "import sys, cardflow; assert 'cardflow.report' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0

@@ -8,8 +8,10 @@ beyond cardflow's own dependencies (the ``cardflow[report]`` extra is empty).
 """
 
 from ._aggregate import (
+    COLUMNS,
     EXAMPLES,
     LATE_BINS,
+    PERIODS,
     TOP,
     Candidate,
     CarrierRow,
@@ -20,12 +22,16 @@ from ._aggregate import (
     Spread,
     aggregate,
     is_settled,
+    period_start,
+    slot,
 )
 from ._render import render
 
 __all__ = [
+    "COLUMNS",
     "EXAMPLES",
     "LATE_BINS",
+    "PERIODS",
     "TOP",
     "Candidate",
     "CarrierRow",
@@ -36,5 +42,7 @@ __all__ = [
     "Spread",
     "aggregate",
     "is_settled",
+    "period_start",
     "render",
+    "slot",
 ]

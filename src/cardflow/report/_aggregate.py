@@ -12,7 +12,7 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final
 
 from .. import (
@@ -26,8 +26,10 @@ from .. import (
 )
 
 __all__ = [
+    "COLUMNS",
     "EXAMPLES",
     "LATE_BINS",
+    "PERIODS",
     "TOP",
     "Candidate",
     "CarrierRow",
@@ -38,12 +40,17 @@ __all__ = [
     "Spread",
     "aggregate",
     "is_settled",
+    "period_start",
+    "slot",
 ]
 
 TOP: Final = 1000
 """Reconcile candidates the page lists, at most (the full count is always given)."""
 EXAMPLES: Final = 5
 """Example card ids kept per anomaly, gap and unknown status (the smallest ids)."""
+COLUMNS: Final = 400
+"""Columns of the chart of cards started, at most (unless it takes one per year)."""
+PERIODS: Final = ("day", "week", "month", "year")
 _NO_SITE: Final = "(no site)"
 _NO_CARRIER: Final = "(no carrier)"
 _NO_STATUS: Final = "(no status)"
@@ -149,7 +156,11 @@ class Fleet:
     """Cards by current status: the lifecycle's order, then unknown statuses by name."""
     by_operation_status: Mapping[str, int]
     started: Mapping[date, Mapping[str, int]]
-    """Cards by the UTC day of their current operation's ``start_time``, by status."""
+    """Cards by the UTC day (or week, month, year: ``period``) of their current
+    operation's ``start_time``, by status; keyed by the period's first day."""
+    period: str
+    """``day``, or the shortest of ``week``, ``month``, ``year`` that spans the
+    start days in at most ``COLUMNS`` periods (``year`` when none does)."""
     settled: int
     unsettled: int
     no_due_date: int
@@ -214,6 +225,42 @@ class _Reversed:
 
     def __lt__(self, other: _Reversed) -> bool:
         return self.value > other.value
+
+
+def slot(day: date, period: str) -> int:
+    """The number of ``day``'s period: consecutive periods have consecutive numbers."""
+    if period == "day":
+        return day.toordinal()
+    if period == "week":
+        return (day.toordinal() - 1) // 7  # ordinal 1 (0001-01-01) is a Monday
+    if period == "month":
+        return day.year * 12 + day.month - 1
+    return day.year
+
+
+def period_start(day: date, period: str) -> date:
+    """The first day of ``day``'s period (weeks start on Monday)."""
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "year":
+        return day.replace(month=1, day=1)
+    return day
+
+
+def _by_period(
+    days: Mapping[date, Counter[str]], order: Mapping[str, int]
+) -> tuple[str, dict[date, dict[str, int]]]:
+    """The per-day counts in the shortest period that keeps the chart within COLUMNS."""
+    period = PERIODS[-1]
+    if days:
+        first, last = min(days), max(days)
+        period = next((p for p in PERIODS if slot(last, p) - slot(first, p) < COLUMNS), PERIODS[-1])
+    merged: dict[date, Counter[str]] = {}
+    for day, counts in days.items():
+        merged.setdefault(period_start(day, period), Counter()).update(counts)
+    return period, {d: _ordered(merged[d], order) for d in sorted(merged)}
 
 
 def _keep(table: dict[str, _Kept], name: str, card_id: str) -> None:
@@ -363,12 +410,14 @@ def aggregate(
     )
     reason_order = {str(r): i for i, r in enumerate(ReconcileReason)}
     named = set(by_status) | {s for c in started.values() for s in c}
+    period, columns = _by_period(started, order)
     return Fleet(
         now=now,
         cards=cards,
         by_status=_ordered(by_status, order),
         by_operation_status=dict(sorted(by_op.items())),
-        started={d: _ordered(started[d], order) for d in sorted(started)},
+        started=columns,
+        period=period,
         settled=settled,
         unsettled=unsettled,
         no_due_date=no_due,

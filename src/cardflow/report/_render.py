@@ -159,14 +159,15 @@ def _funnel(fleet: Fleet, colors: Mapping[str, str], lifecycle: Lifecycle) -> st
 
 def _started(fleet: Fleet, colors: Mapping[str, str]) -> str:
     note = (
-        "Cards by the day (UTC) their current production request started, coloured by the"
-        " status they are at now. Hover a column for the day's counts."
+        f"Cards by the {fleet.period} (UTC) their current production request started,"
+        f" coloured by the status they are at now. Hover a column for the {fleet.period}'s"
+        " counts."
     )
     return _section(
-        "Cards started per day",
+        f"Cards started per {fleet.period}",
         note,
         _legend({s or "(no status)": colors[s] for s in fleet.statuses}),
-        columns(fleet.started, colors, "cards started per day, by current status"),
+        columns(fleet.started, fleet.period, colors, "cards started, by current status"),
     )
 
 

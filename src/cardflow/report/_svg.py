@@ -14,6 +14,8 @@ from datetime import date
 from html import escape
 from typing import Final
 
+from ._aggregate import slot
+
 __all__ = [
     "Bar",
     "Box",
@@ -142,31 +144,43 @@ def stacked(rows: Sequence[tuple[str, str, Sequence[Segment]]], label: str) -> s
     return _svg(width, max(row * len(rows), row), label, body)
 
 
-def columns(days: Mapping[date, Mapping[str, int]], colors: Mapping[str, str], label: str) -> str:
-    """Stacked columns, one per day (``data-day``), one segment per status (``data-status``)."""
+_LABELS: Final = {"day": "%d %b", "week": "%d %b %Y", "month": "%b %Y", "year": "%Y"}
+
+
+def columns(
+    starts: Mapping[date, Mapping[str, int]],
+    period: str,
+    colors: Mapping[str, str],
+    label: str,
+) -> str:
+    """Stacked columns, one per ``period`` (``data-day``: its first day), one segment per
+    status (``data-status``); a period without cards is an empty slot."""
     width, height, left, bottom, top_pad = 960, 260, 56, 34, 8
     plot_w, plot_h = width - left - 10, height - bottom - top_pad
-    ordered = sorted(days)
+    ordered = sorted(starts)
     if not ordered:
         return _svg(width, 40, label, ['<text x="10" y="24">no cards</text>'])
-    first = ordered[0]
-    span = (ordered[-1] - first).days + 1
+    first = slot(ordered[0], period)
+    span = slot(ordered[-1], period) - first + 1
     step = plot_w / span
-    top = _nice(max(sum(c.values()) for c in days.values()))
-    body: list[str] = []
-    for tick in range(5):
-        value = top * tick // 4
+    tick = _nice(math.ceil(max(sum(c.values()) for c in starts.values()) / 4))
+    top = 4 * tick
+    body: list[str] = [f'<g data-period="{period}"></g>']
+    for value in range(0, top + 1, tick):
         y = top_pad + plot_h - plot_h * value / top
         body.append(
             f'<line x1="{left}" x2="{width - 10}" y1="{_f(y)}" y2="{_f(y)}" stroke="#ddd"/>'
             f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end" fill="#666">{value:,}</text>'
         )
     for day in ordered:
-        counts = days[day]
+        counts = starts[day]
         total = sum(counts.values())
-        x = left + step * (day - first).days
+        x = left + step * (slot(day, period) - first)
         parts = "".join(f"\n{s or '(no status)'}: {n:,}" for s, n in counts.items())
-        body.append(f'<g data-day="{day.isoformat()}"><title>{day}: {total:,} cards{parts}</title>')
+        name = str(day) if period == "day" else f"{period} of {day}"
+        body.append(
+            f'<g data-day="{day.isoformat()}"><title>{name}: {total:,} cards{parts}</title>'
+        )
         y = float(top_pad + plot_h)
         for status, n in counts.items():
             h = plot_h * n / top
@@ -177,18 +191,14 @@ def columns(days: Mapping[date, Mapping[str, int]], colors: Mapping[str, str], l
                 f' data-n="{n}"/>'
             )
         body.append("</g>")
-    months = sorted({d.replace(day=1) for d in ordered})
-    every = max(1, math.ceil(len(months) / 12))
-    for month in months[::every]:
-        x = left + step * max((month - first).days, 0)
-        body.append(
-            f'<text x="{_f(x)}" y="{height - 12}" fill="#666">'
-            f"{month.strftime('%b %Y') if span > 62 else ''}</text>"
-        )
-    if span <= 62:
-        for day in ordered[:: max(1, math.ceil(len(ordered) / 10))]:
-            x = left + step * (day - first).days
-            body.append(f'<text x="{_f(x)}" y="{height - 12}" fill="#666">{day:%d %b}</text>')
+    if period == "day" and span > 62:  # a label per month, at its first day
+        marks = sorted({d.replace(day=1) for d in ordered})
+        marks, fmt = marks[:: max(1, math.ceil(len(marks) / 12))], "%b %Y"
+    else:
+        marks, fmt = ordered[:: max(1, math.ceil(len(ordered) / 10))], _LABELS[period]
+    for mark in marks:
+        x = left + step * max(slot(mark, period) - first, 0)
+        body.append(f'<text x="{_f(x)}" y="{height - 12}" fill="#666">{mark.strftime(fmt)}</text>')
     return _svg(width, height, label, body)
 
 
