@@ -146,6 +146,59 @@ def test_cards_started_per_day_week_month_or_year(last: date, period: str) -> No
     assert page.count("<g data-day=") == len(want)
 
 
+def _card(i: int, status: str, details: dict[str, object]) -> cardflow.Operation:
+    op = {
+        "operationId": f"00000000-0000-4000-8000-{i:012d}",
+        "operation": "PRODUCE",
+        "status": "SUCCESSFUL" if status == "CARD_SHIPPED" else "PENDING",
+        "startTime": "2025-06-01T12:00:00Z",
+        "cardId": f"card-{i:05d}",
+        "details": {"status": status, **details},
+    }
+    return cardflow.decode(json.dumps({"operations": [op]}).encode())[0]
+
+
+def test_long_tails_share_one_row() -> None:
+    """40 sites, unknown statuses, carriers and shipment statuses, value k on k + 1
+    cards: the page names the 25 largest of each and counts the rest in one row."""
+    ops, i = [], 0
+    for k in range(40):
+        for _ in range(k + 1):
+            ops.append(_card(i, f"WEIRD_{k:02d}", {"productionSite": f"site-{k:02d}"}))
+            shipment = {"carrier": f"carrier-{k:02d}", "status": f"S{k:02d}"}
+            ops.append(_card(i + 1, "CARD_SHIPPED", {"shipment": shipment}))
+            i += 2
+    states = list(cardflow.fold(ops).values())
+    fleet = aggregate(states, NOW)
+    largest = {f"{k:02d}" for k in range(15, 40)}
+    rest = sum(k + 1 for k in range(15))  # cards with the 15 smallest values
+    assert {r.site for r in fleet.sites} == {f"site-{k}" for k in largest} | {
+        cardflow.report.OTHER_SITES,
+        "(no site)",
+    }
+    assert {r.site: r.cards for r in fleet.sites}[cardflow.report.OTHER_SITES] == rest
+    assert fleet.by_status[cardflow.report.OTHER_STATUSES] == rest
+    assert set(fleet.by_status) == {f"WEIRD_{k}" for k in largest} | {
+        cardflow.report.OTHER_STATUSES,
+        "CARD_SHIPPED",
+    }
+    other = fleet.unknown_statuses[cardflow.report.OTHER_STATUSES]
+    assert other.cards == rest
+    weird_rest = sorted(
+        s.card_id for s in states if s.status in {f"WEIRD_{k:02d}" for k in range(15)}
+    )
+    assert other.examples == tuple(weird_rest[:5])
+    carriers = {r.carrier: r for r in fleet.carriers}
+    assert set(carriers) == {f"carrier-{k}" for k in largest} | {cardflow.report.OTHER_CARRIERS}
+    assert carriers[cardflow.report.OTHER_CARRIERS].cards == rest
+    statuses = {s for r in fleet.carriers for s in r.statuses}
+    assert statuses == {f"S{k}" for k in largest} | {cardflow.report.OTHER_SHIPMENT_STATUSES}
+    assert sum(sum(r.statuses.values()) for r in fleet.carriers) == fleet.shipped == len(ops) // 2
+    assert sum(fleet.by_status.values()) == fleet.cards == len(states)
+    assert sum(sum(c.values()) for c in fleet.started.values()) == fleet.cards
+    render(fleet)
+
+
 def test_now_must_be_aware(states: dict[str, cardflow.CardState]) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         aggregate(states.values(), datetime(2025, 7, 1))
@@ -213,6 +266,12 @@ def test_the_report_api_is_pinned_and_the_core_does_not_import_it() -> None:
         "COLUMNS",
         "EXAMPLES",
         "LATE_BINS",
+        "NAMED",
+        "OTHER_CARRIERS",
+        "OTHER_OPERATION_STATUSES",
+        "OTHER_SHIPMENT_STATUSES",
+        "OTHER_SITES",
+        "OTHER_STATUSES",
         "PERIODS",
         "TOP",
         "Candidate",

@@ -9,8 +9,12 @@ beyond cardflow's own dependencies (the ``cardflow[report]`` extra is empty).
 
 from ._aggregate import (
     COLUMNS,
-    EXAMPLES,
     LATE_BINS,
+    OTHER_CARRIERS,
+    OTHER_OPERATION_STATUSES,
+    OTHER_SHIPMENT_STATUSES,
+    OTHER_SITES,
+    OTHER_STATUSES,
     PERIODS,
     TOP,
     Candidate,
@@ -26,11 +30,18 @@ from ._aggregate import (
     slot,
 )
 from ._render import render
+from ._tally import EXAMPLES, NAMED
 
 __all__ = [
     "COLUMNS",
     "EXAMPLES",
     "LATE_BINS",
+    "NAMED",
+    "OTHER_CARRIERS",
+    "OTHER_OPERATION_STATUSES",
+    "OTHER_SHIPMENT_STATUSES",
+    "OTHER_SITES",
+    "OTHER_STATUSES",
     "PERIODS",
     "TOP",
     "Candidate",

@@ -24,11 +24,25 @@ from .. import (
     last_heard,
     needs_reconcile,
 )
+from ._tally import (
+    Backwards,
+    Kept,
+    keep_example,
+    merge_kept,
+    merge_rows,
+    merge_tables,
+    named,
+    relabel,
+)
 
 __all__ = [
     "COLUMNS",
-    "EXAMPLES",
     "LATE_BINS",
+    "OTHER_CARRIERS",
+    "OTHER_OPERATION_STATUSES",
+    "OTHER_SHIPMENT_STATUSES",
+    "OTHER_SITES",
+    "OTHER_STATUSES",
     "PERIODS",
     "TOP",
     "Candidate",
@@ -46,11 +60,14 @@ __all__ = [
 
 TOP: Final = 1000
 """Reconcile candidates the page lists, at most (the full count is always given)."""
-EXAMPLES: Final = 5
-"""Example card ids kept per anomaly, gap and unknown status (the smallest ids)."""
 COLUMNS: Final = 400
 """Columns of the chart of cards started, at most (unless it takes one per year)."""
 PERIODS: Final = ("day", "week", "month", "year")
+OTHER_STATUSES: Final = "(other statuses)"
+OTHER_OPERATION_STATUSES: Final = "(other operation statuses)"
+OTHER_SITES: Final = "(other sites)"
+OTHER_CARRIERS: Final = "(other carriers)"
+OTHER_SHIPMENT_STATUSES: Final = "(other shipment statuses)"
 _NO_SITE: Final = "(no site)"
 _NO_CARRIER: Final = "(no carrier)"
 _NO_STATUS: Final = "(no status)"
@@ -195,38 +212,6 @@ def is_settled(state: CardState, lifecycle: Lifecycle = D1_LIFECYCLE) -> bool:
     )
 
 
-class _Kept:
-    """A count and the smallest few card ids, kept in a bounded max-heap."""
-
-    __slots__ = ("cards", "heap")
-
-    def __init__(self) -> None:
-        self.cards = 0
-        self.heap: list[_Reversed] = []
-
-    def add(self, card_id: str) -> None:
-        self.cards += 1
-        if len(self.heap) < EXAMPLES:
-            heapq.heappush(self.heap, _Reversed(card_id))
-        elif card_id < self.heap[0].value:
-            heapq.heapreplace(self.heap, _Reversed(card_id))
-
-    def done(self) -> Examples:
-        return Examples(self.cards, tuple(sorted(r.value for r in self.heap)))
-
-
-class _Reversed:
-    """A string ordered backwards, so that heapq's min-heap keeps the smallest ids."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __lt__(self, other: _Reversed) -> bool:
-        return self.value > other.value
-
-
 def slot(day: date, period: str) -> int:
     """The number of ``day``'s period: consecutive periods have consecutive numbers."""
     if period == "day":
@@ -263,13 +248,6 @@ def _by_period(
     return period, {d: _ordered(merged[d], order) for d in sorted(merged)}
 
 
-def _keep(table: dict[str, _Kept], name: str, card_id: str) -> None:
-    kept = table.get(name)
-    if kept is None:
-        kept = table[name] = _Kept()
-    kept.add(card_id)
-
-
 def _spread(days: Counter[int]) -> Spread | None:
     count = days.total()
     if not count:
@@ -293,9 +271,9 @@ def _ordered(counter: Counter[str], order: Mapping[str, int]) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
-def _examples(kept: Mapping[str, _Kept], order: Mapping[str, int]) -> dict[str, Examples]:
+def _examples(kept: Mapping[str, Kept], order: Mapping[str, int]) -> dict[str, Examples]:
     names = sorted(kept, key=lambda name: (order.get(name, len(order)), name))
-    return {name: kept[name].done() for name in names}
+    return {name: Examples(kept[name].cards, kept[name].examples()) for name in names}
 
 
 def _bin(days_late: int) -> int:
@@ -335,10 +313,10 @@ def aggregate(
     started: dict[date, Counter[str]] = {}
     late = [0] * len(LATE_BINS)
     by_reason: Counter[str] = Counter()
-    heap: list[tuple[tuple[int, int, float, _Reversed], CardState, tuple[str, ...]]] = []
-    anomalies: dict[str, _Kept] = {}
-    gaps: dict[str, _Kept] = {}
-    unknown: dict[str, _Kept] = {}
+    heap: list[tuple[tuple[int, int, float, Backwards], CardState, tuple[str, ...]]] = []
+    anomalies: dict[str, Kept] = {}
+    gaps: dict[str, Kept] = {}
+    unknown: dict[str, Kept] = {}
     sites: dict[str, list[int]] = {}  # cards, settled, late, reconcile
     carriers: dict[str, Counter[str]] = {}
     estimated: dict[str, Counter[int]] = {}
@@ -367,11 +345,11 @@ def aggregate(
             if days_late > 0:
                 site[2] += 1
         for anomaly in state.anomalies:
-            _keep(anomalies, anomaly, state.card_id)
+            keep_example(anomalies, anomaly, state.card_id)
         for gap in state.gaps:
-            _keep(gaps, gap, state.card_id)
+            keep_example(gaps, gap, state.card_id)
         for unknown_status in state.unknown_statuses:
-            _keep(unknown, unknown_status, state.card_id)
+            keep_example(unknown, unknown_status, state.card_id)
         shipment = state.shipment
         if shipment is not None:
             shipped += 1
@@ -396,7 +374,7 @@ def aggregate(
                 len(reasons),
                 _NEVER_DUE if days_late is None else days_late,
                 -last_heard(state).timestamp(),
-                _Reversed(state.card_id),
+                Backwards(state.card_id),
             )
             if len(heap) < top:
                 heapq.heappush(heap, (worse, state, reasons))
@@ -409,7 +387,24 @@ def aggregate(
         for _, state, reasons in sorted(heap, key=lambda entry: entry[0], reverse=True)
     )
     reason_order = {str(r): i for i, r in enumerate(ReconcileReason)}
-    named = set(by_status) | {s for c in started.values() for s in c}
+    # Open-ended names: the NAMED largest by name, the rest together (_cap).
+    keep = named(by_status, (*lifecycle.statuses, ""))
+    by_status = relabel(by_status, keep, OTHER_STATUSES)
+    started = {d: relabel(c, keep, OTHER_STATUSES) for d, c in started.items()}
+    by_op = relabel(by_op, named(by_op), OTHER_OPERATION_STATUSES)
+    keep = named({name: kept.cards for name, kept in unknown.items()})
+    unknown = merge_kept(unknown, keep, OTHER_STATUSES)
+    keep = named({name: row[0] for name, row in sites.items()}, (_NO_SITE,))
+    sites = merge_rows(sites, keep, OTHER_SITES)
+    keep = named({name: c.total() for name, c in carriers.items()}, (_NO_CARRIER,))
+    carriers = merge_tables(carriers, keep, OTHER_CARRIERS)
+    estimated = merge_tables(estimated, keep, OTHER_CARRIERS)
+    overall: Counter[str] = Counter()
+    for counts in carriers.values():
+        overall.update(counts)
+    keep = named(overall, (_NO_STATUS,))
+    carriers = {name: relabel(c, keep, OTHER_SHIPMENT_STATUSES) for name, c in carriers.items()}
+    named_statuses = set(by_status) | {s for c in started.values() for s in c}
     period, columns = _by_period(started, order)
     return Fleet(
         now=now,
@@ -445,5 +440,5 @@ def aggregate(
             )
             for name, counts in sorted(carriers.items(), key=lambda kv: (-kv[1].total(), kv[0]))
         ),
-        statuses=tuple(sorted(named, key=lambda s: (order.get(s, len(order)), s))),
+        statuses=tuple(sorted(named_statuses, key=lambda s: (order.get(s, len(order)), s))),
     )
