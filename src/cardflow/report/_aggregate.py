@@ -19,8 +19,8 @@ from .. import (
     D1_LIFECYCLE,
     CardState,
     Lifecycle,
-    OperationStatus,
     ReconcileReason,
+    is_settled,
     last_heard,
     needs_reconcile,
 )
@@ -198,18 +198,6 @@ class Fleet:
     carriers: tuple[CarrierRow, ...]
     statuses: tuple[str, ...]
     """Every status the page names, in the order it draws them."""
-
-
-def is_settled(state: CardState, lifecycle: Lifecycle = D1_LIFECYCLE) -> bool:
-    """Production is over: a final status, a success, or a failed operation.
-
-    The same rule ``needs_reconcile`` applies before it judges lateness and silence.
-    """
-    return (
-        lifecycle.is_final(state.status)
-        or lifecycle.is_success(state.status)
-        or state.operation_status == OperationStatus.FAILED
-    )
 
 
 def slot(day: date, period: str) -> int:
