@@ -22,6 +22,8 @@ from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, Body, Problem, Reader, Source, expand, one_line
+from ._jobs import Gathered, RejectsWriteError
+from ._parallel import ClusterError, fold_in_parts
 from ._progress import Progress, wanted
 from ._report import (
     EventLog,
@@ -43,13 +45,6 @@ REJECTED = 1
 USAGE = 2
 UNREADABLE = 3
 NOT_FOUND = 4
-
-
-class RejectsWriteError(Exception):
-    """The ``--rejects`` file failed to take a rejected item: stop rather than lose more."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error.strerror or str(error))
 
 
 class _Run:
@@ -208,18 +203,24 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
         )
         return USAGE
     run = _Run(args, console, rejects_file)
+    parallel: Gathered | None = None
     try:
         with rejects_file if rejects_file is not None else contextlib.nullcontext():
-            run.read_all(list(args.paths), args.progress)
+            parallel = fold_in_parts(args, console, rejects_file)  # --jobs, --dask
+            if parallel is None:
+                run.read_all(list(args.paths), args.progress)
     except RejectsWriteError as exc:
         console.stderr.write(
             f"cardflow fold: cannot write --rejects {args.rejects}: {exc}; stopped\n"
         )
         return UNREADABLE
-    return _report(args, console, run)
+    except ClusterError as exc:
+        console.stderr.write(f"cardflow fold: {exc}\n")
+        return USAGE
+    return _report(args, console, run if parallel is None else parallel)
 
 
-def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
+def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) -> int:
     totals = run.totals
     folder = run.folder
     totals.cards = len(folder)
