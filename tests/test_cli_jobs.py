@@ -135,7 +135,7 @@ def test_a_watched_card_has_the_same_view_and_history(logs: Path) -> None:
 
 def test_stdin_among_files_is_read_by_the_parent(logs: Path) -> None:
     stdin = (logs / "b.jsonl").read_bytes()
-    args = [logs / "a.jsonl", "-", logs / "c.json", "--format", "jsonl"]
+    args: list[str | Path] = [logs / "a.jsonl", "-", logs / "c.json", "--format", "jsonl"]
     one = fold_cli(*args, "--jobs", "1", stdin=stdin)
     two = fold_cli(*args, "--jobs", "2", "--part-size", str(PART), stdin=stdin)
     assert two == one
