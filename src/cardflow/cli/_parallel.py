@@ -37,7 +37,7 @@ def _cluster(address: str) -> Iterator[tuple[Executor, int]]:
             "--dask needs Dask's distributed scheduler: pip install 'cardflow[dask]'"
         ) from None
     try:
-        client = distributed.Client(address, timeout="10s", set_as_default=False)
+        client = distributed.Client(address, timeout="5s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     with client:
