@@ -22,7 +22,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, memory, operations, profile, throughput
+from . import _data, baselines, memory, operations, profile, scale, throughput
 from ._timing import Result, table
 
 
@@ -31,9 +31,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "memory"),
+        choices=("throughput", "baselines", "operations", "memory", "scale"),
         action="append",
-        help="run only these groups (repeatable)",
+        help="run only these groups (repeatable; scale, --jobs and Dask, runs only when named)",
     )
     parser.add_argument(
         "--profile",
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if "operations" in groups:
         print("operations...", flush=True)
         results += operations.run(data(small), 5)
+    if "scale" in groups:
+        results += scale.run(args.quick)
     if "memory" in groups:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000

@@ -1,0 +1,130 @@
+"""Scaling out (issue 14): ``fold --jobs 2`` against ``--jobs 1``, Dask against one process.
+
+- *--jobs*: the real command (``python -m cardflow.cli fold FILE --format jsonl``, its
+  output to /dev/null), the whole wall time from start to exit: reading, folding,
+  merging and writing the report. Target: ``--jobs 2`` at least 1.7x as fast on 2 cores.
+- *Dask*: ``cardflow.dask.fold`` over ``read_bodies(FILE)`` on a ``LocalCluster`` of two
+  worker processes (started beforehand, not timed), counting the states on the workers,
+  against one process reading, decoding and folding the same file. Target: at most 1.5x
+  the one process's time (an overhead bound: scheduling, the shuffle in the state format).
+
+Contenders run in interleaved rounds; a ratio is the median of the per-round ratios.
+``python -m benchmarks.scale [--quick]`` runs this alone; ``python -m benchmarks --only
+scale`` puts it in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import cardflow
+from cardflow.cli._inputs import Reader
+
+from ._data import dataset_file
+from ._timing import Result, median, ratio, rounds, table
+
+JOBS_TARGET: Final = 1.7
+DASK_TARGET: Final = 1.5
+
+
+def _cli(path: Path, jobs: int) -> Callable[[], object]:
+    command = [sys.executable, "-m", "cardflow.cli", "fold", str(path), "--format", "jsonl"]
+    command += ["--jobs", str(jobs), "--no-progress", "--allow-rejects"]
+
+    def run() -> object:
+        return subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+
+    return run
+
+
+def jobs(path: Path, label: str, count: int) -> list[Result]:
+    times = rounds({"1": _cli(path, 1), "2": _cli(path, 2)}, count)
+    speedup = ratio(times["1"], times["2"])
+    figure = f"{median(times['1']):.1f} s -> {median(times['2']):.1f} s"
+    return [
+        Result(
+            "scale",
+            "fold --jobs 2 vs --jobs 1 (speedup, wall)",
+            label,
+            figure,
+            speedup,
+            f">= {JOBS_TARGET}",
+            speedup >= JOBS_TARGET,
+        )
+    ]
+
+
+def _one_process(path: Path) -> int:
+    folder = cardflow.Folder()
+    with path.open("rb") as stream:
+        for body in Reader(stream):
+            folder.update(body.decoded.operations)
+    return len(folder.states())
+
+
+def dask(path: Path, label: str, count: int) -> list[Result]:
+    try:
+        import distributed
+
+        import cardflow.dask as cfd
+    except ImportError:
+        print("  dask is not installed (pip install 'cardflow[dask]'): skipped")
+        return []
+    cluster: Any = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client: Any = distributed.Client(cluster)  # type: ignore[no-untyped-call]
+    try:
+        bag: Any = cfd.fold(cfd.read_bodies(str(path), blocksize="32MiB"))
+        counts: list[int] = []
+
+        def on_dask() -> object:
+            counts.append(bag.count().compute())
+            return None
+
+        times = rounds({"one": lambda: _one_process(path), "dask": on_dask}, count)
+    finally:
+        client.close()
+        cluster.close()
+    overhead = ratio(times["dask"], times["one"])
+    figure = f"{median(times['one']):.1f} s vs {median(times['dask']):.1f} s"
+    assert len(set(counts)) == 1
+    return [
+        Result(
+            "scale",
+            "Dask, 2 workers vs one process (time ratio)",
+            label,
+            figure,
+            overhead,
+            f"<= {DASK_TARGET}",
+            overhead <= DASK_TARGET,
+        )
+    ]
+
+
+def run(quick: bool) -> list[Result]:
+    """Both measures: 300k events quick; 2M (--jobs) and 10M (Dask) events in full."""
+    results: list[Result] = []
+    sizes = (300_000, 300_000) if quick else (2_000_000, 10_000_000)
+    print(f"scale: --jobs at {sizes[0]:,} events...", flush=True)
+    results += jobs(dataset_file(sizes[0]), f"{sizes[0] // 1000}k events", 3 if quick else 2)
+    print(f"scale: Dask at {sizes[1]:,} events...", flush=True)
+    results += dask(dataset_file(sizes[1]), f"{sizes[1] // 1000}k events", 2 if quick else 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="300k events, a minute")
+    args = parser.parse_args(argv)
+    print(table(run(args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
