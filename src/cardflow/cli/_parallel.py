@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any, BinaryIO
 
@@ -54,32 +54,28 @@ def fold_in_parts(
 ) -> Gathered | None:
     """The fold on workers (``--jobs`` above 1 or ``--dask``), or None: fold in this process."""
     paths = list(args.paths)
-    watch = frozenset(args.card) if args.card else None
+
+    def on(
+        executor: Callable[[], contextlib.AbstractContextManager[Executor]], jobs: int
+    ) -> Gathered:
+        return gather(
+            paths,
+            console,
+            rejects,
+            watch=frozenset(args.card) if args.card else None,
+            progress=args.progress,
+            executor=executor,
+            jobs=jobs,
+            part_size=args.part_size,
+        )
+
     if args.dask is not None:
-        with _cluster(args.dask) as (executor, threads):
-            return gather(
-                paths,
-                console,
-                rejects,
-                watch=watch,
-                progress=args.progress,
-                executor=lambda: contextlib.nullcontext(executor),
-                jobs=threads,
-                part_size=args.part_size,
-            )
+        with _cluster(args.dask) as (cluster, threads):
+            return on(lambda: contextlib.nullcontext(cluster), threads)
     jobs = args.jobs if args.jobs is not None else cpu_count()
     if jobs < 2:
         return None
     sources = [s for s in expand(paths, console.stdin_fd) if isinstance(s, Source)]
     if sum(not part.local for part in plan(sources, jobs, args.part_size)) < 2:
         return None
-    return gather(
-        paths,
-        console,
-        rejects,
-        watch=watch,
-        progress=args.progress,
-        executor=lambda: local_pool(jobs),
-        jobs=jobs,
-        part_size=args.part_size,
-    )
+    return on(lambda: local_pool(jobs), jobs)

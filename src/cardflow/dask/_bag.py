@@ -16,6 +16,7 @@ arrive in nor a task that Dask runs twice (after a worker is lost) changes a sta
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple, cast
@@ -67,29 +68,21 @@ def read_bodies(
     (a webhook body or on-demand response); it stays bytes (no text decoding), and
     its path goes with it so that a rejected line says where it came from.
     """
-    options = storage_options or {}
+    read = functools.partial(
+        read_bytes,
+        urlpath,
+        delimiter=b"\n",
+        sample=False,
+        compression=compression,
+        include_path=True,
+        **(storage_options or {}),
+    )
     try:
-        _, blocks, paths = read_bytes(
-            urlpath,
-            delimiter=b"\n",
-            blocksize=blocksize,
-            sample=False,
-            compression=compression,
-            include_path=True,
-            **options,
-        )
-    except ValueError as exc:
+        _, blocks, paths = read(blocksize=blocksize)
+    except ValueError as exc:  # "Cannot do chunked reads on compressed files"
         if "compressed" not in str(exc):
             raise
-        _, blocks, paths = read_bytes(
-            urlpath,
-            delimiter=b"\n",
-            blocksize=None,
-            sample=False,
-            compression=compression,
-            include_path=True,
-            **options,
-        )
+        _, blocks, paths = read(blocksize=None)
     lines = delayed(_lines, pure=True)
     parts = [lines(block, path) for path, file in zip(paths, blocks, strict=True) for block in file]
     bag: db.Bag = db.from_delayed(parts)  # type: ignore[no-untyped-call]
