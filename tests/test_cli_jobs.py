@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,8 @@ from cardflow.cli._console import Console
 from cardflow.cli._inputs import Reader, Source
 from cardflow.cli._jobs import Part, fold_part, plan, split
 
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+"""The clock of the in-process runs: a summary says when it judged reconciliation."""
 PART = 3000
 """Bytes per part in these tests: several parts per file."""
 BAD = [
@@ -38,7 +41,9 @@ BAD = [
 
 def _console(stdin: bytes = b"") -> tuple[Console, io.BytesIO, io.StringIO]:
     out, err = io.BytesIO(), io.StringIO()
-    console = Console(stdin=io.BytesIO(stdin), stdout=out, stderr=err, environ={})
+    console = Console(
+        stdin=io.BytesIO(stdin), stdout=out, stderr=err, environ={}, clock=lambda: NOW
+    )
     return console, out, err
 
 
@@ -108,9 +113,10 @@ def test_jobs_2_reports_the_same_bytes_as_jobs_1(logs: Path, options: list[str])
 
 
 def test_rejects_have_the_same_files_lines_and_text(logs: Path, tmp_path: Path) -> None:
-    one = fold_cli(logs, "--jobs", "1", "--rejects", tmp_path / "one.jsonl")
+    now = ["--now", "2025-03-01T00:00:00Z"]
+    one = fold_cli(logs, "--jobs", "1", *now, "--rejects", tmp_path / "one.jsonl")
     two = fold_cli(
-        logs, "--jobs", "2", "--part-size", str(PART), "--rejects", tmp_path / "two.jsonl"
+        logs, "--jobs", "2", "--part-size", str(PART), *now, "--rejects", tmp_path / "two.jsonl"
     )
     assert two == (one[0], one[1], one[2].replace("one.jsonl", "two.jsonl"))
     located = [line for line in one[2].splitlines() if ".json" in line.split(":")[0]]

@@ -21,6 +21,7 @@ pipe, ``<(zcat ...)``) are read by the parent itself: a worker cannot open them.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import multiprocessing
@@ -31,7 +32,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
+
+import msgspec
 
 from .._codec import decode_state, encode_state
 from .._state import CardState, Folded, Folder, merge
@@ -63,6 +66,22 @@ MAX_PART: Final = 64 << 20
 PARTS_PER_JOB: Final = 8
 """Parts per job by default: small enough to balance the load and move the progress bar."""
 _SCAN: Final = 1 << 16
+_OWN: Final = frozenset(
+    {
+        "card_id",
+        "operation_id",
+        "operation_ids",
+        "start_time",
+        "end_time",
+        "shipment",
+        "issuer_request_id",
+        "input_file_name",
+        "error",
+    }
+)
+"""The fields of a state that are mostly its own: not worth sharing between states."""
+_COMMON: Final = tuple(f.name for f in msgspec.structs.fields(CardState) if f.name not in _OWN)
+"""The fields whose values many states have in common (statuses, lists of them, dates)."""
 
 
 class RejectsWriteError(Exception):
@@ -272,11 +291,26 @@ class _Gather:
         self._reader: Reader | None = None
         self._lines: dict[int, int] = {}  # lines of each source taken so far
         self._broken: set[int] = set()  # sources that failed to read: the rest is dropped
+        self._values: dict[Any, Any] = {}  # the common values of the states, by value
 
     def warn(self, message: str) -> None:
         if self.progress is not None:
             self.progress.clear()
         self.console.stderr.write(message + "\n")
+
+    def _share(self, state: CardState) -> CardState:
+        """``state`` with its common values (statuses, status lists, dates...) made the
+        objects that earlier states hold: a decoded state shares nothing, and a million
+        of them would take about twice the memory of the states a fold makes."""
+        values = self._values
+        changes: dict[str, Any] = {}
+        for name in _COMMON:
+            value = getattr(state, name)
+            if value is not None:
+                shared = values.setdefault(value, value)
+                if shared is not value:
+                    changes[name] = shared
+        return msgspec.structs.replace(state, **changes) if changes else state
 
     def _snapshot(self) -> tuple[int, int, int]:
         local = self._reader.bytes_read if self._reader is not None else 0
@@ -325,23 +359,26 @@ class _Gather:
             self._done_operations += result.operations
         return result
 
-    def run(self, parts: list[Part], executor: Executor | None) -> None:
-        futures: list[Future[PartFolded] | None] = []
-        for part in parts:
-            if part.local or executor is None:
-                futures.append(None)
-                continue
-            submitted = executor.submit(fold_part, part, self.watch)
-            submitted.add_done_callback(self._finished)
-            futures.append(submitted)
+    def run(self, parts: list[Part], executor: Executor | None, ahead: int) -> None:
+        """Fold ``parts``, taking results in order; at most ``ahead`` parts submitted and
+        not yet taken, so that results never pile up in the parent."""
+        waiting = collections.deque(
+            i for i, part in enumerate(parts) if executor is not None and not part.local
+        )
+        futures: dict[int, Future[PartFolded]] = {}
         try:
-            for part, future in zip(parts, futures, strict=True):
+            for i, part in enumerate(parts):
+                while executor is not None and waiting and len(futures) < ahead:
+                    index = waiting.popleft()
+                    submitted = executor.submit(fold_part, parts[index], self.watch)
+                    submitted.add_done_callback(self._finished)
+                    futures[index] = submitted
+                future = futures.pop(i, None)
                 result = self._local(part) if future is None else self._wait(future)
                 self._take(part, result)
         finally:
-            for pending in futures:
-                if pending is not None:
-                    pending.cancel()
+            for pending in futures.values():
+                pending.cancel()
 
     def _take(self, part: Part, result: PartFolded) -> None:
         """Merge one part's result, in input order."""
@@ -356,8 +393,9 @@ class _Gather:
         self.added += result.added
         self.passed_over += result.passed_over
         states = self.states
+        share = self._share
         for data in result.states:
-            state = decode_state(data)
+            state = share(decode_state(data))
             old = states.get(state.card_id)
             states[state.card_id] = state if old is None else merge(old, state)
         for key, op, line, deliveries in result.seen:
@@ -419,10 +457,10 @@ def gather(
         run.progress = Progress(console.stderr, run._snapshot, total)
     try:
         if all(part.local for part in parts):
-            run.run(parts, None)
+            run.run(parts, None, ahead=0)
         else:
             with executor() as pool:
-                run.run(parts, pool)
+                run.run(parts, pool, ahead=2 * jobs)
     finally:
         if run.progress is not None:
             run.progress.clear()
