@@ -175,6 +175,13 @@ def test_the_cli_names_an_unreachable_scheduler() -> None:
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err.getvalue()
 
 
+def test_the_dask_api_is_pinned() -> None:
+    if IMPORT_ERROR is not None:
+        missing("dask", f"install cardflow[dask] ({IMPORT_ERROR})")
+    assert cfd.__all__ == ["DaskFold", "Rejected", "fold", "fold_with_rejects", "read_bodies"]
+    assert all(getattr(cfd, name).__module__.startswith("cardflow.dask") for name in cfd.__all__)
+
+
 def test_importing_cardflow_and_its_cli_does_not_import_dask() -> None:
     code = "import sys, cardflow, cardflow.cli; assert 'dask' not in sys.modules, 'dask'"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)

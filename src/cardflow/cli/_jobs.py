@@ -14,7 +14,7 @@ exactly as they do in one pass over the file. Its line numbers are counted from 
 part's start; the parent adds the lines of the parts before it. Workers send their
 states back in the state format (``encode_state``), one list per part.
 
-The same parts run on a Dask cluster (``--dask``, see ``_dask.py``) through any
+The same parts run on a Dask cluster (``--dask``, see ``_parallel.py``) through any
 :class:`concurrent.futures.Executor`. stdin and files that are not regular files (a
 pipe, ``<(zcat ...)``) are read by the parent itself: a worker cannot open them.
 """
