@@ -306,7 +306,7 @@ class _Gather:
         changes: dict[str, Any] = {}
         for name in _COMMON:
             value = getattr(state, name)
-            if value is not None:
+            if value:  # None, "" and () are one object already
                 shared = values.setdefault(value, value)
                 if shared is not value:
                     changes[name] = shared
