@@ -24,7 +24,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, history, memory, operations, profile, report, throughput
+from . import _data, baselines, history, memory, operations, profile, report, scale, throughput
 from ._timing import Result, table
 
 
@@ -33,9 +33,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "history", "report", "memory"),
+        choices=(
+            "throughput",
+            "baselines",
+            "operations",
+            "history",
+            "report",
+            "memory",
+            "scale",
+        ),
         action="append",
-        help="run only these groups (repeatable)",
+        help="run only these groups (repeatable; scale, --jobs and Dask, runs only when named)",
     )
     parser.add_argument(
         "--profile",
@@ -91,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if "report" in groups:
         print("report (aggregate + render of the HTML page)...", flush=True)
         results += report.run(data(100_000 if args.quick else 1_000_000), 3)
+    if "scale" in groups:
+        results += scale.run(args.quick)
     if "memory" in groups:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000

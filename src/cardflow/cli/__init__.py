@@ -162,6 +162,25 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--rejects", metavar="FILE", help="write each rejected line or operation here, verbatim"
     )
     add_reading_options(fold)
+    fold.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="fold in N worker processes (default: one per core; 1: in this process)",
+    )
+    fold.add_argument(
+        "--part-size",
+        type=_positive,
+        metavar="BYTES",
+        help="split large files into parts of about this size for the workers"
+        " (default: 1/8 of the input per job, 4 MiB to 64 MiB)",
+    )
+    fold.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="fold on the Dask cluster whose scheduler is at ADDRESS (its workers must"
+        " see the input files at the same paths; needs cardflow[dask])",
+    )
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(

@@ -22,6 +22,8 @@ from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, Body, Problem, Reader, Source, expand, one_line
+from ._jobs import Gathered, RejectsWriteError
+from ._parallel import ClusterError, fold_in_parts
 from ._progress import Progress, wanted
 from ._report import (
     EventLog,
@@ -53,13 +55,6 @@ REJECTED = 1
 USAGE = 2
 UNREADABLE = 3
 NOT_FOUND = 4
-
-
-class RejectsWriteError(Exception):
-    """The ``--rejects`` file failed to take a rejected item: stop rather than lose more."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error.strerror or str(error))
 
 
 class _Run:
@@ -148,10 +143,7 @@ class _Run:
 
     def finish(self) -> Totals:
         """The totals, completed with what the folder knows."""
-        self.totals.cards = len(self.folder)
-        self.totals.passed_over = self.folder.passed_over
-        self.totals.folded = self.added - self.folder.passed_over
-        return self.totals
+        return self.totals.complete(len(self.folder), self.folder.passed_over, self.added)
 
     def _fold(self, name: str, reader: Reader) -> None:
         totals = self.totals
@@ -230,15 +222,21 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
         )
         return USAGE
     run = _Run(args, console, rejects_file)
+    parallel: Gathered | None = None
     try:
         with rejects_file if rejects_file is not None else contextlib.nullcontext():
-            run.read_all(list(args.paths), args.progress)
+            parallel = fold_in_parts(args, console, rejects_file)  # --jobs, --dask
+            if parallel is None:
+                run.read_all(list(args.paths), args.progress)
     except RejectsWriteError as exc:
         console.stderr.write(
             f"cardflow fold: cannot write --rejects {args.rejects}: {exc}; stopped\n"
         )
         return UNREADABLE
-    return _report(args, console, run)
+    except ClusterError as exc:
+        console.stderr.write(f"cardflow fold: {exc}\n")
+        return USAGE
+    return _report(args, console, run if parallel is None else parallel)
 
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
@@ -270,7 +268,7 @@ def fold_inputs(
     return run.folder, run.finish()
 
 
-def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
+def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) -> int:
     totals = run.finish()
     folder = run.folder
     missing: list[str] = []
