@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
+import types
 import typing
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,7 +23,7 @@ import msgspec
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import ReconcileReason
 from .._state import CardState
-from .._wire import Operation, _wire_time, _with_wire_times
+from .._wire import Operation, _wire_time
 
 __all__ = [
     "EventLog",
@@ -57,26 +59,116 @@ _PUBLIC: Final = tuple(
 """CardState's public fields, with their camelCase names."""
 
 
-def _plain(value: object) -> object:
-    """A field value as JSON builtins, times spelled the way D1 spells them."""
-    if value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, datetime):
-        return _wire_time(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, tuple):
-        return list(value)
-    return _with_wire_times(msgspec.to_builtins(value, builtin_types=(datetime,)))
+def _kinds(tp: object) -> set[type]:
+    """The types a field's annotation admits (``Timestamp | None``: datetime, NoneType)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _kinds(typing.get_args(tp)[0])
+    if origin is tuple or origin is list:
+        return {tuple}
+    if origin is typing.Union or origin is types.UnionType:
+        return set().union(*(_kinds(arg) for arg in typing.get_args(tp)))
+    return {tp} if isinstance(tp, type) else set()
+
+
+_TimePlan = tuple[tuple[str, ...], tuple[tuple[str, "_TimePlan"], ...]]
+
+
+def _time_plan(struct: type[msgspec.Struct]) -> _TimePlan:
+    """Where a struct's builtins hold datetimes: its own keys, and those of nested structs."""
+    times: list[str] = []
+    nested: list[tuple[str, _TimePlan]] = []
+    for f in msgspec.structs.fields(struct):
+        kinds = _kinds(f.type)
+        if datetime in kinds:
+            times.append(f.encode_name)
+        inner = _struct_in(f.type)
+        if inner is not None:
+            nested.append((f.encode_name, _time_plan(inner)))
+    return tuple(times), tuple(nested)
+
+
+def _wire_times(obj: dict[str, Any], plan: _TimePlan) -> dict[str, Any]:
+    """``obj`` with its datetimes (where ``plan`` says) spelled the way D1 spells them."""
+    times, nested = plan
+    for key in times:
+        value = obj.get(key)
+        if value is not None:
+            obj[key] = _wire_time(value)
+    for key, inner in nested:
+        value = obj.get(key)
+        if value is not None:
+            _wire_times(value, inner)
+    return obj
+
+
+class _Row:
+    """How to turn a state into a JSON object fast: the fields read at once, then only the
+    values that need it converted (times in D1's spelling, nested structs to builtins)."""
+
+    def __init__(self) -> None:
+        fields = {f.name: f for f in msgspec.structs.fields(CardState)}
+        self.keys = tuple(camel for _, camel in _PUBLIC)
+        self.get = operator.attrgetter(*(name for name, _ in _PUBLIC))
+        times: list[str] = []
+        structs: list[tuple[str, _TimePlan]] = []
+        dates: list[str] = []
+        tuples: list[str] = []
+        for name, camel in _PUBLIC:
+            tp = fields[name].type
+            kinds = _kinds(tp)
+            inner = _struct_in(tp)
+            if datetime in kinds:
+                times.append(camel)
+            elif date in kinds:
+                dates.append(camel)
+            elif inner is not None:
+                structs.append((camel, _time_plan(inner)))
+            elif tuple in kinds:
+                tuples.append(camel)
+            elif not kinds <= {str, int, type(None)}:
+                raise TypeError(f"CardState.{name}: no JSON rendering for {tp}")
+        self.times = tuple(times)
+        self.structs = tuple(structs)
+        self.dates = tuple(dates)
+        self.tuples = tuple(tuples)
+
+    def encodable(
+        self, state: CardState, reasons: Sequence[ReconcileReason] | None
+    ) -> dict[str, Any]:
+        """The card object as msgspec encodes it: tuples and dates left as they are."""
+        out = dict(zip(self.keys, self.get(state), strict=True))
+        for key in self.times:
+            value = out[key]
+            if value is not None:
+                out[key] = _wire_time(value)
+        for key, plan in self.structs:
+            value = out[key]
+            if value is not None:
+                out[key] = _wire_times(_to_builtins(value, builtin_types=_KEEP), plan)
+        if reasons is not None:
+            out["reconcile"] = [str(r) for r in reasons]
+        return out
+
+
+_KEEP: Final = (datetime,)
+_to_builtins: Final = msgspec.to_builtins
 
 
 def card_object(
     state: CardState, reasons: Sequence[ReconcileReason] | None = None
 ) -> dict[str, object]:
-    """One card as a JSON object: every public field, camelCase; ``reconcile`` when given."""
-    out = {camel: _plain(getattr(state, name)) for name, camel in _PUBLIC}
-    if reasons is not None:
-        out["reconcile"] = [str(r) for r in reasons]
+    """One card as a JSON object: every public field, camelCase; ``reconcile`` when given.
+
+    Values are JSON builtins: lists, strings (times as D1 spells them), numbers, None.
+    """
+    out = _ROW.encodable(state, reasons)
+    for key in _ROW.dates:
+        value = out[key]
+        if value is not None:
+            out[key] = value.isoformat()
+    for key in _ROW.tuples:
+        out[key] = list(out[key])
     return out
 
 
@@ -106,6 +198,9 @@ def _nested(struct: type[msgspec.Struct]) -> Iterator[tuple[str, ...]]:
             yield (f.encode_name,)
         else:
             yield from ((f.encode_name, *path) for path in _nested(inner))
+
+
+_ROW: Final = _Row()
 
 
 # -- what is reported ---------------------------------------------------------------
@@ -230,27 +325,59 @@ def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, 
 _encoder: Final = msgspec.json.Encoder()
 
 
+_CHUNK: Final = 1000
+"""Cards encoded per write."""
+
+
+def _rows(report: Report) -> Iterator[list[dict[str, Any]]]:
+    """The selected cards as encodable objects, a chunk at a time."""
+    encodable = _ROW.encodable
+    reasons = report.reasons
+    cards = report.cards
+    for start in range(0, len(cards), _CHUNK):
+        chunk = cards[start : start + _CHUNK]
+        if reasons is None:
+            yield [encodable(state, None) for state in chunk]
+        else:
+            yield [encodable(state, reasons.get(state.card_id, ())) for state in chunk]
+
+
 def write_jsonl(report: Report, out: BinaryIO) -> None:
     """One JSON object per card and line."""
-    chunk: list[bytes] = []
-    for state in report.cards:
-        chunk.append(_encoder.encode(card_object(state, report.reasons_of(state))))
-        if len(chunk) >= 1000:
-            out.write(b"\n".join(chunk) + b"\n")
-            chunk.clear()
-    if chunk:
-        out.write(b"\n".join(chunk) + b"\n")
+    encode_lines = _encoder.encode_lines
+    for rows in _rows(report):
+        out.write(encode_lines(rows))
 
 
 def write_json(report: Report, out: BinaryIO) -> None:
-    """One JSON document: what was read, the filters, the summary, and the cards."""
-    document = {
+    """One JSON document: what was read, the filters, the summary, and the cards.
+
+    Streamed: the document as ``msgspec.json.format(..., indent=2)`` lays it out, but
+    written a chunk of cards at a time, so the whole document is never in memory.
+    """
+    head = {
         "input": report.totals.as_object(),
         "filters": report.filters,
         "summary": report.summary_object(),
-        "cards": [card_object(s, report.reasons_of(s)) for s in report.cards],
+        "cards": [],
     }
-    out.write(msgspec.json.format(_encoder.encode(document), indent=2) + b"\n")
+    text = msgspec.json.format(_encoder.encode(head), indent=2)
+    if not report.cards:
+        out.write(text + b"\n")
+        return
+    # The head ends with the empty list: ``  "cards": []\n}``; open it instead.
+    assert text.endswith(_EMPTY_CARDS)
+    out.write(text[: -len(_EMPTY_CARDS)] + b"[\n")
+    separator = b""
+    for rows in _rows(report):
+        # A chunk as a list at the top level, then indented to the depth of "cards".
+        chunk = msgspec.json.format(_encoder.encode(rows), indent=2)
+        out.write(separator + b"  " + chunk[2:-2].replace(b"\n", b"\n  "))
+        separator = b",\n"
+    out.write(b"\n  ]\n}\n")
+
+
+_EMPTY_CARDS: Final = b"[]\n}"
 
 
 def _cell(value: object) -> str:
