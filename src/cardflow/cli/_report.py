@@ -100,25 +100,41 @@ def _time_keys() -> list[str]:
     return times
 
 
+_OPENINGS: Final = tuple(b'"%s":"' % key.encode() for key in _time_keys())
+"""How a time value opens in compact JSON: its key, then the value's opening quote."""
+_TO_MILLISECONDS: Final = len("2025-01-17T06:28:02.492")
 _TIMES: Final = re.compile(
-    rb'("(?:'
-    + b"|".join(re.escape(key.encode()) for key in _time_keys())
-    + rb')":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})000(?=Z"|[+-]\d\d:\d\d")'
+    rb'((?:%s)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})000(?=Z"|[+-]\d\d:\d\d")'
+    % b"|".join(map(re.escape, _OPENINGS))
 )
-"""A time whose microseconds are whole milliseconds, as msgspec writes it (six digits).
-
-msgspec writes a datetime the way D1 does (``Z`` for UTC, the offset otherwise, no
-fraction for whole seconds, six digits for microseconds) except in this one case,
-where D1 writes three digits. The match starts at the key: only a bare ``"`` delimits
-a key, so a string value that merely looks like a time is never touched, and the keys
-are those whose values are datetimes by type. Offsets with seconds, which msgspec
-would round, never come out of a decoded RFC 3339 time.
-"""
+_OFFSET_MILLISECONDS: Final = re.compile(rb'000[+-]\d\d:\d\d"')
 
 
 def _d1_times(encoded: bytes) -> bytes:
-    """Compact JSON from msgspec with every time spelled the way D1 spells it."""
-    return _TIMES.sub(rb"\1", encoded)
+    """Compact JSON from msgspec, with every time spelled the way D1 spells it.
+
+    msgspec writes a datetime as D1 does (``Z`` for UTC, the offset otherwise, no
+    fraction for whole seconds, six digits for microseconds) except when the
+    microseconds are whole milliseconds, where D1 writes three digits: those three
+    zeros go. Only a time is touched: the text before the zeros must open a value
+    of a key that holds times, and only a bare ``"`` (never one inside a string)
+    delimits a key, so a string that merely looks like a time stays as it is.
+    Offsets with seconds, which msgspec would round, never come out of a decoded
+    RFC 3339 time.
+    """
+    pieces = encoded.split(b'000Z"')  # UTC, the usual case: no regular expression
+    if len(pieces) > 1:
+        last = pieces.pop()
+        out: list[bytes] = []
+        for piece in pieces:
+            out.append(piece)
+            end = len(piece) - _TO_MILLISECONDS
+            out.append(b'Z"' if piece.endswith(_OPENINGS, 0, end) else b'000Z"')
+        out.append(last)
+        encoded = b"".join(out)
+    if _OFFSET_MILLISECONDS.search(encoded):
+        encoded = _TIMES.sub(rb"\1", encoded)
+    return encoded
 
 
 _NAMES: Final = tuple(name for name, _ in _PUBLIC)
