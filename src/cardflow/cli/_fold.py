@@ -152,7 +152,15 @@ class _Run:
         """
         totals = self.totals
         poll = self.progress.poll if self.progress is not None else None
-        lines = iter(stream)
+        watching = self.watch is not None
+        lines: Iterator[bytes] = iter(stream)
+        first = next(lines, None)  # taken apart: only line 1 may start with a BOM
+        if first is not None:
+            if first.startswith(_BOM):
+                if poll is not None:
+                    self._bytes += len(_BOM)
+                first = first[len(_BOM) :]
+            lines = itertools.chain((first,), lines)
         count = bodies = operations = 0
         try:
             for line in lines:
@@ -160,8 +168,6 @@ class _Run:
                 if poll is not None:
                     self._bytes += len(line)
                     poll()
-                if count == 1 and line.startswith(_BOM):
-                    line = line[len(_BOM) :]
                 try:
                     ops = decode(line)
                 except InvalidNotification:
@@ -192,7 +198,8 @@ class _Run:
                     continue
                 bodies += 1
                 operations += len(ops)
-                self._line = count
+                if watching:
+                    self._line = count
                 yield ops
         finally:
             self._lines = count
