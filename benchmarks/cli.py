@@ -1,8 +1,9 @@
 """The command line against the library, and against DuckDB, each in a process of its own.
 
 Every contender is a fresh process over the same file of JSON lines (as ``cardflow
-simulate`` writes it), its output sent to /dev/null; the parent takes each child's
-wall time, CPU time (user + system) and peak RSS from ``wait4``. Contenders run in
+simulate`` writes it), its output sent to /dev/null; each child's wall time, CPU time
+(user + system) and peak RSS come from ``wait4``, in a small launcher process
+(``benchmarks/_launch.py``: a child's peak RSS counts its parent's at the fork). Contenders run in
 interleaved rounds and a ratio is the median of the per-round ratios.
 
 - *library*: ``fold(chain.from_iterable(map(decode, file)))`` (``python -m
@@ -20,11 +21,11 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Final
 
 import cardflow
 
-from . import duck
+from . import _data, duck
 from ._timing import Result
 
 CLI_LIMIT: Final = 1.15
@@ -53,19 +54,19 @@ class Run:
     rss: int
 
 
+_LAUNCH: Final = str(Path(__file__).with_name("_launch.py"))
+
+
 def child(argv: list[str]) -> Run:
-    """Run ``argv`` with its output to /dev/null; its times and peak RSS (from wait4)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    errors = process.stderr.read()  # small: the contenders report nothing on good input
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    process.stderr.close()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}: {errors.decode()}")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
+    """Run ``argv`` with its output to /dev/null; its times and peak RSS (from wait4),
+    through a small launcher process (see ``benchmarks/_launch.py``)."""
+    done = subprocess.run(
+        [sys.executable, _LAUNCH, *argv], capture_output=True, text=True, check=True
+    )
+    figures = json.loads(done.stdout)
+    if figures["code"] != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {figures['code']}: {done.stderr}")
+    return Run(figures["wall"], figures["cpu"], figures["rss"])
 
 
 def jobs_option() -> bool:
@@ -102,8 +103,10 @@ def _rss(run: Run) -> float:
     return run.rss
 
 
-def run(path: Path, events: int, count: int) -> list[Result]:
-    """The command line, the library and DuckDB over the file at ``path``, side by side."""
+def run(path: Path, count: int) -> list[Result]:
+    """The command line, the library and DuckDB over the file at ``path``, side by side,
+    in ``count`` rounds."""
+    events, _ = _data.tally(path)
     py = sys.executable
     file = str(path)
     cores = os.cpu_count() or 1

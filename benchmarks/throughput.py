@@ -26,10 +26,11 @@ from . import _plain
 from ._data import Dataset
 from ._timing import Result, median, ratio, rounds, us
 
-TARGET: Final = 0.30
-"""decode + fold reaches at least this share of bare msgspec's throughput."""
-FLAT: Final = 1.25
-"""Per-event cost at any size at most this many times the smallest size's."""
+TARGET: Final = 0.40
+"""decode + fold reaches at least this share of bare msgspec's throughput (plain Structs)."""
+FLAT: Final = 1.10
+"""Per-event cost (relative to plain Structs) at any size at most this many times the
+smallest size's."""
 
 
 class _SameBody(msgspec.Struct, gc=False):
@@ -80,7 +81,7 @@ def run(datasets: list[Dataset]) -> list[Result]:
         same, plain, fold = (median(times[k]) for k in ("same", "plain", "fold"))
         vs_same = ratio(times["same"], times["fold"])
         vs_plain = ratio(times["plain"], times["fold"])
-        normalized[data.name] = 1 / vs_same
+        normalized[data.name] = 1 / vs_plain
         size = f"{data.name} ({n:,} events)"
         results += [
             Result(
@@ -101,8 +102,6 @@ def run(datasets: list[Dataset]) -> list[Result]:
                 size,
                 f"{us(fold, n)}/event, {n / fold / 1e6:.2f} M events/s",
                 vs_same,
-                f">= {TARGET:.2f}",
-                vs_same >= TARGET,
             ),
             Result(
                 "throughput",
@@ -121,7 +120,7 @@ def run(datasets: list[Dataset]) -> list[Result]:
             results.append(
                 Result(
                     "throughput",
-                    f"cost per event (relative to bare) vs {first}",
+                    f"cost per event (relative to plain Structs) vs {first}",
                     data.name,
                     "",
                     growth,
