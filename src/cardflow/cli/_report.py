@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import operator
 import re
 import types
@@ -102,7 +103,8 @@ def _time_keys() -> list[str]:
 
 _OPENINGS: Final = tuple(b'"%s":"' % key.encode() for key in _time_keys())
 """How a time value opens in compact JSON: its key, then the value's opening quote."""
-_TO_MILLISECONDS: Final = len("2025-01-17T06:28:02.492")
+_MILLISECONDS: Final = len("2025-01-17T06:28:02.492")
+"""The length of a time as msgspec writes it, up to its milliseconds."""
 _TIMES: Final = re.compile(
     rb'((?:%s)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})000(?=Z"|[+-]\d\d:\d\d")'
     % b"|".join(map(re.escape, _OPENINGS))
@@ -125,13 +127,12 @@ def _d1_times(encoded: bytes) -> bytes:
     pieces = encoded.split(b'000Z"')  # UTC, the usual case: no regular expression
     if len(pieces) > 1:
         last = pieces.pop()
-        out: list[bytes] = []
-        for piece in pieces:
-            out.append(piece)
-            end = len(piece) - _TO_MILLISECONDS
-            out.append(b'Z"' if piece.endswith(_OPENINGS, 0, end) else b'000Z"')
-        out.append(last)
-        encoded = b"".join(out)
+        ends = [
+            b'Z"' if p.endswith(_OPENINGS, 0, len(p) - _MILLISECONDS) else b'000Z"' for p in pieces
+        ]
+        pieces.append(last)
+        ends.append(b"")
+        encoded = b"".join(itertools.chain.from_iterable(zip(pieces, ends, strict=True)))
     if _OFFSET_MILLISECONDS.search(encoded):
         encoded = _TIMES.sub(rb"\1", encoded)
     return encoded
