@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     made: dict[int, _data.Dataset] = {}
 
+    def step(what: str) -> None:
+        """Say what runs next, when, and under what load."""
+        elapsed = time.perf_counter() - started
+        print(f"[{elapsed:4.0f} s, load {load()}] {what}...", flush=True)
+
     def data(size: int) -> _data.Dataset:
         """Each size is generated once, when a group first needs it."""
         if size not in made:
@@ -79,29 +84,29 @@ def main(argv: list[str] | None = None) -> int:
         return made[size]
 
     if "throughput" in groups:
-        print("throughput...", flush=True)
+        step("throughput")
         results += throughput.run([data(size) for size in sizes])
     if "baselines" in groups:
         for size, count in ((10_000, 3),) if args.quick else ((10_000, 3), (100_000, 1)):
-            print(f"baselines at {size:,} events...", flush=True)
+            step(f"baselines at {size:,} events")
             results += baselines.run(data(size), count)
         if not args.quick:
             # add_model costs more the more models the machine has: one more size for it.
-            print("baselines: transitions add_model at 300k events...", flush=True)
+            step("baselines: transitions add_model at 300k events")
             results += baselines.run(data(300_000), 1, only=(baselines.ADD_MODEL,))
     if "operations" in groups:
-        print("operations...", flush=True)
+        step("operations")
         results += operations.run(data(small), 5)
     if "operationId" in groups:
-        print("operationId checks...", flush=True)
+        step("operationId checks")
         results += operation_id.run(data(small), 5)
     # The command line and memory share one file of JSON lines.
     events = 100_000 if args.quick else 1_000_000
     if "cli" in groups:
-        print(f"command line, library and DuckDB at {events:,} events...", flush=True)
+        step(f"command line, library and DuckDB at {events:,} events")
         results += cli.run(_data.dataset_file(events), 2 if args.quick else 3)
     if "memory" in groups:
-        print("memory (fresh processes)...", flush=True)
+        step("memory (fresh processes)")
         results += memory.run(_data.cards_for(events), None)
     made.clear()
     print()
