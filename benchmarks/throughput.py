@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -70,7 +71,7 @@ def run(datasets: list[Dataset]) -> list[Result]:
     results: list[Result] = []
     normalized: dict[str, float] = {}
     for data in datasets:
-        contenders = {
+        contenders: dict[str, Callable[[], object]] = {
             "plain": functools.partial(bare_plain, data),
             "fold": functools.partial(decode_fold, data),
         }
