@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         step("throughput")
         results += throughput.run([data(size) for size in sizes])
     if "baselines" in groups:
-        for size, count in ((10_000, 3),) if args.quick else ((10_000, 3), (100_000, 1)):
+        for size, count in ((10_000, 2),) if args.quick else ((10_000, 3), (100_000, 1)):
             step(f"baselines at {size:,} events")
             results += baselines.run(data(size), count)
         if not args.quick:
