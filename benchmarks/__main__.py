@@ -6,7 +6,7 @@ against the library and DuckDB, and memory, at 100k events (10k cards).
 
 The full run (under 10 minutes on 2 shared cores, plus about 3 the first time to
 generate the 10M-event file): throughput at 10k, 1M and 10M events (10M streamed
-from a cache file of JSON lines); baselines at 10k and 100k events, and
+from a cache file of JSON lines); baselines at 10k and 50k events, and
 transitions' add_model at 300k; merge, tracker, lenient decoding and the
 operationId checks at 100k events; the command line against the library and
 DuckDB, and memory, at 1M events (100k cards). Data files are cached in
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         step("throughput")
         results += throughput.run([data(size) for size in sizes])
     if "baselines" in groups:
-        for size, count in ((10_000, 2),) if args.quick else ((10_000, 3), (100_000, 1)):
+        for size, count in ((10_000, 2),) if args.quick else ((10_000, 3), (50_000, 1)):
             step(f"baselines at {size:,} events")
             results += baselines.run(data(size), count)
         if not args.quick:
