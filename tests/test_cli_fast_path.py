@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from cardflow import decode, fold
 from cardflow.cli import run
+from cardflow.cli._cards import card_object
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Reader, one_line
-from cardflow.cli._report import card_object
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
