@@ -21,7 +21,7 @@ from typing import BinaryIO, Final, cast
 from .. import Folder, InvalidNotification, decode
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
-from .._wire import PRODUCE, Operation, fingerprint
+from .._wire import PRODUCE, READING_MARK, Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, Body, Problem, Reader, Source, expand, one_line
 from ._jobs import Gathered, RejectsWriteError
@@ -60,6 +60,8 @@ NOT_FOUND = 4
 
 
 _BOM: Final = codecs.BOM_UTF8
+_READ_AS_A_READING: Final = InvalidNotification("a logged on-demand response")
+"""Sends a line to the lenient path, which tells a reading from a notification."""
 
 
 class _Run:
@@ -183,6 +185,8 @@ class _Run:
                     self._bytes += len(line)
                     poll()
                 try:
+                    if READING_MARK in line:
+                        raise _READ_AS_A_READING  # rare: the Reader says when it was read
                     ops = decode(line)
                 except InvalidNotification:
                     if not line.strip():
@@ -197,7 +201,9 @@ class _Run:
                         ops = body.decoded.operations
                         operations += len(ops)
                         self._line = body.line + offset
-                        if ops:
+                        if body.at is not None:
+                            self._fold_reading(source.name, ops, body.at)
+                        elif ops:
                             yield ops
                         if body.decoded.rejects:
                             self._reject(source.name, body, offset)
@@ -221,6 +227,18 @@ class _Run:
             totals.operations += operations
             if self.watch is None:
                 self.added += operations
+
+    def _fold_reading(self, name: str, ops: list[Operation], at: datetime) -> None:
+        """Fold the events of a logged on-demand response, read at ``at``."""
+        watch = self.watch
+        add = self.folder.add
+        for op in ops:
+            if watch is None:
+                add(op, at=at)
+            elif op.card_id in watch:
+                self.added += 1
+                add(op, at=at)
+                self._remember(op, name, self._line)
 
     def _fold_watched(self, source: Source, stream: BinaryIO) -> None:
         """Fold only the watched cards' operations, remembering where each was read."""

@@ -206,14 +206,19 @@ def _fold_bodies(
             out.bodies += 1
             operations = body.decoded.operations
             out.operations += len(operations)
+            at = body.at
             if watch is None:
                 out.added += len(operations)
-                folder.update(operations)
+                if at is None:
+                    folder.update(operations)
+                else:
+                    for op in operations:
+                        add(op, at=at)
             else:
                 for op in operations:
                     if op.card_id in watch:
                         out.added += 1
-                        add(op)
+                        add(op, at=at)
                         key = fingerprint(op)
                         deliveries[key] += 1
                         if key not in first:

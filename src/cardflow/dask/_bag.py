@@ -30,7 +30,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .._codec import decode_state, encode_state
 from .._state import CardState, Folder, merge
-from .._wire import Reject, decode_lenient
+from .._wire import Reject
 
 __all__ = ["DaskFold", "Rejected", "fold", "fold_with_rejects", "read_bodies"]
 
@@ -112,8 +112,7 @@ def _fold_partition(
         body = item.strip().removeprefix(_BOM)
         if not body:
             continue
-        decoded = decode_lenient(body)
-        folder.update(decoded.operations)
+        decoded = folder.ingest(body)
         rejected += [Rejected(source, reject) for reject in decoded.rejects]
     buckets: list[list[bytes]] = [[] for _ in range(partitions)]
     for card_id, state in folder.states().items():
