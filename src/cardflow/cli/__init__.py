@@ -19,6 +19,7 @@ from .._lifecycle import D1_LIFECYCLE
 from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._console import Console
+from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
 from ._fold import run_fold
 
 __all__ = ["main", "run"]
@@ -170,6 +171,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=None,
         help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
     )
+    add_fold_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(
@@ -243,7 +245,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     diagram.add_argument(
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
-    return parser, {"fold": fold, "simulate": sim, "diagram": diagram}
+    return parser, {"fold": fold, "simulate": sim, "diagram": diagram, **add_commands(commands)}
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -292,7 +294,11 @@ def run(argv: Sequence[str], console: Console) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
-        return run_fold(args, console)
+        return run_fold_db(args, console) if args.db else run_fold(args, console)
+    if args.command == "outbox":
+        return run_outbox(args, console)
+    if args.command == "dispatch":
+        return run_dispatch(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
     return _diagram(args, console)

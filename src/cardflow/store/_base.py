@@ -32,7 +32,7 @@ from .._reconcile import (
 )
 from .._wire import Body, Operation, Reject
 from . import _outbox
-from ._ingest import Conflict, Ingested, commit, prepare
+from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
 from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect, Tx, newer_message
 
@@ -225,31 +225,55 @@ class Store(abc.ABC, Generic[C]):
             raise ValueError("Store.reconcile: `at` must be timezone-aware")
         return self._ingest(body, at.astimezone(UTC))
 
+    def ingest_many(self, bodies: Iterable[Body | tuple[Body, datetime]]) -> list[Ingested]:
+        """Store many bodies in one transaction (each a body, or a pair of an on-demand
+        status and the time it was read): all or none. Faster than one transaction per
+        body where a caller has many at hand (``cardflow fold --db``); a body that is not
+        a D1 envelope raises ``InvalidNotification`` before anything is written."""
+        prepared = []
+        for item in bodies:
+            if isinstance(item, tuple):
+                body, at = item
+                if at.tzinfo is None or at.utcoffset() is None:
+                    raise ValueError("Store.ingest_many: reading times must be timezone-aware")
+                prepared.append(prepare(body, at.astimezone(UTC)))
+            else:
+                prepared.append(prepare(item, None))
+        return self._commit(prepared)
+
     def _ingest(self, body: Body, at: datetime | None) -> Ingested:
-        prepared = prepare(body, at)
+        return self._commit([prepare(body, at)])[0]
+
+    def _commit(self, prepared: list[Prepared]) -> list[Ingested]:
         for attempt in range(_TRIES):
             try:
+                out = []
                 with self._transaction() as tx:
-                    found, new = commit(
-                        tx,
-                        prepared,
-                        now=micros(_now()),
-                        lifecycle=self.lifecycle,
-                        passed=self.passed,
-                        decode=self._decode,
-                    )
+                    now = micros(_now())
+                    for one in prepared:
+                        found, new = commit(
+                            tx,
+                            one,
+                            now=now,
+                            lifecycle=self.lifecycle,
+                            passed=self.passed,
+                            decode=self._decode,
+                        )
+                        out.append(
+                            Ingested(
+                                changes=found,
+                                rejects=one.rejects,
+                                passed_over=one.passed_over,
+                                new=new,
+                                duplicates=one.produce - new,
+                            )
+                        )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
                 continue
-            return Ingested(
-                changes=found,
-                rejects=prepared.rejects,
-                passed_over=prepared.passed_over,
-                new=new,
-                duplicates=prepared.produce - new,
-            )
+            return out
         raise StoreUnavailable(
-            f"{self._where()}: the body's transaction met a concurrent change {_TRIES} times"
+            f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
         )
 
     def _decode(self, card: str, blob: bytes) -> CardState:
@@ -332,6 +356,11 @@ class Store(abc.ABC, Generic[C]):
             )
             for i, e, r in rows
         ]
+
+    def event_count(self) -> int:
+        """How many distinct events the store holds."""
+        with self._transaction(write=False) as tx:
+            return int(tx.rows("SELECT COUNT(*) FROM events")[0][0])
 
     def rejects(self) -> list[Reject]:
         """The rejected operations kept, oldest first."""
