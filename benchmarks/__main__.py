@@ -22,7 +22,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, history, memory, operations, profile, throughput
+from . import _data, baselines, history, memory, operations, profile, store, throughput
 from ._timing import Result, table
 
 
@@ -31,7 +31,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "history", "memory"),
+        choices=("throughput", "baselines", "operations", "history", "memory", "store"),
         action="append",
         help="run only these groups (repeatable)",
     )
@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.profile:
         return profile.main(100_000 if args.quick else 1_000_000)
-    groups = set(args.only or ("throughput", "baselines", "operations", "history", "memory"))
+    groups = set(
+        args.only or ("throughput", "baselines", "operations", "history", "memory", "store")
+    )
     started = time.perf_counter()
     print(
         f"cardflow {cardflow.__version__}, msgspec {msgspec.__version__}, "
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000
         results += memory.run(cards, None if args.quick else data(max(sizes)))
+    if "store" in groups:
+        print("store (writer processes, a throwaway PostgreSQL)...", flush=True)
+        results += store.run(300 if args.quick else 2_000)
     print()
     print(table(results))
     missed = [r for r in results if r.ok is False]
