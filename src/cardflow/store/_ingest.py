@@ -1,12 +1,16 @@
 """A body's transaction, written once for both engines.
 
 Its PRODUCE events are inserted once each (``ON CONFLICT DO NOTHING``: a duplicate
-costs one index lookup), in key order; the cards that new events touch are read and
-written in card order, each written only if its version is still the one read
-(compare-and-swap: a concurrent writer's change makes the transaction start again,
-never lose that change); one outbox row per reaction and one rejects row per
-rejected operation, each unique; commit. Events first and cards after, each in one
-fixed order, so that two transactions never wait on each other in a cycle.
+costs one index lookup), in body order, so that the events table's order is the
+order events were applied in (one writer at a time); the cards that new events touch
+are read and written in card order, each written only if its version is still the
+one read (compare-and-swap: a concurrent writer's change makes the transaction start
+again, never lose that change); one outbox row per reaction and one rejects row per
+rejected operation, each unique; commit. Cards are written in one fixed order and
+only after the events, so that two transactions wait on each other in a cycle only
+when they insert the same events in opposite orders (the same operations batched
+differently, at the same moment); PostgreSQL detects that, and the transaction
+starts again.
 """
 
 from __future__ import annotations
@@ -139,9 +143,8 @@ def commit(
     events = prepared.events
     read_at = None if at is None else micros(at)
     fresh: set[bytes] = set()
-    ordered = sorted(events, key=lambda e: e.key)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
+    for start in range(0, len(events), _CHUNK):
+        chunk = events[start : start + _CHUNK]
         params: list[object] = []
         for e in chunk:
             params += (e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now)

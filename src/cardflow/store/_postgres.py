@@ -2,11 +2,10 @@
 
 Transactions at READ COMMITTED; a card's state is written only if its version is
 still the one read (compare-and-swap), so concurrent bodies on one card take turns
-and none loses another's change. Events are inserted in key order and cards written
-in card order, so transactions never wait on each other in a cycle; should the server
-still report a deadlock or a serialization failure, the body's transaction starts
-again. A claim of outbox rows skips the rows another claim holds (``FOR UPDATE SKIP
-LOCKED``).
+and none loses another's change. Cards are written in card order, after the events
+(``_ingest.py``); should the server report a deadlock or a serialization failure, the
+body's transaction starts again. A claim of outbox rows skips the rows another claim
+holds (``FOR UPDATE SKIP LOCKED``).
 """
 
 from __future__ import annotations
