@@ -53,5 +53,5 @@ def fold(lines: Sequence[bytes]) -> dict[str, bytes]:
     return {card: cardflow.encode_state(state) for card, state in folder.states().items()}
 
 
-def stored(store: cardflow.store.Store[object]) -> dict[str, bytes]:
+def stored(store: cardflow.store.Store) -> dict[str, bytes]:
     return {state.card_id: cardflow.encode_state(state) for state in store.states()}

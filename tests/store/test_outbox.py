@@ -41,9 +41,7 @@ class Recorder:
         raise AttributeError(name)
 
 
-def _filled(
-    url: str, cards: int = 12
-) -> tuple[cardflow.store.Store[object], list[cardflow.Change]]:
+def _filled(url: str, cards: int = 12) -> tuple[cardflow.store.Store, list[cardflow.Change]]:
     store = cardflow.store.open(url)
     changes: list[cardflow.Change] = []
     for line in logs.log(cards=cards, seed=3):

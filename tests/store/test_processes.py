@@ -11,7 +11,6 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import cardflow
 import cardflow.store
@@ -40,7 +39,7 @@ def _finish(process: subprocess.Popen[bytes]) -> None:
     assert process.returncode == 0, err.decode()[-3000:]
 
 
-def _replayed_keys(store: cardflow.store.Store[Any]) -> collections.Counter[str]:
+def _replayed_keys(store: cardflow.store.Store) -> collections.Counter[str]:
     """The reactions a Tracker computes from the stored events, replayed in the order
     they were stored: the oracle of the outbox when one writer ran at a time."""
     tracker = cardflow.Tracker(passed=store.passed)

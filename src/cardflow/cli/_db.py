@@ -130,7 +130,7 @@ exit status:
   5    the store could not be opened or failed"""
 
 
-def _open(url: str, command: str, console: Console) -> Store[object] | None:
+def _open(url: str, command: str, console: Console) -> Store | None:
     try:
         return open_store(url)
     except (StoreUnavailable, ValueError) as exc:
@@ -163,7 +163,7 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
             return UNAVAILABLE
 
 
-def _store_all(store: Store[object], paths: list[str], totals: Totals, console: Console) -> None:
+def _store_all(store: Store, paths: list[str], totals: Totals, console: Console) -> None:
     sources: list[Source] = []
     for item in expand(paths, console.stdin_fd):
         if isinstance(item, Problem):
@@ -234,15 +234,13 @@ def _item(
     return body.text if at is None else (body.text, at)
 
 
-def _commit(store: Store[object], batch: list[Body | tuple[Body, datetime]]) -> None:
+def _commit(store: Store, batch: list[Body | tuple[Body, datetime]]) -> None:
     if batch:
         store.ingest_many(batch)
         batch.clear()
 
 
-def _report(
-    args: argparse.Namespace, console: Console, store: Store[object], totals: Totals
-) -> int:
+def _report(args: argparse.Namespace, console: Console, store: Store, totals: Totals) -> int:
     watch = sorted(set(args.card)) if args.card else None
     histories: dict[str, EventLog] = {}
     missing: list[str] = []

@@ -9,8 +9,6 @@ URL is opened (``pip install 'cardflow[postgres]'``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .._errors import InvalidNotification, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._base import Store, StoredEvent
@@ -33,7 +31,7 @@ __all__ = [
 ]
 
 
-def open(url: str, *, lifecycle: Lifecycle = D1_LIFECYCLE, passed: bool = False) -> Store[Any]:
+def open(url: str, *, lifecycle: Lifecycle = D1_LIFECYCLE, passed: bool = False) -> Store:
     """Open (creating or upgrading its schema) the store at ``url``.
 
     ``sqlite:///path/to.db`` (a relative path; ``sqlite:////abs/path.db`` an absolute

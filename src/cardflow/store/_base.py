@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Final, Generic, TypeVar
+from typing import Any, Final
 
 import msgspec
 
@@ -42,8 +42,6 @@ _TRIES: Final = 200
 _PAGE: Final = 1000
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 
-C = TypeVar("C")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -59,7 +57,7 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     read_at: datetime | None
 
 
-class Store(abc.ABC, Generic[C]):
+class Store(abc.ABC):
     """A durable store of card states, events, reactions and rejects (``docs/store.md``).
 
     Open one with :func:`cardflow.store.open`. Safe from several threads (each uses a
@@ -78,7 +76,7 @@ class Store(abc.ABC, Generic[C]):
         self.passed = passed
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._connections: list[C] = []
+        self._connections: list[Any] = []
         self._pid = os.getpid()
         self._closed = False
         try:
@@ -90,26 +88,26 @@ class Store(abc.ABC, Generic[C]):
     # -- what an engine provides ------------------------------------------------------
 
     @abc.abstractmethod
-    def _connect(self) -> C:
+    def _connect(self) -> Any:
         """A new connection."""
 
     @abc.abstractmethod
-    def _close(self, connection: C) -> None:
+    def _close(self, connection: Any) -> None:
         """Close a connection, quietly."""
 
     @abc.abstractmethod
-    def _begin(self, connection: C, write: bool) -> AbstractContextManager[Tx]:
+    def _begin(self, connection: Any, write: bool) -> AbstractContextManager[Tx]:
         """A transaction that commits at the end of the block, rolls back on an error."""
 
     @abc.abstractmethod
     def _has_table(self, tx: Tx, name: str) -> bool:
         """Whether the database has a table of that name."""
 
-    def _usable(self, connection: C) -> bool:
+    def _usable(self, connection: Any) -> bool:
         """Whether a connection kept from before can still be used."""
         return True
 
-    def _lock_schema(self, tx: Tx) -> None:
+    def _lock_schema(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
         """Serialize schema changes between processes, where the transaction does not."""
 
     failures: tuple[type[BaseException], ...] = ()
@@ -119,7 +117,7 @@ class Store(abc.ABC, Generic[C]):
 
     # -- connections and transactions ---------------------------------------------------
 
-    def _connection(self) -> C:
+    def _connection(self) -> Any:
         if self._closed:
             raise StoreUnavailable(f"the store {self.url!r} is closed")
         if os.getpid() != self._pid:
@@ -128,7 +126,7 @@ class Store(abc.ABC, Generic[C]):
                 self._local = threading.local()
                 self._connections = []
                 self._pid = os.getpid()
-        connection: C | None = getattr(self._local, "connection", None)
+        connection: Any | None = getattr(self._local, "connection", None)
         if connection is not None and not self._usable(connection):
             with self._lock:
                 if connection in self._connections:
@@ -164,7 +162,7 @@ class Store(abc.ABC, Generic[C]):
             for connection in connections:
                 self._close(connection)
 
-    def __enter__(self) -> Store[C]:
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -55,7 +55,7 @@ def _native(sql: str) -> Any:
     return native
 
 
-class PostgresStore(Store[psycopg.Connection[tuple[Any, ...]]]):
+class PostgresStore(Store):
     """A store in a PostgreSQL database (``postgresql://user@host:port/dbname``)."""
 
     dialect = Dialect(blob="BYTEA", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")

@@ -40,7 +40,7 @@ class _Tx:
         return self._connection.execute(sql, params).rowcount
 
 
-class SQLiteStore(Store[sqlite3.Connection]):
+class SQLiteStore(Store):
     """A store in one SQLite file (``sqlite:///relative/path.db``, ``sqlite:////abs.db``)."""
 
     dialect = Dialect(blob="BLOB", serial="INTEGER PRIMARY KEY")
