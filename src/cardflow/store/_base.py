@@ -119,7 +119,7 @@ class Store(abc.ABC):
 
     def _connection(self) -> Any:
         if self._closed:
-            raise StoreUnavailable(f"the store {self.url!r} is closed")
+            raise StoreUnavailable(f"{self._where()}: closed")
         if os.getpid() != self._pid:
             # A forked child must not use its parent's connections: open its own.
             with self._lock:
