@@ -1,7 +1,10 @@
 """``python -m benchmarks [--quick]``: every target of issue 7, side by side, as one table.
 
 --quick (under a minute): throughput at 10k and 100k events; baselines, merge,
-tracker and lenient decoding at 10k events; memory at 50k cards.
+tracker and lenient decoding at 10k events; memory at 50k cards. The store group
+(issue 12: bodies per second into SQLite and a throwaway PostgreSQL, about a minute
+more; leave it out with --only) stores 100 cards' bodies twice, 600 three times in a
+full run.
 
 The full run (about 7 minutes, plus 1.5 the first time to generate the 10M-event
 file): throughput at 10k, 1M and 10M events (10M streamed from a cache file of JSON
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         results += memory.run(cards, None if args.quick else data(max(sizes)))
     if "store" in groups:
         print("store (writer processes, a throwaway PostgreSQL)...", flush=True)
-        results += store.run(300 if args.quick else 2_000)
+        results += store.run(100, 2) if args.quick else store.run(600, 3)
     print()
     print(table(results))
     missed = [r for r in results if r.ok is False]

@@ -127,7 +127,8 @@ exit status:
   0    success
   1    outbox requeue: some ids were not dead rows
   2    usage error
-  5    the store could not be opened or failed"""
+  5    the store could not be opened or failed
+  130  interrupted (Ctrl-C)"""
 
 
 def _open(url: str, command: str, console: Console) -> Store | None:
