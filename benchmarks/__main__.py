@@ -1,15 +1,17 @@
 """``python -m benchmarks [--quick]``: every target of issue 7, side by side, as one table.
 
 --quick (under a minute): throughput at 10k and 100k events; baselines, merge,
-tracker and lenient decoding at 10k events; memory at 50k cards. The store group
-(issue 12: bodies per second into SQLite and a throwaway PostgreSQL, about a minute
-more; leave it out with --only) stores 100 cards' bodies twice, 600 three times in a
-full run.
+tracker and lenient decoding at 10k events; the report at 100k events; memory at
+50k cards.
+The store group (issue 12: bodies per second into SQLite and a throwaway
+PostgreSQL, 100 cards' bodies twice, 600 three times in a full run) runs only when
+named, as scale does: --only store.
 
 The full run (about 7 minutes, plus 1.5 the first time to generate the 10M-event
 file): throughput at 10k, 1M and 10M events (10M streamed from a cache file of JSON
 lines); baselines at 10k, 100k and 300k events, and transitions' add_model at 1M;
-merge, tracker and lenient decoding at 100k events; memory at 1M cards. Data files
+merge, tracker and lenient decoding at 100k events; the report (aggregate + render
+against decode + fold) at 1M events; memory at 1M cards. Data files
 are cached in $CARDFLOW_BENCH_CACHE (default: a folder in the system's temporary
 directory), keyed by the simulator's source.
 """
@@ -25,7 +27,18 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, history, memory, operations, profile, store, throughput
+from . import (
+    _data,
+    baselines,
+    history,
+    memory,
+    operations,
+    profile,
+    report,
+    scale,
+    store,
+    throughput,
+)
 from ._timing import Result, table
 
 
@@ -34,9 +47,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "history", "memory", "store"),
+        choices=(
+            "throughput",
+            "baselines",
+            "operations",
+            "history",
+            "report",
+            "memory",
+            "scale",
+            "store",
+        ),
         action="append",
-        help="run only these groups (repeatable)",
+        help="run only these groups (repeatable; scale, --jobs and Dask, runs only when named)",
     )
     parser.add_argument(
         "--profile",
@@ -51,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         return profile.main(100_000 if args.quick else 1_000_000)
     groups = set(
-        args.only or ("throughput", "baselines", "operations", "history", "memory", "store")
+        args.only or ("throughput", "baselines", "operations", "history", "report", "memory")
     )
     started = time.perf_counter()
     print(
@@ -89,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in groups:
         print("history (many operations on one card, adversarial documents)...", flush=True)
         results += history.run(data(small), 3)
+    if "report" in groups:
+        print("report (aggregate + render of the HTML page)...", flush=True)
+        results += report.run(data(100_000 if args.quick else 1_000_000), 3)
+    if "scale" in groups:
+        results += scale.run(args.quick)
     if "memory" in groups:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000

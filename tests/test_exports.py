@@ -59,6 +59,7 @@ PUBLIC: Final = [
     "encode_state",
     "fingerprint",
     "fold",
+    "is_settled",
     "json_view",
     "last_heard",
     "merge",

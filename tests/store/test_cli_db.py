@@ -197,3 +197,11 @@ def test_a_store_that_cannot_be_opened_exits_5(tmp_path: Path) -> None:
     assert done.code == 5
     assert "cannot open" in done.err
     assert cli("outbox", "dead", "--db", "mysql://x").code == 5
+
+
+def test_jobs_and_dask_do_not_apply_with_a_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    for options in (["--jobs", "2"], ["--dask", "tcp://127.0.0.1:1"]):
+        done = cli("fold", "--db", url, *options, tmp_path)
+        assert done.code == 2
+        assert "do not apply with --db" in done.err

@@ -1,4 +1,4 @@
-"""The ``cardflow`` command: ``fold``, ``simulate`` and ``diagram``.
+"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram`` and ``report``.
 
 An adapter at the edge: it reads files, stdin and the clock, and depends on the core
 (``import cardflow`` never imports it). Standard library only: ``argparse`` for the
@@ -20,7 +20,9 @@ from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._console import Console
 from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
-from ._fold import run_fold
+from ._fold import add_reading_options, run_fold
+from ._report_cmd import add_parser as add_report_parser
+from ._report_cmd import run_report
 
 __all__ = ["main", "run"]
 
@@ -160,16 +162,25 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     fold.add_argument(
         "--rejects", metavar="FILE", help="write each rejected line or operation here, verbatim"
     )
+    add_reading_options(fold)
     fold.add_argument(
-        "--allow-rejects",
-        action="store_true",
-        help="exit 0 even when input was rejected (it is still reported)",
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="fold in N worker processes (default: one per core; 1: in this process)",
     )
     fold.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
+        "--part-size",
+        type=_positive,
+        metavar="BYTES",
+        help="split large files into parts of about this size for the workers"
+        " (default: 1/8 of the input per job, 4 MiB to 64 MiB)",
+    )
+    fold.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="fold on the Dask cluster whose scheduler is at ADDRESS (its workers must"
+        " see the input files at the same paths; needs cardflow[dask])",
     )
     add_fold_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
@@ -245,7 +256,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     diagram.add_argument(
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
-    return parser, {"fold": fold, "simulate": sim, "diagram": diagram, **add_commands(commands)}
+    report = add_report_parser(commands, _moment)
+    return parser, {
+        "fold": fold,
+        "simulate": sim,
+        "diagram": diagram,
+        "report": report,
+        **add_commands(commands),
+    }
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -285,10 +303,11 @@ def run(argv: Sequence[str], console: Console) -> int:
     parser, commands = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if args.command == "fold":
+        if args.command in ("fold", "report"):
             # PATHs may come after options too: parse the command's part again, intermixed.
-            rest = argv[argv.index("fold") + 1 :]
-            args = commands["fold"].parse_intermixed_args(rest, argparse.Namespace(command="fold"))
+            name = args.command
+            rest = argv[argv.index(name) + 1 :]
+            args = commands[name].parse_intermixed_args(rest, argparse.Namespace(command=name))
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error
@@ -301,6 +320,8 @@ def run(argv: Sequence[str], console: Console) -> int:
         return run_dispatch(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
+    if args.command == "report":
+        return run_report(args, console)
     return _diagram(args, console)
 
 

@@ -144,6 +144,12 @@ def _open(url: str, command: str, console: Console) -> Store | None:
 
 def run_fold_db(args: argparse.Namespace, console: Console) -> int:
     """``cardflow fold --db URL [PATH...]``; the exit status."""
+    if getattr(args, "jobs", None) not in (None, 1) or getattr(args, "dask", None):
+        console.stderr.write(
+            "cardflow fold: --jobs and --dask do not apply with --db: the store takes the"
+            " bodies in this process, a transaction per batch\n"
+        )
+        return USAGE
     if args.rejects:
         console.stderr.write(
             "cardflow fold: --rejects does not apply with --db: the store keeps the"

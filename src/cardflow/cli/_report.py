@@ -105,6 +105,14 @@ class Totals:
     def rejected(self) -> int:
         return self.rejected_bodies + self.rejected_operations
 
+    def complete(self, cards: int, passed_over: int, added: int) -> Totals:
+        """These totals with what a fold knows at its end: cards, operations passed over,
+        and of ``added`` (operations handed to it) those folded."""
+        self.cards = cards
+        self.passed_over = passed_over
+        self.folded = added - passed_over
+        return self
+
     def as_object(self) -> dict[str, object]:
         return {
             "sources": self.sources,

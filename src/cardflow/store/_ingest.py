@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Final
 
 import msgspec
@@ -26,7 +26,7 @@ from .._cardstate import CardState
 from .._codec import encode_state
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
-from .._reconcile import DEFAULT_SILENCE, ReconcileReason, last_heard, needs_reconcile
+from .._reconcile import is_settled, last_heard, needs_reconcile
 from .._step import Change, ChangeKind, step
 from .._wire import PRODUCE, Body, Operation, Reject, decode_lenient, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
@@ -36,7 +36,6 @@ __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
 _REACTIONS: Final = frozenset({ChangeKind.STATUS.value, ChangeKind.SHIPMENT.value})
 _DAWN: Final = datetime.min.replace(tzinfo=UTC)
-_SECOND: Final = timedelta(seconds=1)
 _CHUNK: Final = 400
 
 
@@ -113,17 +112,13 @@ def _columns(state: CardState, lifecycle: Lifecycle) -> tuple[int, int, int | No
     """What reads filter on: (flagged, settled, due day, last heard).
 
     ``flagged``: a reason to reconcile that holds at any time (gaps, anomalies, unknown
-    statuses). ``settled``: a card that can never be OVERDUE or SILENT (asked at a time
-    where it would be, if it could). Reads check each candidate with
+    statuses, asked at the dawn of time). ``settled``: a card that can never be
+    OVERDUE or SILENT (``cardflow.is_settled``). Reads check each candidate with
     ``needs_reconcile`` itself, so these only need to leave no card out.
     """
     flagged = 1 if needs_reconcile(state, _DAWN, lifecycle=lifecycle) else 0
+    settled = 1 if is_settled(state, lifecycle) else 0
     heard = last_heard(state)
-    try:
-        later = needs_reconcile(state, heard + DEFAULT_SILENCE + _SECOND, lifecycle=lifecycle)
-        settled = 0 if ReconcileReason.SILENT in later else 1
-    except OverflowError:
-        settled = 0
     due = None if state.due_date is None else state.due_date.toordinal()
     return flagged, settled, due, micros(heard)
 
