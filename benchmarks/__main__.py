@@ -3,7 +3,9 @@
 --quick (under a minute): throughput at 10k and 100k events; baselines, merge,
 tracker, lenient decoding, the operationId checks and the history costs at 10k events;
 the report at 100k events; the command line
-against the library and DuckDB, and memory, at 100k events (10k cards).
+against the library and DuckDB, and memory, at 100k events (10k cards). The scale
+(--jobs and Dask) and store (bodies per second into SQLite and a throwaway
+PostgreSQL) groups run only when named: --only scale, --only store.
 
 The full run (under 10 minutes on 2 shared cores, plus about 3 the first time to
 generate the 10M-event file): throughput at 10k, 1M and 10M events (10M streamed
@@ -40,6 +42,7 @@ from . import (
     profile,
     report,
     scale,
+    store,
     throughput,
 )
 from ._timing import Result, table
@@ -54,8 +57,9 @@ GROUPS = (
     "cli",
     "memory",
 )
-OPT_IN = ("scale",)
-"""Groups that run only when named with --only (--jobs and Dask: minutes of their own)."""
+OPT_IN = ("scale", "store")
+"""Groups that run only when named with --only (--jobs and Dask, and the store with a
+throwaway PostgreSQL: minutes of their own)."""
 
 
 def load() -> str:
@@ -70,7 +74,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--only",
         choices=GROUPS + OPT_IN,
         action="append",
-        help="run only these groups (repeatable; scale, --jobs and Dask, runs only when named)",
+        help="run only these groups (repeatable; scale and store run only when named)",
     )
     parser.add_argument(
         "--profile",
@@ -142,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" in groups:
         step("scale (--jobs and Dask)")
         results += scale.run(args.quick)
+    if "store" in groups:
+        step("store (writer processes, a throwaway PostgreSQL)")
+        results += store.run(100, 2) if args.quick else store.run(600, 3)
     made.clear()
     print()
     print(f"load average at the end: {load()}")

@@ -17,6 +17,7 @@ PAGES = [
     "docs/state-format.md",
     "docs/report.md",
     "docs/scale.md",
+    "docs/store.md",
 ]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 

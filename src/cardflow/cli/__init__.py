@@ -19,6 +19,7 @@ from .._lifecycle import D1_LIFECYCLE
 from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._console import Console
+from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
 from ._fold import add_reading_options, run_fold
 from ._report_cmd import add_parser as add_report_parser
 from ._report_cmd import run_report
@@ -181,6 +182,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="fold on the Dask cluster whose scheduler is at ADDRESS (its workers must"
         " see the input files at the same paths; needs cardflow[dask])",
     )
+    add_fold_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(
@@ -255,7 +257,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
     report = add_report_parser(commands, _moment)
-    return parser, {"fold": fold, "simulate": sim, "diagram": diagram, "report": report}
+    return parser, {
+        "fold": fold,
+        "simulate": sim,
+        "diagram": diagram,
+        "report": report,
+        **add_commands(commands),
+    }
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -305,7 +313,11 @@ def run(argv: Sequence[str], console: Console) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
-        return run_fold(args, console)
+        return run_fold_db(args, console) if args.db else run_fold(args, console)
+    if args.command == "outbox":
+        return run_outbox(args, console)
+    if args.command == "dispatch":
+        return run_dispatch(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
     if args.command == "report":
