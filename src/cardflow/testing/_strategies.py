@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
 import msgspec
@@ -71,6 +71,9 @@ OTHER_OPERATIONS: Final = (
 
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _FILE_NAMES: Final = ("cards-20240101.csv", "batch_0042.json", "ISSUER-7.txt")
+_TIME_DIGITS: Final = (None, 3, 6)
+"""Fractional digits an operation's timestamps are written with, at least: None is
+D1's own spelling (as few as the instant needs), where shrinking goes."""
 _FLAVOURS: Final = (
     30 * 24 * 14 * len(SITES) * len(CARRIERS) * (1 + 0xFFF) * (1 + len(_FILE_NAMES)) * 10**9
 )
@@ -142,11 +145,51 @@ def operation_ids() -> st.SearchStrategy[str]:
     return st.integers(0, 2**128 - 1).map(_uuid)
 
 
-def _times() -> st.SearchStrategy[datetime]:
-    """Operation start times at millisecond precision, in UTC, 2024 to 2027."""
-    return st.integers(0, 4 * 365 * 24 * 3600 * 1000).map(
-        lambda ms: _EPOCH + timedelta(milliseconds=ms)
-    )
+_OFFSETS: Final = tuple(
+    timezone(timedelta(minutes=m)) for m in (0, 120, -330, 840, -720, 345, 60, -180)
+)
+"""The offsets D1 may write a timestamp in: UTC (``Z``, where shrinking goes) first,
+then offsets whose local time is far from UTC's (+14:00, -12:00), or not whole hours."""
+
+
+@st.composite
+def _time(draw: st.DrawFn) -> datetime:
+    """An operation start time, 2024 to 2027, in any offset, at mixed precision.
+
+    Whole seconds, milliseconds or microseconds, in UTC or another offset: the text of
+    two timestamps then orders unlike their instants (``10:00:00Z`` sorts after
+    ``10:00:00.5Z`` and after ``11:00:00+02:00``). Shrinks to whole seconds in UTC.
+    """
+    seconds = draw(st.integers(0, 4 * 365 * 24 * 3600))
+    precision = draw(st.integers(0, 2))
+    fraction = 0
+    if precision == 1:
+        fraction = 1000 * draw(st.integers(0, 999))
+    elif precision == 2:
+        fraction = draw(st.integers(0, 999_999))
+    instant = _EPOCH + timedelta(seconds=seconds, microseconds=fraction)
+    return instant.astimezone(draw(st.sampled_from(_OFFSETS)))
+
+
+@st.composite
+def _next_start(draw: st.DrawFn, start: datetime) -> datetime:
+    """When a card's next operation starts: an instant at or after ``start``, any offset.
+
+    Mostly close to ``start``, so that the order of the timestamps' text and of their
+    instants disagree often: the same instant (two operations of one card started at
+    once, ordered by operationId), under a second or two minutes later, or one hour to
+    two months later (where shrinking goes).
+    """
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        gap = timedelta(hours=draw(st.integers(1, 60 * 24)))
+    elif kind <= 2:  # the likeliest: a tie shows only when the two operations' events mix
+        gap = timedelta(0)
+    elif kind == 3:
+        gap = timedelta(microseconds=draw(st.integers(1, 999_999)))
+    else:
+        gap = timedelta(milliseconds=draw(st.integers(1, 120_000)))
+    return (start + gap).astimezone(draw(st.sampled_from(_OFFSETS)))
 
 
 class _WalkTables:
@@ -312,6 +355,7 @@ def _plan(
         unknown=unknown,
         issuer_request_id=f"req-{request:05x}" if request else None,
         input_file_name=_FILE_NAMES[file - 1] if file else None,
+        time_digits=draw(st.sampled_from(_TIME_DIGITS)),
     )
 
 
@@ -320,7 +364,7 @@ def _one_plan(
     draw: st.DrawFn, lifecycle: Lifecycle, card_id: str | None, unknown_statuses: bool
 ) -> Plan:
     card = draw(card_ids()) if card_id is None else card_id
-    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(_times()), unknown_statuses))
+    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(_time()), unknown_statuses))
 
 
 def plans(
@@ -371,8 +415,9 @@ def _history(
     count = draw(st.integers(min_cards, max_cards))
     ids = [_card_id(n) for n in draw(_distinct(count, 2**64))]
     per_card = [draw(st.integers(1, max_operations)) for _ in ids]
-    # D1 never reuses an operationId, across cards too; a card's later operation (a
-    # re-order) starts later, so startTime alone orders a card's operations.
+    # D1 never reuses an operationId, across cards too, and gives each one startTime.
+    # A card's later operation (a re-order) starts at the same instant or later:
+    # (startTime, operationId) orders a card's operations.
     extra = draw(st.integers(0, 3)) if other_operations else 0
     total = sum(per_card) + extra
     op_ids = iter([_uuid(n) for n in draw(_distinct(total, 2**128))])
@@ -384,21 +429,24 @@ def _history(
     first = draw(st.integers(0, len(lifecycle.edges)))
     turn = 0
     for card_id, n in zip(ids, per_card, strict=True):
-        start = draw(_times())
+        start = draw(_time())
         operations = []
-        for _ in range(n):
+        # In any order: when two operations start at the same instant, the greater
+        # operationId is current, and it must not always be the one sent last.
+        mine = [next(op_ids) for _ in range(n)]
+        for operation_id in draw(st.permutations(mine)) if n > 1 else mine:
             aim = first and first + turn
             turn += 1
-            plan = draw(_plan(lifecycle, card_id, next(op_ids), start, unknown_statuses, aim))
+            plan = draw(_plan(lifecycle, card_id, operation_id, start, unknown_statuses, aim))
             operations.append(TrueOperation(plan, render(plan, lifecycle)))
-            start += timedelta(hours=draw(st.integers(1, 60 * 24)))
+            start = draw(_next_start(start))
         cards.append(CardHistory(card_id, tuple(operations)))
     others = [
         _other_operation(
             draw(st.sampled_from(ids)),
             draw(st.sampled_from(OTHER_OPERATIONS)),
             next(op_ids),
-            draw(_times()),
+            draw(_time()),
         )
         for _ in range(extra)
     ]
@@ -417,7 +465,9 @@ def histories(
     """True histories of several cards: walks on ``lifecycle`` rendered as D1 notifications.
 
     Each card has one to ``max_operations`` PRODUCE operations (re-orders, each
-    starting later than the one before); operationIds are unique across the history.
+    starting at the same instant as the one before or later: then the greater
+    operationId is current); operationIds are unique across the history. Start times
+    come in several offsets and precisions, so that their text orders unlike them.
     With ``unknown_statuses`` some notifications carry statuses the lifecycle does not
     know; with ``other_operations`` non-PRODUCE operations for the same cards travel in
     the same bodies.
@@ -472,9 +522,36 @@ def describe_bodies(bodies: Sequence[bytes]) -> str:
     return "\n".join(lines)
 
 
-def _op_json(op: Operation) -> bytes:
-    body = encode([op])
-    return body[len(b'{"operations":[') : -2]
+def _spelled(value: datetime, digits: int | None) -> str:
+    """``value`` in its own offset (UTC as ``Z``), with at least ``digits`` fraction digits."""
+    needed = 0 if value.microsecond == 0 else 3 if value.microsecond % 1000 == 0 else 6
+    width = max(needed, digits or 0)
+    text = value.isoformat(timespec={0: "seconds", 3: "milliseconds", 6: "microseconds"}[width])
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _spell_times(value: Any, digits: int | None) -> Any:
+    if isinstance(value, dict):
+        return {k: _spell_times(v, digits) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return _spelled(value, digits)
+    return value
+
+
+def _op_json(op: Operation, digits: int | None = None) -> bytes:
+    """One operation's JSON, its timestamps written with at least ``digits`` fraction
+    digits (None: D1's own spelling, as ``cardflow.encode`` writes it)."""
+    if digits is None:
+        return encode([op])[len(b'{"operations":[') : -2]
+    plain = msgspec.to_builtins(op, builtin_types=(datetime,))
+    return msgspec.json.encode(_spell_times(plain, digits))
+
+
+def _time_digits(history: History) -> dict[Operation, int | None]:
+    """How each notification of ``history`` writes its timestamps (its plan says)."""
+    return {
+        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
+    }
 
 
 def _body(items: Sequence[bytes]) -> bytes:
@@ -488,13 +565,16 @@ def _delivery(
     sent: list[tuple[bytes, Operation | None]] = []
     delivered: set[Operation] = set()
     lost: list[Operation] = []
+    digits = {
+        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
+    }
     for note in history.notifications():
         # The last choice loses: shrinking goes towards delivering everything.
         if lose and draw(st.integers(0, 4)) == 4:
             lost.append(note)
             continue
         delivered.add(note)
-        sent.extend([(_op_json(note), note)] * draw(st.integers(1, max_copies)))
+        sent.extend([(_op_json(note, digits[note]), note)] * draw(st.integers(1, max_copies)))
     sent.extend((other, None) for other in history.others)
     order = draw(st.permutations(sent)) if sent else []
     bodies: list[bytes] = []
@@ -515,7 +595,7 @@ def _delivery(
             latest = card.current.notifications[-1]
             repairs.append(latest)
             delivered.add(latest)
-            bodies.append(_body([_op_json(latest)]))
+            bodies.append(_body([_op_json(latest, digits[latest])]))
             contents.append((latest,))
     return Delivery(
         bodies=tuple(bodies),
