@@ -63,7 +63,7 @@ def _ties(history: History) -> list[tuple[str, str]]:
 def test_operations_of_one_card_start_at_the_same_instant() -> None:
     drawn = _draw(histories(max_cards=1))
     tied = [h for h in drawn if _ties(h)]
-    assert len(tied) >= len(drawn) // 10
+    assert len(tied) >= len(drawn) // 20
     # Either operation of a tie can be current: the greater operationId is not always
     # the one that was rendered (and is delivered, unshuffled) last.
     assert any(a > b for h in tied for a, b in _ties(h))
@@ -110,7 +110,7 @@ def _misordered(t: Traffic, *, one_offset: bool) -> bool:
 
 
 def test_the_text_of_start_times_orders_unlike_their_instants() -> None:
-    drawn = _draw(traffic(max_cards=2))
+    drawn = _draw(traffic(max_cards=2), 500)
     assert sum(_misordered(t, one_offset=False) for t in drawn) >= len(drawn) // 10
     assert any(_misordered(t, one_offset=True) for t in drawn)
 
