@@ -9,7 +9,8 @@ The contract, on any bytes:
 - the command line's reader (``cardflow.cli._inputs.Reader``) never raises and reads
   every byte;
 - whatever they return folds (``cardflow.fold``), and the bytes ingest
-  (``cardflow.Tracker().ingest``), without raising.
+  (``cardflow.Tracker().ingest``), without raising; the folded states answer
+  ``needs_reconcile`` and come back equal from ``encode_state``/``decode_state``.
 
 Two engines run it. atheris (libFuzzer, coverage-guided) when it is installed; a
 Hypothesis-driven loop over mutated corpus bodies otherwise, or when asked. Both
@@ -37,6 +38,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,8 @@ ROOT = HERE.parent
 SEEDS = ROOT / "tests" / "data" / "track_production"
 DICTIONARY = HERE / "d1.dict"
 CORPUS = HERE / "corpus"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+"""The time needs_reconcile is asked at (fixed: a finding must reproduce)."""
 
 
 class ContractError(AssertionError):
@@ -75,10 +79,14 @@ def check(data: bytes, *, decode_only: bool = False) -> None:
         raise ContractError(f"the reader read {reader.bytes_read} of {len(data)} bytes")
     if decode_only:
         return
-    cardflow.fold(lenient.operations)
+    folded = cardflow.fold(lenient.operations)
     for body in bodies:
         cardflow.fold(body.decoded.operations)
     cardflow.Tracker().ingest(data)
+    for state in folded.values():
+        cardflow.needs_reconcile(state, NOW)
+        if cardflow.decode_state(cardflow.encode_state(state)) != state:
+            raise ContractError(f"the state of card {state.card_id!r} did not round-trip")
 
 
 # -- the seed corpus and the dictionary ---------------------------------------------
