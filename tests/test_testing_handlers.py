@@ -16,6 +16,7 @@ import pytest
 
 import cardflow
 from cardflow import Shipment, Tracker
+from cardflow.testing import HandlerMismatchError, check_handler
 
 D1 = cardflow.D1_LIFECYCLE
 
@@ -118,19 +119,80 @@ class EveryOperationIsProduce:
     """
 
     def __init__(self) -> None:
-        self.current: dict[str, tuple[str, int, Any]] = {}
+        self.current: dict[str, tuple[datetime, str, int, Any]] = {}
 
     def handle(self, body: bytes) -> None:
         for op in json.loads(body)["operations"]:
             status = op["details"]["status"]
-            key = (op["startTime"], D1.rank(status) if isinstance(status, str) else -1)
+            key = (
+                datetime.fromisoformat(op["startTime"]),
+                op["operationId"],
+                D1.rank(status) if isinstance(status, str) else -1,
+            )
             known = self.current.get(op["cardId"])
-            if known is None or key > known[:2]:
+            if known is None or key > known[:3]:
                 self.current[op["cardId"]] = (*key, status)
 
     def status(self, card_id: str) -> str | None:
         known = self.current.get(card_id)
-        return None if known is None else known[2]
+        return None if known is None else known[3]
+
+
+class NewestOperation:
+    """Careful: the operation of greatest (startTime, operationId), then its status of
+    highest precedence. Right on D1's traffic; each subclass gets one thing wrong."""
+
+    def __init__(self) -> None:
+        # card -> (the current operation as JSON, its status of highest precedence)
+        self.current: dict[str, tuple[dict[str, Any], str]] = {}
+
+    def takes_over(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        """Whether operation ``new`` replaces ``old`` (another operation of the card)."""
+        return (datetime.fromisoformat(new["startTime"]), new["operationId"]) > (
+            datetime.fromisoformat(old["startTime"]),
+            old["operationId"],
+        )
+
+    def handle(self, body: bytes) -> None:
+        for op in json.loads(body)["operations"]:
+            if op["operation"] != "PRODUCE":
+                continue
+            status = op["details"]["status"]
+            known = self.current.get(op["cardId"])
+            if known is None or (
+                known[0]["operationId"] != op["operationId"] and self.takes_over(op, known[0])
+            ):
+                self.current[op["cardId"]] = (op, status)
+            elif known[0]["operationId"] == op["operationId"] and D1.rank(status) > D1.rank(
+                known[1]
+            ):
+                self.current[op["cardId"]] = (known[0], status)
+
+    def status(self, card_id: str) -> str | None:
+        known = self.current.get(card_id)
+        return None if known is None else known[1]
+
+
+class TiesByArrival(NewestOperation):
+    """Of two operations started at the same instant, the one heard from last wins.
+
+    Right whenever a card's operations start at different instants; D1 orders equal
+    start times by operationId, whatever the arrival.
+    """
+
+    def takes_over(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        return datetime.fromisoformat(new["startTime"]) >= datetime.fromisoformat(old["startTime"])
+
+
+class StartTimeAsText(NewestOperation):
+    """Compares ``startTime`` as text, as if ISO 8601 strings sorted like instants.
+
+    They do in one offset at one precision; not across offsets (``10:00+02:00`` is
+    before ``09:00Z``) nor precisions (``10:00:00.5Z`` sorts before ``10:00:00Z``).
+    """
+
+    def takes_over(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        return (new["startTime"], new["operationId"]) > (old["startTime"], old["operationId"])
 
 
 class StrictStateMachine:
@@ -161,6 +223,8 @@ class StrictStateMachine:
 
 NAIVE = [
     LastReceivedWins,
+    TiesByArrival,
+    StartTimeAsText,
     DeduplicateByOperationId,
     HighestPrecedenceEver,
     EveryOperationIsProduce,
@@ -249,3 +313,60 @@ def test_the_strict_state_machine_drops_an_event_that_overtook_another() -> None
     handler.handle(_event("CARD_PROD_READY"))
     handler.handle(_event("DATA_PREPARED"))
     assert handler.status("card-1") == "DATA_PREPARED"
+
+
+# -- check_handler catches them within its default budget ---------------------------
+
+
+def _caught(make: type[Any]) -> HandlerMismatchError:
+    """The failure of ``make`` under check_handler with the profile's example budget."""
+    with pytest.raises(HandlerMismatchError) as caught:
+        check_handler(make)
+    assert caught.value.what == "status", str(caught.value)
+    return caught.value
+
+
+def _starts(error: HandlerMismatchError) -> dict[str, str]:
+    """Each operationId of the failing card, with its startTime as written."""
+    return {
+        op["operationId"]: op["startTime"]
+        for body in error.bodies
+        for op in json.loads(body)["operations"]
+        if op["cardId"] == error.card_id
+    }
+
+
+def test_the_newest_operation_handler_is_right() -> None:
+    """The base of the two handlers below: what they get wrong is all that fails them."""
+    check_handler(NewestOperation, max_examples=100)
+
+
+def test_ties_broken_by_arrival_are_caught() -> None:
+    error = _caught(TiesByArrival)
+    starts = _starts(error)
+    assert len(starts) == 2, str(error)
+    assert len({datetime.fromisoformat(t) for t in starts.values()}) == 1, str(error)
+
+
+def test_start_times_compared_as_text_are_caught() -> None:
+    error = _caught(StartTimeAsText)
+    (a, a_start), (b, b_start) = sorted(_starts(error).items())
+    by_text = (a_start, a) < (b_start, b)
+    by_instant = (datetime.fromisoformat(a_start), a) < (datetime.fromisoformat(b_start), b)
+    assert by_text != by_instant, str(error)
+
+
+def test_dedupe_by_operation_id_alone_is_caught() -> None:
+    error = _caught(DeduplicateByOperationId)
+    assert len(_starts(error)) == 1, "one operation is enough: its later events are lost"
+
+
+def test_last_received_wins_is_caught() -> None:
+    error = _caught(LastReceivedWins)
+    received = [
+        op["details"]["status"]
+        for body in error.bodies
+        for op in json.loads(body)["operations"]
+        if op["cardId"] == error.card_id
+    ]
+    assert error.actual == received[-1] != error.expected, "an event overtook a later one"

@@ -92,7 +92,9 @@ def test_histories_are_consistent(history: History) -> None:
     for card in history.cards:
         assert CARD_ID.fullmatch(card.card_id)
         starts = [o.plan.start_time for o in card.operations]
-        assert starts == sorted(set(starts)), "a re-order starts later"
+        assert starts == sorted(starts), "a re-order starts at the same instant or later"
+        keys = [o.key for o in card.operations]
+        assert len(set(keys)) == len(keys), "(startTime, operationId) orders operations"
         for operation in card.operations:
             plan = operation.plan
             notes = operation.notifications

@@ -67,6 +67,11 @@ class Plan:
     followed the i-th status (used where the lifecycle says the status carries a
     shipment). ``unknown`` inserts notifications with statuses the lifecycle does not
     know, each after the walk position it names.
+
+    ``start_time`` is the true instant; its offset (``tzinfo``) is the one D1 writes
+    the operation's timestamps in, and ``time_digits`` how many fractional digits at
+    least (None: as few as the instant needs, D1's own spelling). The spelling changes
+    the bodies' text, never the instants: a correct consumer compares instants.
     """
 
     card_id: str
@@ -86,6 +91,7 @@ class Plan:
     unknown: tuple[tuple[int, str], ...] = ()
     issuer_request_id: str | None = None
     input_file_name: str | None = None
+    time_digits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,11 @@ class TrueOperation:
 
     @property
     def key(self) -> tuple[datetime, str]:
-        """How operations of one card are ordered: (startTime, operationId)."""
+        """How operations of one card are ordered: (startTime, operationId).
+
+        Instants compare whatever their offsets; equal start times (two operations of
+        one card started at the same instant) go to the greater operationId.
+        """
         return (self.plan.start_time, self.plan.operation_id)
 
 

@@ -22,7 +22,7 @@ from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._model import CardHistory, History, expected_state
 from .._wire import Operation
 from ._check import Compare, Handler, HandlerMismatchError, _RaisedError, compare_with_oracle
-from ._strategies import _body, _op_json, histories
+from ._strategies import _body, _op_json, _time_digits, histories
 
 __all__ = ["HandlerStateMachine"]
 
@@ -78,6 +78,7 @@ class HandlerStateMachine(RuleBasedStateMachine):
         self.in_flight: list[Operation] = []
         self.delivered: list[Operation] = []
         self.lost: list[Operation] = []
+        self.time_digits: dict[Operation, int | None] = {}
         self.bodies: list[bytes] = []
 
     # -- what subclasses provide ----------------------------------------------------
@@ -124,12 +125,13 @@ class HandlerStateMachine(RuleBasedStateMachine):
             label="history",
         )
         self.in_flight = self.history.notifications()
+        self.time_digits = _time_digits(self.history)
         base = HandlerStateMachine
         if cls.handle is base.handle or cls.status is base.status:
             self.handler = self.make_handler()
 
     def _send(self, notes: list[Operation]) -> None:
-        body = _body([_op_json(n) for n in notes])
+        body = _body([_op_json(n, self.time_digits.get(n)) for n in notes])
         self.bodies.append(body)
         for note in notes:
             if note in self.in_flight:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
 import msgspec
@@ -71,6 +71,11 @@ OTHER_OPERATIONS: Final = (
 
 _EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _FILE_NAMES: Final = ("cards-20240101.csv", "batch_0042.json", "ISSUER-7.txt")
+_MAX_OTHERS: Final = 3
+"""The most operations of other types a history sends beside its cards'."""
+_TIME_DIGITS: Final = (None, 3, 6)
+"""Fractional digits an operation's timestamps are written with, at least: None is
+D1's own spelling (as few as the instant needs), where shrinking goes."""
 _FLAVOURS: Final = (
     30 * 24 * 14 * len(SITES) * len(CARRIERS) * (1 + 0xFFF) * (1 + len(_FILE_NAMES)) * 10**9
 )
@@ -112,26 +117,36 @@ def card_ids() -> st.SearchStrategy[str]:
     return st.integers(0, 2**64 - 1).map(_card_id)
 
 
-@st.composite
-def _distinct(draw: st.DrawFn, count: int, bound: int) -> list[int]:
-    """``count`` distinct integers below ``bound``, in no particular order.
+class _Increasing:
+    """Distinct integers drawn one at a time, each above the one before: running sums
+    of positive steps below ``step``. Neither generation nor shrinking ever rejects a
+    draw, and they shrink towards 0, 1, 2, ... Up to ``bound // step`` of them stay
+    below ``bound``."""
 
-    Distinct by construction (running sums of positive steps), so that neither
-    generation nor shrinking ever rejects a draw; shrinks towards 0, 1, 2, ...
-    """
-    if count == 0:
-        return []
-    step = bound // count  # the sum of count steps stays below bound
-    total = draw(st.integers(0, step - 1))
-    out = [total]
-    for _ in range(count - 1):
-        total += 1 + draw(st.integers(0, step - 2))
-        out.append(total)
-    return out
+    def __init__(self, draw: st.DrawFn, step: int) -> None:
+        self._draw = draw
+        self._step = step
+        self._last = -1
+
+    def next(self) -> int:
+        self._last += 1 + self._draw(st.integers(0, self._step - 2))
+        return self._last
+
+
+_UUID_BITS: Final = 122
+"""The bits of a version 4 UUID that are not its version and variant."""
 
 
 def _uuid(number: int) -> str:
-    return str(uuid.UUID(int=number, version=4))
+    """The version 4 UUID numbered ``number`` (below ``2**122``), one per number.
+
+    The number's bits go around the version and variant bits, which ``uuid.UUID``
+    would overwrite: two numbers never give one UUID (distinct numbers drawn for
+    distinct operations stay distinct).
+    """
+    low, rest = number & (2**62 - 1), number >> 62
+    value = low | ((rest & 0xFFF) << 64) | ((rest >> 12) << 80)
+    return str(uuid.UUID(int=value, version=4))
 
 
 def operation_ids() -> st.SearchStrategy[str]:
@@ -139,14 +154,54 @@ def operation_ids() -> st.SearchStrategy[str]:
 
     Version 4 UUIDs that shrink to ``00000000-0000-4000-8000-000000000000``.
     """
-    return st.integers(0, 2**128 - 1).map(_uuid)
+    return st.integers(0, 2**_UUID_BITS - 1).map(_uuid)
 
 
-def _times() -> st.SearchStrategy[datetime]:
-    """Operation start times at millisecond precision, in UTC, 2024 to 2027."""
-    return st.integers(0, 4 * 365 * 24 * 3600 * 1000).map(
-        lambda ms: _EPOCH + timedelta(milliseconds=ms)
-    )
+_OFFSETS: Final = tuple(
+    timezone(timedelta(minutes=m)) for m in (0, 120, -330, 840, -720, 345, 60, -180)
+)
+"""The offsets D1 may write a timestamp in: UTC (``Z``, where shrinking goes) first,
+then offsets whose local time is far from UTC's (+14:00, -12:00), or not whole hours."""
+
+
+@st.composite
+def _time(draw: st.DrawFn) -> datetime:
+    """An operation start time, 2024 to 2027, in any offset, at mixed precision.
+
+    Whole seconds, milliseconds or microseconds, in UTC or another offset: the text of
+    two timestamps then orders unlike their instants (``10:00:00Z`` sorts after
+    ``10:00:00.5Z`` and after ``11:00:00+02:00``). Shrinks to whole seconds in UTC.
+    """
+    # The same choices whatever the precision: shrinking then moves one of them without
+    # shifting the others (the same goes for _next_start).
+    seconds = draw(st.integers(0, 4 * 365 * 24 * 3600))
+    precision = draw(st.integers(0, 2))
+    micros = draw(st.integers(0, 999_999))
+    fraction = (0, micros // 1000 * 1000, micros)[precision]
+    instant = _EPOCH + timedelta(seconds=seconds, microseconds=fraction)
+    return instant.astimezone(draw(st.sampled_from(_OFFSETS)))
+
+
+@st.composite
+def _next_start(draw: st.DrawFn, start: datetime) -> datetime:
+    """When a card's next operation starts: an instant at or after ``start``, any offset.
+
+    Mostly close to ``start``, so that the order of the timestamps' text and of their
+    instants disagree often: the same instant (two operations of one card started at
+    once, ordered by operationId), under a second or two minutes later, or one hour to
+    two months later (where shrinking goes).
+    """
+    kind = draw(st.integers(0, 5))
+    amount = draw(st.integers(0, 999_999))
+    gap = (
+        timedelta(hours=1 + amount % (60 * 24)),
+        timedelta(0),  # a tie, the likeliest: it shows only when two operations' events mix
+        timedelta(0),
+        timedelta(0),
+        timedelta(microseconds=1 + amount % 999_999),
+        timedelta(milliseconds=1 + amount % 120_000),
+    )[kind]
+    return (start + gap).astimezone(draw(st.sampled_from(_OFFSETS)))
 
 
 class _WalkTables:
@@ -215,6 +270,9 @@ def _walk(
     if aim is None:
         aim = draw(st.integers(0, len(targets)))
     aim %= len(targets) + 1
+    # The ways to the aimed edge's source are drawn whether used or not, so that
+    # shrinking to a free walk keeps the choices after them in place.
+    ways_taken = iter([draw(st.integers(0, 7)) for _ in range(max(0, max_length - 2))])
     if aim:
         edge = targets[aim - 1]
         while path[-1] != edge.source:
@@ -226,22 +284,27 @@ def _walk(
                 if edge.source in dist[s] and dist[s][edge.source] <= room
             ]
             ways.sort(key=lambda s: dist[s][edge.source])  # stable: main path among equals
-            path.append(draw(st.sampled_from(ways)))
+            path.append(ways[next(ways_taken) % len(ways)])
         path.append(edge.dest)
-    while len(path) < max_length:
-        # 0 stops, so walks shrink short. A walk goes on seven times in eight, but
-        # past a success (a shipped card) it mostly stops, as most real cards do.
-        # Drawn at an end too: then stopping early is never a more complex choice
-        # than running to an end, and shrinking prefers it.
-        if tables.success[path[-1]]:
-            goes_on = draw(st.integers(0, 3)) == 3
-        else:
-            goes_on = draw(st.integers(0, 7)) != 0
-        successors = tables.next[path[-1]]
-        if not goes_on or not successors:
-            break
+    # 0 stops, so walks shrink short. A walk goes on seven times in eight, but past a
+    # success (a shipped card) it mostly stops, as most real cards do. Drawn at an end
+    # too: then stopping early is never a more complex choice than running to an end,
+    # and shrinking prefers it. Every step is drawn, even after the walk stopped: the
+    # choices after the walk then stay in place when shrinking stops it earlier.
+    going = True
+    for _ in range(max_length - 1):
+        at_success = going and tables.success[path[-1]]
+        goes_on = draw(st.integers(0, 7))
         # The main successor twice as likely as each other one (0 and 1 pick it).
-        path.append(successors[max(0, draw(st.integers(0, len(successors))) - 1)])
+        pick = draw(st.integers(0, 7))
+        if not going or len(path) >= max_length:
+            continue
+        going = (goes_on >= 6) if at_success else goes_on != 0
+        successors = tables.next[path[-1]]
+        if not going or not successors:
+            going = False
+            continue
+        path.append(successors[max(0, pick % (len(successors) + 1) - 1)])
     return tuple(path)
 
 
@@ -312,6 +375,7 @@ def _plan(
         unknown=unknown,
         issuer_request_id=f"req-{request:05x}" if request else None,
         input_file_name=_FILE_NAMES[file - 1] if file else None,
+        time_digits=draw(st.sampled_from(_TIME_DIGITS)),
     )
 
 
@@ -320,7 +384,7 @@ def _one_plan(
     draw: st.DrawFn, lifecycle: Lifecycle, card_id: str | None, unknown_statuses: bool
 ) -> Plan:
     card = draw(card_ids()) if card_id is None else card_id
-    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(_times()), unknown_statuses))
+    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(_time()), unknown_statuses))
 
 
 def plans(
@@ -368,39 +432,54 @@ def _history(
     unknown_statuses: bool,
     other_operations: bool,
 ) -> History:
-    count = draw(st.integers(min_cards, max_cards))
-    ids = [_card_id(n) for n in draw(_distinct(count, 2**64))]
-    per_card = [draw(st.integers(1, max_operations)) for _ in ids]
-    # D1 never reuses an operationId, across cards too; a card's later operation (a
-    # re-order) starts later, so startTime alone orders a card's operations.
-    extra = draw(st.integers(0, 3)) if other_operations else 0
-    total = sum(per_card) + extra
-    # Below 2**62, no bit of an id lies where a version 4 UUID sets its version and
-    # variant: distinct numbers stay distinct ids (an operation is its id).
-    op_ids = iter([_uuid(n) for n in draw(_distinct(total, 2**62))])
-    cards = []
+    # D1 never reuses an operationId, across cards too, and gives each one startTime.
+    # A card's later operation (a re-order) starts at the same instant or later:
+    # (startTime, operationId) orders a card's operations.
+    card_ids = _Increasing(draw, 2**64 // max_cards)
+    op_ids = _Increasing(draw, 2**_UUID_BITS // (max_cards * max_operations + _MAX_OTHERS))
     # The walks of one history take turns at the aims (see _walk), from a drawn
     # first one: a history of several cards takes several edges, and the edges are
     # reached far more evenly than with an aim drawn per walk. A first aim of 0
     # (where shrinking goes) leaves every walk free.
     first = draw(st.integers(0, len(lifecycle.edges)))
     turn = 0
-    for card_id, n in zip(ids, per_card, strict=True):
-        start = draw(_times())
-        operations = []
-        for _ in range(n):
+    cards: list[CardHistory] = []
+    # Card after card, each drawn whole (like st.lists): shrinking drops a card by
+    # deleting its choices, without shifting those of the cards after it. Two in
+    # three histories go on to one more card.
+    while len(cards) < min_cards or (len(cards) < max_cards and draw(st.integers(0, 2)) != 0):
+        card_id = _card_id(card_ids.next())
+        start = draw(_time())
+        operations: list[TrueOperation] = []
+        # Operation after operation, each drawn whole (one in two cards goes on to
+        # one more, up to max_operations), for the same reason as the cards.
+        while not operations or (len(operations) < max_operations and draw(st.integers(0, 1)) != 0):
+            if operations:
+                start = draw(_next_start(start))
             aim = first and first + turn
             turn += 1
-            plan = draw(_plan(lifecycle, card_id, next(op_ids), start, unknown_statuses, aim))
+            plan = draw(
+                _plan(lifecycle, card_id, _uuid(op_ids.next()), start, unknown_statuses, aim)
+            )
             operations.append(TrueOperation(plan, render(plan, lifecycle)))
-            start += timedelta(hours=draw(st.integers(1, 60 * 24)))
+        # The operationIds rise with the operations, or (drawn) fall: when two start at
+        # the same instant, the greater operationId is current, and it must not always
+        # be the one rendered, and so delivered unshuffled, last.
+        if len(operations) > 1 and draw(st.booleans()):
+            falling = [o.plan.operation_id for o in reversed(operations)]
+            plans = [
+                replace(o.plan, operation_id=i) for o, i in zip(operations, falling, strict=True)
+            ]
+            operations = [TrueOperation(p, render(p, lifecycle)) for p in plans]
         cards.append(CardHistory(card_id, tuple(operations)))
+    ids = [c.card_id for c in cards]
+    extra = draw(st.integers(0, _MAX_OTHERS)) if other_operations else 0
     others = [
         _other_operation(
             draw(st.sampled_from(ids)),
             draw(st.sampled_from(OTHER_OPERATIONS)),
-            next(op_ids),
-            draw(_times()),
+            _uuid(op_ids.next()),
+            draw(_time()),
         )
         for _ in range(extra)
     ]
@@ -419,7 +498,9 @@ def histories(
     """True histories of several cards: walks on ``lifecycle`` rendered as D1 notifications.
 
     Each card has one to ``max_operations`` PRODUCE operations (re-orders, each
-    starting later than the one before); operationIds are unique across the history.
+    starting at the same instant as the one before or later: then the greater
+    operationId is current); operationIds are unique across the history. Start times
+    come in several offsets and precisions, so that their text orders unlike them.
     With ``unknown_statuses`` some notifications carry statuses the lifecycle does not
     know; with ``other_operations`` non-PRODUCE operations for the same cards travel in
     the same bodies.
@@ -474,9 +555,36 @@ def describe_bodies(bodies: Sequence[bytes]) -> str:
     return "\n".join(lines)
 
 
-def _op_json(op: Operation) -> bytes:
-    body = encode([op])
-    return body[len(b'{"operations":[') : -2]
+def _spelled(value: datetime, digits: int | None) -> str:
+    """``value`` in its own offset (UTC as ``Z``), with at least ``digits`` fraction digits."""
+    needed = 0 if value.microsecond == 0 else 3 if value.microsecond % 1000 == 0 else 6
+    width = max(needed, digits or 0)
+    text = value.isoformat(timespec={0: "seconds", 3: "milliseconds", 6: "microseconds"}[width])
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _spell_times(value: Any, digits: int | None) -> Any:
+    if isinstance(value, dict):
+        return {k: _spell_times(v, digits) for k, v in value.items()}
+    if isinstance(value, datetime):
+        return _spelled(value, digits)
+    return value
+
+
+def _op_json(op: Operation, digits: int | None = None) -> bytes:
+    """One operation's JSON, its timestamps written with at least ``digits`` fraction
+    digits (None: D1's own spelling, as ``cardflow.encode`` writes it)."""
+    if digits is None:
+        return encode([op])[len(b'{"operations":[') : -2]
+    plain = msgspec.to_builtins(op, builtin_types=(datetime,))
+    return msgspec.json.encode(_spell_times(plain, digits))
+
+
+def _time_digits(history: History) -> dict[Operation, int | None]:
+    """How each notification of ``history`` writes its timestamps (its plan says)."""
+    return {
+        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
+    }
 
 
 def _body(items: Sequence[bytes]) -> bytes:
@@ -490,13 +598,16 @@ def _delivery(
     sent: list[tuple[bytes, Operation | None]] = []
     delivered: set[Operation] = set()
     lost: list[Operation] = []
+    digits = {
+        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
+    }
     for note in history.notifications():
         # The last choice loses: shrinking goes towards delivering everything.
         if lose and draw(st.integers(0, 4)) == 4:
             lost.append(note)
             continue
         delivered.add(note)
-        sent.extend([(_op_json(note), note)] * draw(st.integers(1, max_copies)))
+        sent.extend([(_op_json(note, digits[note]), note)] * draw(st.integers(1, max_copies)))
     sent.extend((other, None) for other in history.others)
     order = draw(st.permutations(sent)) if sent else []
     bodies: list[bytes] = []
@@ -517,7 +628,7 @@ def _delivery(
             latest = card.current.notifications[-1]
             repairs.append(latest)
             delivered.add(latest)
-            bodies.append(_body([_op_json(latest)]))
+            bodies.append(_body([_op_json(latest, digits[latest])]))
             contents.append((latest,))
     return Delivery(
         bodies=tuple(bodies),
