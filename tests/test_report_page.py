@@ -245,3 +245,35 @@ def test_screenshot_is_written(loaded: Loaded) -> None:
     data = loaded.screenshot.read_bytes()
     assert data.startswith(b"\x89PNG")
     assert len(data) > 50_000
+
+
+def test_a_page_built_from_a_store_shows_the_folds_counts(loaded: Loaded, tmp_path: Path) -> None:
+    """The same log stored first (``cardflow fold --db``), then ``report --db``: every
+    number equals the fold's count, read from the page in the same browser."""
+    db = f"sqlite:///{tmp_path / 'cards.db'}"
+    con, _, err = console()
+    assert run(["fold", "--db", db, str(loaded.log), "--format", "jsonl"], con) == 1, err.getvalue()
+    html = tmp_path / "stored.html"
+    con, _, err = console()
+    assert run(["report", "--db", db, "-o", str(html), "--now", NOW.isoformat()], con) == 0, (
+        err.getvalue()
+    )
+    page = loaded.browser.open(html)
+    loaded.browser.settle(page)
+    dom = loaded.browser.evaluate(page, _READ_DOM)
+    assert page.console_errors == []
+    shown = {i["key"]: i["n"] for i in dom["keyed"] if not i["key"].startswith("input:")}
+    expected = {k: v for k, v in loaded.expected.items() if not k.startswith("input:")}
+    assert {k for k, v in expected.items() if v} <= set(shown)
+    assert {
+        k: v for k, v in shown.items() if not k.startswith("late:") and v != expected.get(k, 0)
+    } == {}
+    assert dom["days"] == loaded.dom["days"]
+    assert dom["rows"] == loaded.dom["rows"]
+
+
+def test_report_from_a_store_takes_no_paths(tmp_path: Path) -> None:
+    con, _, err = console()
+    db = f"sqlite:///{tmp_path / 'cards.db'}"
+    assert run(["report", "--db", db, "x.jsonl", "-o", str(tmp_path / "p.html")], con) == 2
+    assert "give no PATH" in err.getvalue()

@@ -1,8 +1,9 @@
 """``cardflow report``: fold D1 bodies and write one static HTML page of the card fleet.
 
 The inputs are read and folded exactly as ``cardflow fold`` reads them
-(:func:`fold_inputs`); the page is :mod:`cardflow.report`'s. Only this command reads
-the clock, when ``--now`` is not given.
+(:func:`fold_inputs`), or, with ``--db``, the states come from the store's states
+table (never folded again); the page is :mod:`cardflow.report`'s. Only this command
+reads the clock, when ``--now`` is not given.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
+from .._errors import StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE
-from ..report import aggregate, render
+from ..report import Fleet, aggregate, render
+from ..store import open as open_store
 from ._console import Console
 from ._fold import OK, REJECTED, UNREADABLE, USAGE, add_reading_options, fold_inputs
 from ._report import counted
+
+UNAVAILABLE: Final = 5
 
 __all__ = ["add_parser", "run_report"]
 
@@ -37,6 +42,7 @@ exit status:
        --allow-rejects makes this 0
   2    usage error, or the page could not be written
   3    an input could not be read (the page shows the others)
+  5    the store (--db) could not be read
   130  interrupted (Ctrl-C)"""
 
 
@@ -65,6 +71,12 @@ def add_parser(
         " (default: the clock)",
     )
     report.add_argument("--title", default="Card fleet", metavar="TEXT", help="the page's title")
+    report.add_argument(
+        "--db",
+        metavar="URL",
+        help="the page of the states in this store (sqlite:///file.db or postgresql://...),"
+        " instead of PATHs",
+    )
     add_reading_options(report)
     report.set_defaults(lifecycle=D1_LIFECYCLE)
     return report
@@ -72,8 +84,10 @@ def add_parser(
 
 def run_report(args: argparse.Namespace, console: Console) -> int:
     """Run ``cardflow report`` with parsed ``args``; the exit status."""
-    folder, totals = fold_inputs(list(args.paths), console, args.progress, "report")
     now: datetime = args.now or console.clock().replace(microsecond=0)
+    if args.db is not None:
+        return _from_store(args, console, now)
+    folder, totals = fold_inputs(list(args.paths), console, args.progress, "report")
     fleet = aggregate((folder[card] for card in folder), now, lifecycle=args.lifecycle)
     inputs = {
         "lines": totals.lines,
@@ -81,6 +95,40 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
         "operations": totals.operations,
         "rejected": totals.rejected,
     }
+    status = _write(args, console, fleet, inputs)
+    if status != OK:
+        return status
+    if totals.rejected:
+        console.stderr.write(
+            f"cardflow report: rejected {counted(totals.rejected_bodies, 'body', 'bodies')} and"
+            f" {counted(totals.rejected_operations, 'operation')}; everything else is shown\n"
+        )
+    if totals.unreadable:
+        return UNREADABLE
+    if totals.rejected and not args.allow_rejects:
+        return REJECTED
+    return OK
+
+
+def _from_store(args: argparse.Namespace, console: Console, now: datetime) -> int:
+    """The page of a store's states, read from its states table."""
+    if args.paths:
+        console.stderr.write(
+            "cardflow report: --db reports the store's states; give no PATH"
+            " (store logs first with cardflow fold --db URL PATH...)\n"
+        )
+        return USAGE
+    try:
+        with open_store(args.db) as store:
+            fleet = aggregate(store.states(), now, lifecycle=args.lifecycle)
+            inputs = {"events stored": store.event_count(), "rejected": len(store.rejects())}
+    except (StoreUnavailable, StoreSchemaError, ValueError) as exc:
+        console.stderr.write(f"cardflow report: cannot read the store {args.db}: {exc}\n")
+        return UNAVAILABLE
+    return _write(args, console, fleet, inputs)
+
+
+def _write(args: argparse.Namespace, console: Console, fleet: Fleet, inputs: dict[str, int]) -> int:
     page = render(fleet, title=args.title, inputs=inputs, lifecycle=args.lifecycle).encode()
     try:
         with open(args.output, "wb") as out:
@@ -95,13 +143,4 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
         f"cardflow report: wrote {args.output} ({counted(fleet.cards, 'card')},"
         f" {size / 1024:,.0f} KiB)\n"
     )
-    if totals.rejected:
-        console.stderr.write(
-            f"cardflow report: rejected {counted(totals.rejected_bodies, 'body', 'bodies')} and"
-            f" {counted(totals.rejected_operations, 'operation')}; everything else is shown\n"
-        )
-    if totals.unreadable:
-        return UNREADABLE
-    if totals.rejected and not args.allow_rejects:
-        return REJECTED
     return OK
