@@ -19,24 +19,18 @@ import msgspec
 
 from .._cardstate import CardState
 from .._errors import InvalidNotification, StoreUnavailable
-from .._reconcile import ReconcileReason, needs_reconcile
 from .._wire import PRODUCE, Body, reading_time
 from ..store import Store
 from ..store import open as open_store
 from ._console import Console
+from ._fold import closing, report_states
 from ._inputs import STDIN, Problem, Reader, Source, expand
 from ._inputs import Body as ReadBody
 from ._report import (
     EventLog,
-    Report,
     Seen,
     Totals,
     counted,
-    write_csv,
-    write_json,
-    write_jsonl,
-    write_summary,
-    write_views,
 )
 
 __all__ = ["add_commands", "add_fold_options", "run_dispatch", "run_fold_db", "run_outbox"]
@@ -269,58 +263,14 @@ def _report(args: argparse.Namespace, console: Console, store: Store, totals: To
         states = list(store.states(status=args.status or None))
     totals.cards = sum(store.counts().values())
     totals.folded = store.event_count()
-    human = args.format == "summary"
-    now: datetime | None = args.now
-    reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
-    if human or args.needs_reconcile or now is not None:
-        now = now or console.clock().replace(microsecond=0)
-        reasons = {s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in states}
-        if args.needs_reconcile:
-            states = [s for s in states if reasons[s.card_id]]
-    filters: dict[str, object] = {}
-    if args.card:
-        filters["card"] = list(args.card)
-    if args.status:
-        filters["status"] = list(args.status)
-    if args.needs_reconcile:
-        filters["needsReconcile"] = True
-    report = Report(
-        totals=totals,
-        cards=states,
-        reasons=reasons,
-        now=now,
-        filters=filters,
-        lifecycle=args.lifecycle,
-        histories=histories,
+    report_states(args, console, states, totals, histories, watching=watch is not None)
+    return closing(
+        args,
+        console,
+        totals,
+        [f"card {card}: not in the store" for card in missing],
+        "; everything else was stored",
     )
-    out = console.stdout
-    if args.format == "jsonl":
-        write_jsonl(report, out)
-    elif args.format == "json":
-        write_json(report, out)
-    elif args.format == "csv":
-        write_csv(report, out)
-    elif watch is not None:
-        if report.cards:
-            write_views(report, out)
-    else:
-        write_summary(report, out)
-    out.flush()
-    for card in missing:
-        console.stderr.write(f"cardflow fold: card {card}: not in the store\n")
-    if totals.rejected:
-        bodies = counted(totals.rejected_bodies, "body", "bodies")
-        operations = counted(totals.rejected_operations, "operation")
-        console.stderr.write(
-            f"cardflow fold: rejected {bodies} and {operations}; everything else was stored\n"
-        )
-    if totals.unreadable:
-        return UNREADABLE
-    if totals.rejected and not args.allow_rejects:
-        return REJECTED
-    if missing:
-        return NOT_FOUND
-    return OK
 
 
 # -- outbox, dispatch ------------------------------------------------------------------------

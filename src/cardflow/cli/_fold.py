@@ -48,7 +48,9 @@ __all__ = [
     "USAGE",
     "RejectsWriteError",
     "add_reading_options",
+    "closing",
     "fold_inputs",
+    "report_states",
     "run_fold",
 ]
 
@@ -379,6 +381,28 @@ def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) ->
     if args.status:
         wanted_statuses = set(args.status)
         states = [s for s in states if s.status in wanted_statuses]
+    report_states(args, console, states, totals, run.histories, watching=run.watch is not None)
+    kept = f"; written to {args.rejects}" if args.rejects else ""
+    return closing(
+        args,
+        console,
+        totals,
+        [f"card {card}: no {PRODUCE} operation in the input" for card in missing],
+        f"{kept}; everything else was folded",
+    )
+
+
+def report_states(
+    args: argparse.Namespace,
+    console: Console,
+    states: list[CardState],
+    totals: Totals,
+    histories: dict[str, EventLog],
+    *,
+    watching: bool,
+) -> None:
+    """Write the report of ``states`` in ``--format``, judged as of ``--now`` (the clock's
+    when a format needs it), with ``--needs-reconcile`` applied: whatever they came from."""
     human = args.format == "summary"
     now: datetime | None = args.now
     reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
@@ -394,7 +418,7 @@ def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) ->
         now=now,
         filters=_describe(args),
         lifecycle=args.lifecycle,
-        histories=run.histories,
+        histories=histories,
     )
     out = console.stdout
     if args.format == "jsonl":
@@ -403,21 +427,29 @@ def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) ->
         write_json(report, out)
     elif args.format == "csv":
         write_csv(report, out)
-    elif run.watch is not None:
+    elif watching:
         if report.cards:
             write_views(report, out)
     else:
         write_summary(report, out)
     out.flush()
-    for card in missing:
-        console.stderr.write(f"cardflow fold: card {card}: no {PRODUCE} operation in the input\n")
+
+
+def closing(
+    args: argparse.Namespace,
+    console: Console,
+    totals: Totals,
+    missing: list[str],
+    rest: str,
+) -> int:
+    """Say what was missing and rejected on stderr; the exit status (3, 1, 4, in that
+    order of precedence, else 0). ``rest`` ends the line about rejects."""
+    for what in missing:
+        console.stderr.write(f"cardflow fold: {what}\n")
     if totals.rejected:
-        kept = f"; written to {args.rejects}" if args.rejects else ""
         bodies = counted(totals.rejected_bodies, "body", "bodies")
         operations = counted(totals.rejected_operations, "operation")
-        console.stderr.write(
-            f"cardflow fold: rejected {bodies} and {operations}{kept}; everything else was folded\n"
-        )
+        console.stderr.write(f"cardflow fold: rejected {bodies} and {operations}{rest}\n")
     if totals.unreadable:
         return UNREADABLE
     if totals.rejected and not args.allow_rejects:
