@@ -23,7 +23,7 @@ from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, READING_MARK, Operation, fingerprint
 from ._console import Console
-from ._inputs import STDIN, Body, Problem, Reader, Source, expand, one_line
+from ._inputs import STDIN, Body, Reader, Source, one_line, readable
 from ._jobs import Gathered, RejectsWriteError
 from ._parallel import ClusterError, fold_in_parts
 from ._progress import Progress, wanted
@@ -99,16 +99,9 @@ class _Run:
         return self._done + self._bytes, self.totals.operations, len(self.folder)
 
     def read_all(self, paths: list[str], progress: bool | None) -> None:
-        sources: list[Source] = []
-        for item in expand(paths, self.console.stdin_fd):
-            if isinstance(item, Problem):
-                if item.fatal:
-                    self.totals.unreadable.append(item.name)
-                    self.warn(f"{self.prefix} cannot read {item.name}: {item.reason}")
-                else:
-                    self.warn(f"{self.prefix} warning: {item.name}: {item.reason}")
-                continue
-            sources.append(item)
+        sources = readable(
+            paths, self.console.stdin_fd, self.totals.unreadable, self.warn, self.prefix
+        )
         self.totals.sources = [s.name for s in sources]
         if wanted(progress, self.console.stderr, self.console.environ):
             sizes = [s.size for s in sources]

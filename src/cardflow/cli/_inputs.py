@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Final
@@ -24,7 +24,16 @@ import msgspec
 from .._errors import InvalidNotification
 from .._wire import READING_MARK, Decoded, Reject, decode_lenient, reading_time
 
-__all__ = ["STDIN", "Body", "Problem", "Reader", "Source", "expand", "one_line"]
+__all__ = [
+    "STDIN",
+    "Body",
+    "Problem",
+    "Reader",
+    "Source",
+    "expand",
+    "one_line",
+    "readable",
+]
 
 STDIN: Final = "-"
 SUFFIXES: Final = (".json", ".jsonl", ".ndjson")
@@ -91,6 +100,28 @@ def expand(paths: Sequence[str], stdin_fd: int | None) -> Iterator[Source | Prob
             yield found_source
         if not found:
             yield Problem(path, f"directory holds no {', '.join(SUFFIXES)} files", fatal=False)
+
+
+def readable(
+    paths: Sequence[str],
+    stdin_fd: int | None,
+    unreadable: list[str],
+    warn: Callable[[str], None],
+    prefix: str,
+) -> list[Source]:
+    """The sources ``paths`` name; each problem said with ``warn`` (``prefix`` first),
+    and the name of each input that cannot be read added to ``unreadable``."""
+    sources: list[Source] = []
+    for item in expand(paths, stdin_fd):
+        if isinstance(item, Problem):
+            if item.fatal:
+                unreadable.append(item.name)
+                warn(f"{prefix} cannot read {item.name}: {item.reason}")
+            else:
+                warn(f"{prefix} warning: {item.name}: {item.reason}")
+            continue
+        sources.append(item)
+    return sources
 
 
 def _walk(top: str) -> Iterator[Source | Problem]:

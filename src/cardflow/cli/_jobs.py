@@ -40,7 +40,7 @@ from .._codec import decode_state, encode_state
 from .._state import CardState, Folded, Folder, merge
 from .._wire import Operation, Reject, fingerprint
 from ._console import Console
-from ._inputs import STDIN, Problem, Reader, Source, expand, one_line
+from ._inputs import STDIN, Reader, Source, one_line, readable
 from ._progress import Progress, wanted
 from ._report import EventLog, Seen, Totals
 
@@ -448,16 +448,7 @@ def gather(
     No worker is started when every part is local (stdin only).
     """
     run = _Gather(console, rejects, watch)
-    sources: list[Source] = []
-    for item in expand(paths, console.stdin_fd):
-        if isinstance(item, Problem):
-            if item.fatal:
-                run.totals.unreadable.append(item.name)
-                run.warn(f"cardflow fold: cannot read {item.name}: {item.reason}")
-            else:
-                run.warn(f"cardflow fold: warning: {item.name}: {item.reason}")
-            continue
-        sources.append(item)
+    sources = readable(paths, console.stdin_fd, run.totals.unreadable, run.warn, "cardflow fold:")
     run.totals.sources = [s.name for s in sources]
     parts = plan(sources, jobs, part_size)
     if wanted(progress, console.stderr, console.environ):
