@@ -25,6 +25,7 @@ from ._times import shipment_clock
 from ._wire import Operation
 
 __all__ = ["Change", "ChangeKind", "Observation", "changes", "step"]
+# ``diff`` is shared with the tracker, not public.
 
 
 class ChangeKind(enum.StrEnum):
@@ -126,7 +127,18 @@ def changes(
     """
     if old == new:
         return []
-    tables = tables_for(lifecycle)
+    return diff(old, new, tables_for(lifecycle), passed=passed, operation_id=operation_id)
+
+
+def diff(
+    old: CardState | None,
+    new: CardState,
+    tables: Tables,
+    *,
+    passed: bool = False,
+    operation_id: str | None = None,
+) -> list[Change]:
+    """``changes`` for two states known to differ (the tracker knows it: its summary rose)."""
     before = _same_operation(old, new.operation_id)
     out: list[Change] = []
     previous = None if before is None else before.status
@@ -141,12 +153,17 @@ def changes(
         out.append(_change(_STATUS, new, new.status, previous, skipped, "IN_ORDER"))
     if new.shipment is not None and (before is None or before.shipment != new.shipment):
         out.append(_change(_SHIPMENT, new, new.status, previous))
-    if not out and (before is None or _reported(before) != _reported(new)):
-        out.append(_change(_REVISED, new, new.status, previous))
-    if not out:
-        about = _same_operation(new, operation_id or new.operation_id) or new
-        out.append(_change(_OLDER, new, about.status, None, operation_id=about.operation_id))
-    return out
+    if out:
+        return out
+    if before is not None and (
+        # The usual case, cheaply: the same current operation, and nothing changed among
+        # the others, so what changed is what it reports.
+        (before is old and old._older == new._older and old.operation_ids == new.operation_ids)
+        or _reported(before) != _reported(new)
+    ):
+        return [_change(_REVISED, new, new.status, previous)]
+    about = _same_operation(new, operation_id or new.operation_id) or new
+    return [_change(_OLDER, new, about.status, None, operation_id=about.operation_id)]
 
 
 def _passed(before: CardState | None, new: CardState, tables: Tables) -> list[Change]:

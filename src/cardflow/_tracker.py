@@ -25,7 +25,7 @@ from transitions import Machine
 from ._cardstate import CardState
 from ._errors import InvalidNotification, ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
-from ._step import Change, ChangeKind, changes
+from ._step import Change, ChangeKind, diff
 from ._summary import Summary
 from ._tables import tables_for
 from ._times import utc
@@ -135,7 +135,15 @@ class Tracker(Mapping[str, CardState]):
         return self._ingest(body, utc(at))
 
     def _ingest(self, body: Body, at: datetime | None) -> Ingested:
-        operations = None if at is None and self._is_reading(body) else fast_operations(body)
+        # A logged on-demand response (``confirmedAt``) takes the slow path, which reads it.
+        if at is not None:
+            operations = fast_operations(body)
+        elif type(body) is bytes:
+            operations = None if READING_MARK in body else fast_operations(body)
+        elif type(body) is str:
+            operations = None if '"confirmedAt"' in body else fast_operations(body)
+        else:
+            operations = None
         rejects: list[Reject] = []
         if operations is None:
             if at is None:
@@ -159,15 +167,6 @@ class Tracker(Mapping[str, CardState]):
         if failures:
             raise ReactionError.of(failures, ingested)
         return ingested
-
-    @staticmethod
-    def _is_reading(body: Body) -> bool:
-        """Whether a body may be a logged on-demand response (``confirmedAt``)."""
-        if isinstance(body, str):
-            return '"confirmedAt"' in body
-        if isinstance(body, bytes | bytearray):
-            return READING_MARK in body
-        return True  # another buffer: the slow path reads it whole
 
     def ingest_operations(self, ops: Iterable[Operation]) -> list[Change]:
         """Apply decoded operations; operations of other types are passed over.
@@ -216,13 +215,7 @@ class Tracker(Mapping[str, CardState]):
             return []
         old = self._states.get(card_id)
         new = self._states[card_id] = summary.freeze(tables)
-        found = changes(
-            old,
-            new,
-            passed=self._passed,
-            operation_id=op.operation_id,
-            lifecycle=self._lifecycle,
-        )
+        found = diff(old, new, tables, passed=self._passed, operation_id=op.operation_id)
         if self._machine is not None:
             self._react(found, failures)
         return found
