@@ -18,7 +18,9 @@ from .._diagram import mermaid, state_diagram_markdown
 from .._lifecycle import D1_LIFECYCLE
 from .._simulate import SimulationOptions, simulate
 from .._version import __version__
+from ._conformance import add_conformance, run_conformance
 from ._console import Console
+from ._fake_d1 import add_fake_d1, run_fake_d1
 from ._fold import run_fold
 
 __all__ = ["main", "run"]
@@ -243,7 +245,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     diagram.add_argument(
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
-    return parser, {"fold": fold, "simulate": sim, "diagram": diagram}
+    parsers = {"fold": fold, "simulate": sim, "diagram": diagram}
+    # The D1 edge's commands: each module adds its parser and names its runner.
+    for add, runner in ((add_fake_d1, run_fake_d1), (add_conformance, run_conformance)):
+        edge = add(commands)
+        edge.set_defaults(runner=runner)
+        parsers[edge.prog.split()[-1]] = edge
+    return parser, parsers
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -293,6 +301,8 @@ def run(argv: Sequence[str], console: Console) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
         return run_fold(args, console)
+    if hasattr(args, "runner"):
+        return int(args.runner(args, console))
     if args.command == "simulate":
         return _simulate(args, console)
     return _diagram(args, console)

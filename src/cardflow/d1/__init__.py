@@ -11,7 +11,16 @@
 
 from __future__ import annotations
 
-from ._client import Client, Failed, FailureKind, Fetched, Result, Retry, retry_after
+from ._client import (
+    Client,
+    Failed,
+    FailureKind,
+    Fetched,
+    Result,
+    Retry,
+    client_ssl_context,
+    retry_after,
+)
 from ._policy import Answer, Outcome, answer_class, notification_status
 
 __all__ = [
@@ -24,6 +33,7 @@ __all__ = [
     "Result",
     "Retry",
     "answer_class",
+    "client_ssl_context",
     "notification_status",
     "retry_after",
 ]

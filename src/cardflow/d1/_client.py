@@ -35,7 +35,16 @@ import httpx
 from .._wire import PRODUCE, decode_lenient
 from ._policy import Answer, answer_class
 
-__all__ = ["Client", "Failed", "FailureKind", "Fetched", "Result", "Retry", "retry_after"]
+__all__ = [
+    "Client",
+    "Failed",
+    "FailureKind",
+    "Fetched",
+    "Result",
+    "Retry",
+    "client_ssl_context",
+    "retry_after",
+]
 
 MAX_ANSWER: Final = 1 << 20
 """The most bytes read of one on-demand answer (it holds one event): more is garbage."""
@@ -132,9 +141,11 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _ssl_context(
-    cert: str | Path | None, key: str | Path | None, ca: str | Path | None
+def client_ssl_context(
+    cert: str | Path | None = None, key: str | Path | None = None, ca: str | Path | None = None
 ) -> ssl.SSLContext:
+    """A TLS context for a client: the server checked against ``ca`` (default: the
+    system's CAs), and ``cert``/``key`` presented for mutual TLS when given."""
     context = ssl.create_default_context(cafile=str(ca) if ca is not None else None)
     if cert is not None:
         context.load_cert_chain(str(cert), str(key) if key is not None else None)
@@ -212,7 +223,7 @@ class Client:
             headers["Authorization"] = f"Bearer {token}"
         verify: ssl.SSLContext | bool = True
         if self.base_url.startswith("https:"):
-            verify = _ssl_context(cert, key, ca)
+            verify = client_ssl_context(cert, key, ca)
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout),
