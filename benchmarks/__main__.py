@@ -1,12 +1,14 @@
 """``python -m benchmarks [--quick]``: every target of issue 7, side by side, as one table.
 
 --quick (under a minute): throughput at 10k and 100k events; baselines, merge,
-tracker and lenient decoding at 10k events; memory at 50k cards.
+tracker and lenient decoding at 10k events; the report at 100k events; memory at
+50k cards.
 
 The full run (about 7 minutes, plus 1.5 the first time to generate the 10M-event
 file): throughput at 10k, 1M and 10M events (10M streamed from a cache file of JSON
 lines); baselines at 10k, 100k and 300k events, and transitions' add_model at 1M;
-merge, tracker and lenient decoding at 100k events; memory at 1M cards. Data files
+merge, tracker and lenient decoding at 100k events; the report (aggregate + render
+against decode + fold) at 1M events; memory at 1M cards. Data files
 are cached in $CARDFLOW_BENCH_CACHE (default: a folder in the system's temporary
 directory), keyed by the simulator's source.
 """
@@ -22,7 +24,7 @@ import msgspec
 
 import cardflow
 
-from . import _data, baselines, history, memory, operations, profile, throughput
+from . import _data, baselines, history, memory, operations, profile, report, throughput
 from ._timing import Result, table
 
 
@@ -31,7 +33,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a run under a minute")
     parser.add_argument(
         "--only",
-        choices=("throughput", "baselines", "operations", "history", "memory"),
+        choices=("throughput", "baselines", "operations", "history", "report", "memory"),
         action="append",
         help="run only these groups (repeatable)",
     )
@@ -47,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.profile:
         return profile.main(100_000 if args.quick else 1_000_000)
-    groups = set(args.only or ("throughput", "baselines", "operations", "history", "memory"))
+    groups = set(
+        args.only or ("throughput", "baselines", "operations", "history", "report", "memory")
+    )
     started = time.perf_counter()
     print(
         f"cardflow {cardflow.__version__}, msgspec {msgspec.__version__}, "
@@ -84,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     if "history" in groups:
         print("history (many operations on one card, adversarial documents)...", flush=True)
         results += history.run(data(small), 3)
+    if "report" in groups:
+        print("report (aggregate + render of the HTML page)...", flush=True)
+        results += report.run(data(100_000 if args.quick else 1_000_000), 3)
     if "memory" in groups:
         print("memory (fresh processes)...", flush=True)
         cards = 50_000 if args.quick else 1_000_000

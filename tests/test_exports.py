@@ -57,6 +57,7 @@ PUBLIC: Final = [
     "encode_state",
     "fingerprint",
     "fold",
+    "is_settled",
     "json_view",
     "last_heard",
     "merge",

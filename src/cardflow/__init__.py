@@ -15,7 +15,7 @@ from ._errors import (
     StateFormatError,
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
-from ._reconcile import ReconcileReason, last_heard, needs_reconcile
+from ._reconcile import ReconcileReason, is_settled, last_heard, needs_reconcile
 from ._state import (
     MAX_OPERATIONS,
     Anomaly,
@@ -92,6 +92,7 @@ __all__ = [
     "encode_state",
     "fingerprint",
     "fold",
+    "is_settled",
     "json_view",
     "last_heard",
     "merge",

@@ -16,7 +16,7 @@ from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._state import CardState
 from ._wire import OperationStatus
 
-__all__ = ["ReconcileReason", "last_heard", "needs_reconcile"]
+__all__ = ["ReconcileReason", "is_settled", "last_heard", "needs_reconcile"]
 
 
 class ReconcileReason(enum.StrEnum):
@@ -38,8 +38,11 @@ DEFAULT_OVERDUE_MARGIN: Final = timedelta(days=2)
 DEFAULT_SILENCE: Final = timedelta(days=14)
 
 
-def _settled(state: CardState, lifecycle: Lifecycle) -> bool:
-    """A card whose production is over: a final status, a success, or a failed operation."""
+def is_settled(state: CardState, lifecycle: Lifecycle = D1_LIFECYCLE) -> bool:
+    """A card whose production is over: a final status, a success, or a failed operation.
+
+    A settled card is never OVERDUE or SILENT (``needs_reconcile``).
+    """
     return (
         lifecycle.is_final(state.status)
         or lifecycle.is_success(state.status)
@@ -108,7 +111,7 @@ def needs_reconcile(
         reasons.append(ReconcileReason.ANOMALIES)
     if state.unknown_statuses:
         reasons.append(ReconcileReason.UNKNOWN_STATUS)
-    if not _settled(state, lifecycle):
+    if not is_settled(state, lifecycle):
         # Differences, never sums: a due date or a time at the end of the calendar
         # cannot overflow a difference.
         if state.due_date is not None and now.date() - state.due_date > overdue_margin:

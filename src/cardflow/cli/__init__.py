@@ -1,4 +1,4 @@
-"""The ``cardflow`` command: ``fold``, ``simulate`` and ``diagram``.
+"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram`` and ``report``.
 
 An adapter at the edge: it reads files, stdin and the clock, and depends on the core
 (``import cardflow`` never imports it). Standard library only: ``argparse`` for the
@@ -21,7 +21,9 @@ from .._version import __version__
 from ._conformance import add_conformance, run_conformance
 from ._console import Console
 from ._fake_d1 import add_fake_d1, run_fake_d1
-from ._fold import run_fold
+from ._fold import add_reading_options, run_fold
+from ._report_cmd import add_parser as add_report_parser
+from ._report_cmd import run_report
 
 __all__ = ["main", "run"]
 
@@ -161,17 +163,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     fold.add_argument(
         "--rejects", metavar="FILE", help="write each rejected line or operation here, verbatim"
     )
-    fold.add_argument(
-        "--allow-rejects",
-        action="store_true",
-        help="exit 0 even when input was rejected (it is still reported)",
-    )
-    fold.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
-    )
+    add_reading_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(
@@ -245,7 +237,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     diagram.add_argument(
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
-    parsers = {"fold": fold, "simulate": sim, "diagram": diagram}
+    report = add_report_parser(commands, _moment)
+    parsers = {"fold": fold, "simulate": sim, "diagram": diagram, "report": report}
     # The D1 edge's commands: each module adds its parser and names its runner.
     for add, runner in ((add_fake_d1, run_fake_d1), (add_conformance, run_conformance)):
         edge = add(commands)
@@ -291,10 +284,11 @@ def run(argv: Sequence[str], console: Console) -> int:
     parser, commands = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if args.command == "fold":
+        if args.command in ("fold", "report"):
             # PATHs may come after options too: parse the command's part again, intermixed.
-            rest = argv[argv.index("fold") + 1 :]
-            args = commands["fold"].parse_intermixed_args(rest, argparse.Namespace(command="fold"))
+            name = args.command
+            rest = argv[argv.index(name) + 1 :]
+            args = commands[name].parse_intermixed_args(rest, argparse.Namespace(command=name))
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error
@@ -305,6 +299,8 @@ def run(argv: Sequence[str], console: Console) -> int:
         return int(args.runner(args, console))
     if args.command == "simulate":
         return _simulate(args, console)
+    if args.command == "report":
+        return run_report(args, console)
     return _diagram(args, console)
 
 

@@ -36,7 +36,17 @@ from ._report import (
     write_views,
 )
 
-__all__ = ["NOT_FOUND", "OK", "REJECTED", "UNREADABLE", "USAGE", "RejectsWriteError", "run_fold"]
+__all__ = [
+    "NOT_FOUND",
+    "OK",
+    "REJECTED",
+    "UNREADABLE",
+    "USAGE",
+    "RejectsWriteError",
+    "add_reading_options",
+    "fold_inputs",
+    "run_fold",
+]
 
 OK = 0
 REJECTED = 1
@@ -56,9 +66,14 @@ class _Run:
     """One fold over the inputs: the folder, the counts, and where problems are reported."""
 
     def __init__(
-        self, args: argparse.Namespace, console: Console, rejects: BinaryIO | None
+        self,
+        args: argparse.Namespace,
+        console: Console,
+        rejects: BinaryIO | None,
+        command: str = "fold",
     ) -> None:
         self.console = console
+        self.prefix = f"cardflow {command}:"
         self.rejects = rejects
         self.folder = Folder()
         self.totals = Totals()
@@ -84,9 +99,9 @@ class _Run:
             if isinstance(item, Problem):
                 if item.fatal:
                     self.totals.unreadable.append(item.name)
-                    self.warn(f"cardflow fold: cannot read {item.name}: {item.reason}")
+                    self.warn(f"{self.prefix} cannot read {item.name}: {item.reason}")
                 else:
-                    self.warn(f"cardflow fold: warning: {item.name}: {item.reason}")
+                    self.warn(f"{self.prefix} warning: {item.name}: {item.reason}")
                 continue
             sources.append(item)
         self.totals.sources = [s.name for s in sources]
@@ -104,7 +119,7 @@ class _Run:
     def _read(self, source: Source) -> None:
         fd = self.console.stdin_fd
         if source.path == STDIN and fd is not None and os.isatty(fd):
-            self.warn("cardflow fold: reading D1 bodies from the terminal; end with Ctrl-D")
+            self.warn(f"{self.prefix} reading D1 bodies from the terminal; end with Ctrl-D")
         try:
             stream = (
                 self.console.stdin
@@ -113,7 +128,7 @@ class _Run:
             )
         except OSError as exc:
             self.totals.unreadable.append(source.name)
-            self.warn(f"cardflow fold: cannot read {source.name}: {exc.strerror or exc}")
+            self.warn(f"{self.prefix} cannot read {source.name}: {exc.strerror or exc}")
             return
         reader = self._reader = Reader(stream)
         try:
@@ -121,7 +136,7 @@ class _Run:
         except OSError as exc:
             self.totals.unreadable.append(source.name)
             self.warn(
-                f"cardflow fold: cannot read {source.name} after line {reader.lines}:"
+                f"{self.prefix} cannot read {source.name} after line {reader.lines}:"
                 f" {exc.strerror or exc}"
             )
         finally:
@@ -130,6 +145,13 @@ class _Run:
             self.totals.lines += reader.lines
             self._done += reader.bytes_read
             self._reader = None
+
+    def finish(self) -> Totals:
+        """The totals, completed with what the folder knows."""
+        self.totals.cards = len(self.folder)
+        self.totals.passed_over = self.folder.passed_over
+        self.totals.folded = self.added - self.folder.passed_over
+        return self.totals
 
     def _fold(self, name: str, reader: Reader) -> None:
         totals = self.totals
@@ -219,12 +241,38 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
     return _report(args, console, run)
 
 
+def add_reading_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that reads and folds inputs: ``--allow-rejects``,
+    ``--progress``."""
+    parser.add_argument(
+        "--allow-rejects",
+        action="store_true",
+        help="exit 0 even when input was rejected (it is still reported)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only when stderr is a terminal, not in CI)",
+    )
+
+
+def fold_inputs(
+    paths: list[str], console: Console, progress: bool | None, command: str
+) -> tuple[Folder, Totals]:
+    """Read and fold ``paths`` exactly as ``cardflow fold`` does, for another command.
+
+    Every rejected item and unreadable input is reported on ``console.stderr``, its
+    messages naming ``cardflow COMMAND``; the totals say what was read and lost.
+    """
+    run = _Run(argparse.Namespace(card=None), console, None, command)
+    run.read_all(paths, progress)
+    return run.folder, run.finish()
+
+
 def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
-    totals = run.totals
+    totals = run.finish()
     folder = run.folder
-    totals.cards = len(folder)
-    totals.passed_over = folder.passed_over
-    totals.folded = run.added - folder.passed_over
     missing: list[str] = []
     if run.watch is not None:
         ids = sorted(card for card in run.watch if card in folder)
