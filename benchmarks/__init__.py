@@ -4,6 +4,9 @@ Run ``python -m benchmarks`` (``--quick`` for a run under a minute, ``--help`` f
 rest) from the repository root, with the ``bench`` extra installed for the baselines.
 Each group lives in its own module: ``throughput`` (decoding and folding against
 bare msgspec), ``baselines`` (transitions, python-statemachine, eventsourcing),
-``operations`` (merge, the tracker, lenient decoding), ``memory`` (RSS per card, in
-a fresh process) and ``profile`` (pyinstrument over decode and fold).
+``operations`` (merge against apply, the tracker, lenient decoding), ``operation_id``
+(the ways to check ``operationId``), ``cli`` (``cardflow fold`` against the library and
+against DuckDB, whose queries are in ``duck``, each in a process of its own),
+``memory`` (RSS per card, in a fresh process) and ``profile`` (pyinstrument over
+decode and fold).
 """

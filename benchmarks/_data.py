@@ -80,7 +80,7 @@ def cache_dir() -> Path:
     )
 
 
-def _count(path: Path) -> tuple[int, int]:
+def tally(path: Path) -> tuple[int, int]:
     """(events, bytes) of a JSON lines file (the simulator sends one operation a body)."""
     events = 0
     for lines in _blocks(path):
@@ -118,7 +118,7 @@ def dataset(events: int, *, log: bool = True) -> Dataset:
         count = sum(line.count(b'"operationId"') for line in lines)
         return Dataset(name, cards, count, sum(map(len, lines)), lines=lines)
     path = dataset_file(events, log=log)
-    count, size = _count(path)
+    count, size = tally(path)
     return Dataset(name, cards, count, size, path=path)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+from collections.abc import Callable
 from typing import Final
 
 import msgspec
@@ -26,10 +27,11 @@ from . import _plain
 from ._data import Dataset
 from ._timing import Result, median, ratio, rounds, us
 
-TARGET: Final = 0.30
-"""decode + fold reaches at least this share of bare msgspec's throughput."""
-FLAT: Final = 1.25
-"""Per-event cost at any size at most this many times the smallest size's."""
+TARGET: Final = 0.40
+"""decode + fold reaches at least this share of bare msgspec's throughput (plain Structs)."""
+FLAT: Final = 1.10
+"""Per-event cost (relative to plain Structs) at any size at most this many times the
+smallest size's."""
 
 
 class _SameBody(msgspec.Struct, gc=False):
@@ -64,31 +66,42 @@ def rounds_for(events: int) -> int:
 
 
 def run(datasets: list[Dataset]) -> list[Result]:
+    """Each size side by side with the floors; the same Structs' floor only where the data
+    is in memory (a streamed size is there for flatness, against plain Structs)."""
     results: list[Result] = []
     normalized: dict[str, float] = {}
     for data in datasets:
-        times = rounds(
-            {
-                "same": functools.partial(bare_same, data),
-                "plain": functools.partial(bare_plain, data),
-                "fold": functools.partial(decode_fold, data),
-            },
-            rounds_for(data.events),
-        )
+        contenders: dict[str, Callable[[], object]] = {
+            "plain": functools.partial(bare_plain, data),
+            "fold": functools.partial(decode_fold, data),
+        }
+        if data.lines is not None:
+            contenders["same"] = functools.partial(bare_same, data)
+        times = rounds(contenders, rounds_for(data.events))
         n = data.events
         mb = data.size / 1e6
-        same, plain, fold = (median(times[k]) for k in ("same", "plain", "fold"))
-        vs_same = ratio(times["same"], times["fold"])
+        plain, fold = median(times["plain"]), median(times["fold"])
         vs_plain = ratio(times["plain"], times["fold"])
-        normalized[data.name] = 1 / vs_same
+        normalized[data.name] = 1 / vs_plain
         size = f"{data.name} ({n:,} events)"
+        if "same" in times:
+            same = median(times["same"])
+            results += [
+                Result(
+                    "throughput",
+                    "bare msgspec, same Structs",
+                    size,
+                    f"{us(same, n)}/event, {mb / same:.0f} MB/s",
+                ),
+                Result(
+                    "throughput",
+                    "decode + fold, share of bare (same Structs)",
+                    size,
+                    "",
+                    ratio(times["same"], times["fold"]),
+                ),
+            ]
         results += [
-            Result(
-                "throughput",
-                "bare msgspec, same Structs",
-                size,
-                f"{us(same, n)}/event, {mb / same:.0f} MB/s",
-            ),
             Result(
                 "throughput",
                 "bare msgspec, plain Structs",
@@ -97,18 +110,9 @@ def run(datasets: list[Dataset]) -> list[Result]:
             ),
             Result(
                 "throughput",
-                "decode + fold, share of bare (same Structs)",
-                size,
-                f"{us(fold, n)}/event, {n / fold / 1e6:.2f} M events/s",
-                vs_same,
-                f">= {TARGET:.2f}",
-                vs_same >= TARGET,
-            ),
-            Result(
-                "throughput",
                 "decode + fold, share of bare (plain Structs)",
                 size,
-                "",
+                f"{us(fold, n)}/event, {n / fold / 1e6:.2f} M events/s",
                 vs_plain,
                 f">= {TARGET:.2f}",
                 vs_plain >= TARGET,
@@ -121,7 +125,7 @@ def run(datasets: list[Dataset]) -> list[Result]:
             results.append(
                 Result(
                     "throughput",
-                    f"cost per event (relative to bare) vs {first}",
+                    f"cost per event (relative to plain Structs) vs {first}",
                     data.name,
                     "",
                     growth,

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-PAGES = ["README.md", "docs/semantics.md", "docs/state-format.md", "docs/report.md"]
+PAGES = [
+    "README.md",
+    "docs/semantics.md",
+    "docs/state-format.md",
+    "docs/report.md",
+    "docs/scale.md",
+    "docs/store.md",
+]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 

@@ -46,6 +46,8 @@ PUBLIC: Final = [
     "Reject",
     "Shipment",
     "StateFormatError",
+    "StoreSchemaError",
+    "StoreUnavailable",
     "Tracker",
     "__version__",
     "apply",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +29,8 @@ from cardflow import (
     needs_reconcile,
     step,
 )
+from cardflow.cli import run
+from cardflow.cli._console import Console
 from cardflow.testing import Traffic, traffic
 
 D1 = cardflow.D1_LIFECYCLE
@@ -325,3 +330,41 @@ def test_a_logged_reading_says_when_it_was_read() -> None:
         cardflow.reading_time(b'{"confirmedAt": "yesterday", ' + body[1:])
     assert caught.value.path == "$.confirmedAt"
     assert cardflow.reading_time(b'{"confirmedAt": "2025-02-01T00:00:00Z", "operations": 3') is None
+
+
+def test_a_logged_reading_is_folded_as_a_reading_everywhere(tmp_path: Path) -> None:
+    notification = _body("CARD_PROD_READY")
+    reading = b'{"confirmedAt": "2025-02-01T00:00:00Z", ' + _body("CARD_PROD_READY")[1:]
+    folder = cardflow.Folder()
+    for body in (notification, reading):
+        assert folder.ingest(body).ok
+    tracker = Tracker()
+    for body in (notification, reading):
+        tracker.ingest(body)
+    expected = tracker["c-1"]
+    assert (expected.confirmed_at, expected.confirmed_status) == (AT, "CARD_PROD_READY")
+    assert folder["c-1"] == expected
+    bad = b'{"confirmedAt": "soon", ' + _body("CARD_PROD_READY")[1:]
+    (reject,) = folder.ingest(bad).rejects
+    assert (reject.index, reject.path) == (None, "$.confirmedAt")
+    assert [r.path for r in tracker.ingest(bad).rejects] == ["$.confirmedAt"]
+    # The command line, in one process and in two.
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(notification + b"\n" + reading + b"\n" + bad + b"\n")
+    outputs = []
+    for jobs in ("1", "2"):
+        out = io.BytesIO()
+        err = io.StringIO()
+        console = Console(stdin=io.BytesIO(), stdout=out, stderr=err, environ={}, clock=lambda: AT)
+        code = run(
+            ["fold", str(log), "--format", "jsonl", "--jobs", jobs, "--part-size", "200"], console
+        )
+        assert code == 1  # the bad line was rejected...
+        assert f"{log}:3: $.confirmedAt" in err.getvalue()
+        outputs.append(out.getvalue())
+    (card,) = [json.loads(line) for line in outputs[0].splitlines()]
+    assert (card["confirmedAt"], card["confirmedStatus"]) == (
+        "2025-02-01T00:00:00Z",
+        "CARD_PROD_READY",
+    )
+    assert outputs[0] == outputs[1]

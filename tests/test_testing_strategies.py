@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
@@ -365,3 +366,11 @@ def test_all_is_sorted_and_every_name_resolves() -> None:
     assert set(names) <= set(dir(cardflow.testing))
     with pytest.raises(AttributeError):
         cardflow.testing.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+@given(histories(max_cards=4, max_operations=3, other_operations=True))
+def test_no_two_operations_of_a_history_share_an_id(history: History) -> None:
+    """An operation is its operationId: a history never gives two of them one id."""
+    ids = [o.plan.operation_id for c in history.cards for o in c.operations]
+    ids += [msgspec.json.decode(other)["operationId"] for other in history.others]
+    assert len(ids) == len(set(ids))

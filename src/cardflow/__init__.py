@@ -13,6 +13,8 @@ from ._errors import (
     NotProduceError,
     ReactionError,
     StateFormatError,
+    StoreSchemaError,
+    StoreUnavailable,
 )
 from ._lifecycle import D1_LIFECYCLE, STATUS_MEANINGS, Edge, Lifecycle, ProductionStatus
 from ._reconcile import ReconcileReason, is_settled, last_heard, needs_reconcile
@@ -81,6 +83,8 @@ __all__ = [
     "Reject",
     "Shipment",
     "StateFormatError",
+    "StoreSchemaError",
+    "StoreUnavailable",
     "Tracker",
     "__version__",
     "apply",

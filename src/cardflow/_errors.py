@@ -8,8 +8,12 @@
     ├── NotProduceError              a non-PRODUCE operation where a card state must be made
     ├── ReactionError                reactions that raised, raised together after a whole
     │                                body was applied (also an ExceptionGroup)
-    └── StateFormatError             bytes that are not a state in a format this version reads
-                                     (also a ValueError)
+    ├── StateFormatError             bytes that are not a state in a format this version reads
+    │                                (also a ValueError)
+    └── StoreUnavailable             the store's database cannot be reached or failed for a
+        │                            reason that is not the input (a service answers 503)
+        └── StoreSchemaError         a database whose schema this version cannot use: newer,
+                                     or not a cardflow store; the message says what to do
 
 Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
 never raised: they are data, reported on the card's state.
@@ -31,6 +35,8 @@ __all__ = [
     "NotProduceError",
     "ReactionError",
     "StateFormatError",
+    "StoreSchemaError",
+    "StoreUnavailable",
 ]
 
 
@@ -134,3 +140,14 @@ class ReactionError(CardflowError, ExceptionGroup[Exception]):
         group.changes = tuple(kept)
         group.ingested = self.ingested
         return group
+
+
+class StoreUnavailable(CardflowError):  # noqa: N818 (the name is the API)
+    """The store's database could not be reached, or failed for a reason other than the
+    input: nothing of the call was committed, and the same call may succeed later. A
+    webhook service answers 503 so that D1 delivers the body again."""
+
+
+class StoreSchemaError(StoreUnavailable):
+    """A database whose schema this version of cardflow cannot use: written by a later
+    version, or not a cardflow store. The message says what to do."""

@@ -27,12 +27,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from ._cardstate import MAX_OPERATIONS, Anomaly, CardState, Folded
-from ._errors import CardMismatchError, NotProduceError
+from ._errors import CardMismatchError, InvalidNotification, NotProduceError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._summary import Summary
 from ._tables import D1_TABLES, tables_for
 from ._times import utc
-from ._wire import PRODUCE, Operation
+from ._wire import PRODUCE, Body, Decoded, Operation, Reject, decode_lenient, reading_time
 
 __all__ = [
     "MAX_OPERATIONS",
@@ -156,6 +156,27 @@ class Folder(Mapping[str, CardState]):
         else:
             summary.add_reading(op, at, self._tables)
         return True
+
+    def ingest(self, body: Body) -> Decoded:
+        """Fold a D1 body in, leniently; what it decoded (the rejects: what it did not).
+
+        A logged on-demand response (its envelope says ``confirmedAt``) is folded as a
+        reading at that time (``reading_time``); a ``confirmedAt`` that is not a time
+        rejects the body as a whole. Never raises on bad input.
+        """
+        decoded = decode_lenient(body)
+        try:
+            at = reading_time(body)
+        except InvalidNotification as error:
+            raw = body.encode() if isinstance(body, str) else bytes(body)
+            reject = Reject(index=None, path=error.path, reason=error.reason, raw=raw)
+            return Decoded(operations=[], rejects=[reject])
+        if at is None:
+            self.update(decoded.operations)
+        else:
+            for op in decoded.operations:
+                self.add(op, at=at)
+        return decoded
 
     def update(self, ops: Iterable[Operation]) -> None:
         """Fold several events in; a stream is consumed one event at a time.

@@ -23,13 +23,22 @@ import msgspec
 from transitions import Machine
 
 from ._cardstate import CardState
-from ._errors import ReactionError
+from ._errors import InvalidNotification, ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._step import Change, ChangeKind, changes
 from ._summary import Summary
 from ._tables import tables_for
 from ._times import utc
-from ._wire import PRODUCE, Body, Operation, Reject, decode_lenient, fast_operations
+from ._wire import (
+    PRODUCE,
+    READING_MARK,
+    Body,
+    Operation,
+    Reject,
+    decode_lenient,
+    fast_operations,
+    reading_time,
+)
 
 __all__ = ["Ingested", "Tracker"]
 
@@ -107,6 +116,9 @@ class Tracker(Mapping[str, CardState]):
     def ingest(self, body: Body) -> Ingested:
         """Decode a D1 body leniently and apply every good operation in it.
 
+        A logged on-demand response (its envelope says ``confirmedAt``) is applied as
+        ``reconcile`` would, read at that time.
+
         Never raises on bad input: the operations that do not decode come back in
         ``rejects``, verbatim, and cost nothing to the others. Raises
         ``ReactionError`` after the whole body when reactions raised (its
@@ -123,9 +135,16 @@ class Tracker(Mapping[str, CardState]):
         return self._ingest(body, utc(at))
 
     def _ingest(self, body: Body, at: datetime | None) -> Ingested:
-        operations = fast_operations(body)
+        operations = None if at is None and self._is_reading(body) else fast_operations(body)
         rejects: list[Reject] = []
         if operations is None:
+            if at is None:
+                try:
+                    at = reading_time(body)
+                except InvalidNotification as error:
+                    raw = body.encode() if isinstance(body, str) else bytes(body)
+                    reject = Reject(index=None, path=error.path, reason=error.reason, raw=raw)
+                    return Ingested(changes=[], rejects=[reject], passed_over=0)
             decoded = decode_lenient(body)
             operations, rejects = decoded.operations, decoded.rejects
         found: list[Change] = []
@@ -140,6 +159,15 @@ class Tracker(Mapping[str, CardState]):
         if failures:
             raise ReactionError.of(failures, ingested)
         return ingested
+
+    @staticmethod
+    def _is_reading(body: Body) -> bool:
+        """Whether a body may be a logged on-demand response (``confirmedAt``)."""
+        if isinstance(body, str):
+            return '"confirmedAt"' in body
+        if isinstance(body, bytes | bytearray):
+            return READING_MARK in body
+        return True  # another buffer: the slow path reads it whole
 
     def ingest_operations(self, ops: Iterable[Operation]) -> list[Change]:
         """Apply decoded operations; operations of other types are passed over.

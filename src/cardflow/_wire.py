@@ -548,7 +548,8 @@ def fingerprint(op: Operation) -> bytes:
 
 CONFIRMED_AT: Final = "confirmedAt"
 """The envelope key that marks a body as D1's on-demand status, read at that time."""
-_CONFIRMED_AT_KEY: Final = b'"confirmedAt"'
+READING_MARK: Final = b'"confirmedAt"'
+"""Bytes that only a logged on-demand response holds (a quick test before decoding)."""
 
 
 class _Reading(msgspec.Struct):
@@ -568,7 +569,7 @@ def reading_time(body: Body) -> datetime | None:
     ``confirmedAt`` that is not a timestamp with an offset.
     """
     raw = _as_bytes(body)
-    if raw is None or _CONFIRMED_AT_KEY not in raw:
+    if raw is None or READING_MARK not in raw:
         return None
     try:
         return _reading_decoder.decode(raw).confirmedAt

@@ -20,6 +20,7 @@ from .._simulate import SimulationOptions, simulate
 from .._version import __version__
 from ._conformance import add_conformance, run_conformance
 from ._console import Console
+from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
 from ._fake_d1 import add_fake_d1, run_fake_d1
 from ._fold import add_reading_options, run_fold
 from ._report_cmd import add_parser as add_report_parser
@@ -164,6 +165,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--rejects", metavar="FILE", help="write each rejected line or operation here, verbatim"
     )
     add_reading_options(fold)
+    fold.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="fold in N worker processes (default: one per core; 1: in this process)",
+    )
+    fold.add_argument(
+        "--part-size",
+        type=_positive,
+        metavar="BYTES",
+        help="split large files into parts of about this size for the workers"
+        " (default: 1/8 of the input per job, 4 MiB to 64 MiB)",
+    )
+    fold.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="fold on the Dask cluster whose scheduler is at ADDRESS (its workers must"
+        " see the input files at the same paths; needs cardflow[dask])",
+    )
+    add_fold_options(fold)
     fold.set_defaults(lifecycle=D1_LIFECYCLE)
 
     sim = commands.add_parser(
@@ -238,7 +259,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
     report = add_report_parser(commands, _moment)
-    parsers = {"fold": fold, "simulate": sim, "diagram": diagram, "report": report}
+    parsers = {
+        "fold": fold,
+        "simulate": sim,
+        "diagram": diagram,
+        "report": report,
+        **add_commands(commands),
+    }
     # The D1 edge's commands: each module adds its parser and names its runner.
     for add, runner in ((add_fake_d1, run_fake_d1), (add_conformance, run_conformance)):
         edge = add(commands)
@@ -294,9 +321,13 @@ def run(argv: Sequence[str], console: Console) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
-        return run_fold(args, console)
+        return run_fold_db(args, console) if args.db else run_fold(args, console)
     if hasattr(args, "runner"):
         return int(args.runner(args, console))
+    if args.command == "outbox":
+        return run_outbox(args, console)
+    if args.command == "dispatch":
+        return run_dispatch(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
     if args.command == "report":

@@ -16,11 +16,13 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Final
 
 import msgspec
 
-from .._wire import Decoded, Reject, decode_lenient
+from .._errors import InvalidNotification
+from .._wire import READING_MARK, Decoded, Reject, decode_lenient, reading_time
 
 __all__ = ["STDIN", "Body", "Problem", "Reader", "Source", "expand", "one_line"]
 
@@ -119,6 +121,9 @@ class Body:
     line: int
     text: bytes
     decoded: Decoded
+    at: datetime | None = None
+    """When a logged on-demand response was read (its ``confirmedAt``); None for a
+    notification."""
 
     def line_of(self, reject: Reject) -> int:
         """The line a reject starts on (an operation of a multi-line document has its own)."""
@@ -126,6 +131,22 @@ class Body:
             return self.line
         at = self.text.find(reject.raw)
         return self.line + (self.text.count(b"\n", 0, at) if at > 0 else 0)
+
+
+def _body(line: int, text: bytes, decoded: Decoded) -> Body:
+    """A body, read as a logged on-demand response when it says when it was read.
+
+    A ``confirmedAt`` that is not a time rejects the body as a whole: folding its
+    events as notifications would lose the confirmation without a word.
+    """
+    if READING_MARK not in text:
+        return Body(line, text, decoded)
+    try:
+        at = reading_time(text)
+    except InvalidNotification as error:
+        reject = Reject(index=None, path=error.path, reason=error.reason, raw=text)
+        return Body(line, text, Decoded(operations=[], rejects=[reject]))
+    return Body(line, text, decoded, at)
 
 
 def one_line(raw: bytes) -> bytes:
@@ -190,7 +211,7 @@ class Reader:
                     # Decoded once, when its brackets close: linear in the document.
                     if depth <= 0 and line[:1] in (b"}", b"]"):
                         text = b"".join(document)
-                        yield Body(start, text, decode_lenient(text))
+                        yield _body(start, text, decode_lenient(text))
                         document = []
                     continue
                 yield self._finish(start, document)
@@ -204,7 +225,7 @@ class Reader:
                 depth = _depth(line)
                 start = self.lines
                 continue
-            yield Body(self.lines, text, decoded)
+            yield _body(self.lines, text, decoded)
         if document:
             yield self._finish(start, document)
 
@@ -214,4 +235,4 @@ class Reader:
         while len(document) > 1 and not document[-1].strip():
             document.pop()
         text = b"".join(document).rstrip(b"\r\n")
-        return Body(start, text, decode_lenient(text))
+        return _body(start, text, decode_lenient(text))

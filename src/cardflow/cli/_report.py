@@ -1,8 +1,8 @@
 """What ``cardflow fold`` reports, and its renderings: a summary, one card's view, JSON, CSV.
 
 A :class:`Report` holds the selected card states and the counts; the renderers only
-format it. Machine formats name fields in D1's camelCase and never show the
-``_``-prefixed internals of :class:`~cardflow.CardState`.
+format it. Machine formats write each card as :mod:`._cards` encodes it: D1's
+camelCase, never the ``_``-prefixed internals of :class:`~cardflow.CardState`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import msgspec
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import ReconcileReason
 from .._state import CardState
-from .._view import VIEW_FIELDS, json_view
-from .._wire import UNPARSED, Operation, wire_time
+from .._wire import Operation, wire_time
+from ._cards import card_object, csv_columns, encoded_cards
 
 __all__ = [
     "EventLog",
@@ -45,42 +45,7 @@ EXAMPLES: Final = 5
 """Reconcile candidates an unfiltered summary names as examples."""
 
 
-def card_object(
-    state: CardState, reasons: Sequence[ReconcileReason] | None = None
-) -> dict[str, object]:
-    """One card as a JSON object: ``cardflow.json_view``; ``reconcile`` when given."""
-    out = json_view(state)
-    if reasons is not None:
-        out["reconcile"] = [str(r) for r in reasons]
-    return out
-
-
-def _struct_in(tp: object) -> type[msgspec.Struct] | None:
-    for arg in (tp, *typing.get_args(tp)):
-        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
-            return arg
-    return None
-
-
-def csv_columns() -> list[tuple[str, ...]]:
-    """The CSV columns, as paths into a card object: nested structs flattened."""
-    columns: list[tuple[str, ...]] = []
-    types = {f.name: f.type for f in msgspec.structs.fields(CardState)}
-    for name, camel in VIEW_FIELDS:
-        inner = _struct_in(types[name])
-        columns += [(camel,)] if inner is None else [(camel, *p) for p in _nested(inner)]
-    return columns
-
-
-def _nested(struct: type[msgspec.Struct]) -> Iterator[tuple[str, ...]]:
-    for f in msgspec.structs.fields(struct):
-        if f.encode_name == UNPARSED:
-            continue  # the view writes such text back in the field it came from
-        inner = _struct_in(f.type)
-        if inner is None:
-            yield (f.encode_name,)
-        else:
-            yield from ((f.encode_name, *path) for path in _nested(inner))
+_encoder: Final = msgspec.json.Encoder()
 
 
 # -- what is reported ---------------------------------------------------------------
@@ -104,6 +69,14 @@ class Totals:
     @property
     def rejected(self) -> int:
         return self.rejected_bodies + self.rejected_operations
+
+    def complete(self, cards: int, passed_over: int, added: int) -> Totals:
+        """These totals with what a fold knows at its end: cards, operations passed over,
+        and of ``added`` (operations handed to it) those folded."""
+        self.cards = cards
+        self.passed_over = passed_over
+        self.folded = added - passed_over
+        return self
 
     def as_object(self) -> dict[str, object]:
         return {
@@ -202,30 +175,44 @@ def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, 
 
 # -- machine formats ------------------------------------------------------------------
 
-_encoder: Final = msgspec.json.Encoder()
-
 
 def write_jsonl(report: Report, out: BinaryIO) -> None:
     """One JSON object per card and line."""
-    chunk: list[bytes] = []
-    for state in report.cards:
-        chunk.append(_encoder.encode(card_object(state, report.reasons_of(state))))
-        if len(chunk) >= 1000:
-            out.write(b"\n".join(chunk) + b"\n")
-            chunk.clear()
-    if chunk:
-        out.write(b"\n".join(chunk) + b"\n")
+    for lines in encoded_cards(report.cards, report.reasons, lines=True):
+        out.write(lines)
 
 
 def write_json(report: Report, out: BinaryIO) -> None:
-    """One JSON document: what was read, the filters, the summary, and the cards."""
-    document = {
+    """One JSON document: what was read, the filters, the summary, and the cards.
+
+    Streamed: the document as ``msgspec.json.format(..., indent=2)`` lays it out, but
+    written a chunk of cards at a time, so the whole document is never in memory.
+    """
+    head = {
         "input": report.totals.as_object(),
         "filters": report.filters,
         "summary": report.summary_object(),
-        "cards": [card_object(s, report.reasons_of(s)) for s in report.cards],
+        "cards": [],
     }
-    out.write(msgspec.json.format(_encoder.encode(document), indent=2) + b"\n")
+    text = msgspec.json.format(_encoder.encode(head), indent=2)
+    if not report.cards:
+        out.write(text + b"\n")
+        return
+    # The head ends with the empty list, ``  "cards": []\n}``: open the list instead.
+    if not text.endswith(_NO_CARDS):  # pragma: no cover (msgspec's layout changed)
+        raise AssertionError(f"unexpected JSON layout: {text[-20:]!r}")
+    out.write(text[: -len(_NO_CARDS)] + b"[\n")
+    separator = b""
+    for cards in encoded_cards(report.cards, report.reasons, lines=False):
+        # A chunk laid out as a list at the top level, then indented to the depth of the
+        # cards: its brackets dropped, two more spaces on each line.
+        chunk = msgspec.json.format(cards, indent=2)
+        out.write(separator + b"  " + chunk[2:-2].replace(b"\n", b"\n  "))
+        separator = b",\n"
+    out.write(b"\n  ]\n}\n")
+
+
+_NO_CARDS: Final = b"[]\n}"
 
 
 def _cell(value: object) -> str:

@@ -1,0 +1,173 @@
+"""Scaling out (issue 14): ``fold --jobs 2`` against ``--jobs 1``, Dask against one process.
+
+- *--jobs*: the real command (``python -m cardflow.cli fold FILE --format jsonl``, its
+  output to /dev/null), the whole wall time from start to exit: reading, folding,
+  merging and writing the report. Target: ``--jobs 2`` at least 1.7x as fast on 2 cores.
+  The machine is shared, and wall time with it, so a second line predicts the speedup
+  on two idle cores from CPU times, which load does not change: ``--jobs 1``'s, against
+  the parent's of ``--jobs 2`` (in this process) plus half the parts' folds.
+- *Dask*: ``cardflow.dask.fold`` over ``read_bodies(FILE)`` on a ``LocalCluster`` of two
+  worker processes (started beforehand, not timed), counting the states on the workers,
+  against one process reading, decoding and folding the same file. Target: at most 1.5x
+  the one process's time (an overhead bound: scheduling, the shuffle in the state format).
+
+Contenders run in interleaved rounds; a ratio is the median of the per-round ratios.
+``python -m benchmarks.scale [--quick]`` runs this alone; ``python -m benchmarks --only
+scale`` puts it in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import cardflow
+from cardflow.cli import run as run_cli
+from cardflow.cli._console import Console
+from cardflow.cli._inputs import Reader, Source
+from cardflow.cli._jobs import fold_part, plan
+
+from ._data import dataset_file
+from ._timing import Result, median, ratio, rounds, table
+
+JOBS_TARGET: Final = 1.7
+DASK_TARGET: Final = 1.5
+
+
+def _cli(path: Path, jobs: int) -> Callable[[], object]:
+    command = [sys.executable, "-m", "cardflow.cli", "fold", str(path), "--format", "jsonl"]
+    command += ["--jobs", str(jobs), "--no-progress", "--allow-rejects"]
+
+    def run() -> object:
+        return subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+
+    return run
+
+
+def _cpu(argv: list[str]) -> float:
+    """CPU seconds of this process running the command in it (workers not counted)."""
+    with open(os.devnull, "wb") as out:
+        console = Console(stdin=io.BytesIO(), stdout=out, stderr=io.StringIO(), environ={})
+        started = time.process_time()
+        run_cli(argv, console)
+        return time.process_time() - started
+
+
+def _model(path: Path) -> tuple[float, float, float]:
+    """CPU seconds, load-proof: (--jobs 1; the parent of --jobs 2; the parts' folds)."""
+    argv = ["fold", str(path), "--format", "jsonl", "--allow-rejects", "--no-progress"]
+    one = _cpu([*argv, "--jobs", "1"])
+    parent = _cpu([*argv, "--jobs", "2"])
+    parts = plan([Source(path.name, str(path), path.stat().st_size)], 2, None)
+    started = time.process_time()
+    for part in parts:
+        fold_part(part, None)
+    return one, parent, time.process_time() - started
+
+
+def jobs(path: Path, label: str, count: int) -> list[Result]:
+    """Wall time side by side, and the speedup that CPU times predict on two idle cores."""
+    times = rounds({"1": _cli(path, 1), "2": _cli(path, 2)}, count)
+    speedup = ratio(times["1"], times["2"])
+    figure = f"{median(times['1']):.1f} s -> {median(times['2']):.1f} s"
+    load = os.getloadavg()[0]
+    one, parent, parts = _model(path)
+    # Two idle cores: the workers fold half the parts each; the parent's work (start,
+    # decoding and merging states, the report) counted as if none of it overlapped.
+    predicted = one / (parent + parts / 2)
+    return [
+        Result(
+            "scale",
+            f"fold --jobs 2 vs --jobs 1 (speedup, wall; load {load:.1f})",
+            label,
+            figure,
+            speedup,
+            f">= {JOBS_TARGET}",
+            speedup >= JOBS_TARGET,
+        ),
+        Result(
+            "scale",
+            "  the same from CPU times on 2 idle cores (model)",
+            label,
+            f"cpu {one:.1f} s; parent {parent:.1f} s + parts {parts:.1f} s",
+            predicted,
+        ),
+    ]
+
+
+def _one_process(path: Path) -> int:
+    folder = cardflow.Folder()
+    with path.open("rb") as stream:
+        for body in Reader(stream):
+            folder.update(body.decoded.operations)
+    return len(folder.states())
+
+
+def dask(path: Path, label: str, count: int) -> list[Result]:
+    try:
+        import distributed
+
+        import cardflow.dask as cfd
+    except ImportError:
+        print("  dask is not installed (pip install 'cardflow[dask]'): skipped")
+        return []
+    cluster: Any = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client: Any = distributed.Client(cluster)  # type: ignore[no-untyped-call]
+    try:
+        bag: Any = cfd.fold(cfd.read_bodies(str(path), blocksize="32MiB"))
+        counts: list[int] = []
+
+        def on_dask() -> object:
+            counts.append(bag.count().compute())
+            return None
+
+        times = rounds({"one": lambda: _one_process(path), "dask": on_dask}, count)
+    finally:
+        client.close()
+        cluster.close()
+    overhead = ratio(times["dask"], times["one"])
+    figure = f"{median(times['one']):.1f} s vs {median(times['dask']):.1f} s"
+    assert len(set(counts)) == 1
+    return [
+        Result(
+            "scale",
+            "Dask, 2 workers vs one process (time ratio)",
+            label,
+            figure,
+            overhead,
+            f"<= {DASK_TARGET}",
+            overhead <= DASK_TARGET,
+        )
+    ]
+
+
+def run(quick: bool) -> list[Result]:
+    """Both measures: 300k events quick; 2M (--jobs) and 10M (Dask) events in full."""
+    results: list[Result] = []
+    sizes = (300_000, 300_000) if quick else (2_000_000, 10_000_000)
+    print(f"scale: --jobs at {sizes[0]:,} events...", flush=True)
+    results += jobs(dataset_file(sizes[0]), f"{sizes[0] // 1000}k events", 3 if quick else 2)
+    print(f"scale: Dask at {sizes[1]:,} events...", flush=True)
+    results += dask(dataset_file(sizes[1]), f"{sizes[1] // 1000}k events", 2 if quick else 1)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="300k events, a minute")
+    args = parser.parse_args(argv)
+    print(table(run(args.quick)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""The store: bodies per second into SQLite and PostgreSQL, as ratios to the Tracker.
+
+Each contender stores the same simulated bodies (one transaction per body, as a
+webhook service does) into a new database: 1 writer, and 4 writer processes that
+each take every fourth body (so that one card's bodies often reach two writers at
+once, as with a service's workers). The ratio is the store's rate over the in-memory
+Tracker's rate on the same bodies, measured in the same run; it informs, there is no
+target (a store pays a commit per body, the Tracker a dictionary update).
+
+SQLite runs with its default ``synchronous=full`` (a commit survives a power cut:
+one fsync per body) and with ``synchronous=normal`` (a commit survives a crash of
+any process). PostgreSQL is the one at ``$CARDFLOW_BENCH_POSTGRES`` (a URL), or a
+throwaway cluster that this module starts (as the ``postgres`` user when run as
+root) with the server's default durability, where the binaries are installed.
+
+``python -m benchmarks.store writer URL FILE K N``: a writer process (stores every
+N-th line of FILE from the K-th on, once told to start on stdin).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+import cardflow
+import cardflow.store
+from cardflow._simulate import simulate
+
+from ._data import SEED
+from ._timing import Result, median
+
+WRITERS: Final = (1, 4)
+
+
+def _tracker_rate(bodies: Sequence[bytes], repeat: int = 10) -> float:
+    """The Tracker's rate, over ``repeat`` fresh trackers (one is over too soon to time)."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        tracker = cardflow.Tracker()
+        for body in bodies:
+            tracker.ingest(body)
+    return repeat * len(bodies) / (time.perf_counter() - started)
+
+
+def _store_rate(url: str, path: Path, count: int, writers: int) -> float:
+    """Bodies per second, from the start signal until the last writer finished."""
+    cardflow.store.open(url).close()
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.store",
+                "writer",
+                url,
+                str(path),
+                str(k),
+                str(writers),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for k in range(writers)
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        if process.stdout.readline() != b"ready\n":
+            raise RuntimeError("a writer did not start")
+    started = time.perf_counter()
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.write(b"go\n")
+        process.stdin.close()
+    for process in processes:
+        if process.wait() != 0:
+            raise RuntimeError(f"a writer failed with status {process.returncode}")
+    return count / (time.perf_counter() - started)
+
+
+def writer(url: str, path: str, first: int, every: int) -> None:
+    """Store every ``every``-th line of the file from line ``first`` (0-based)."""
+    lines = Path(path).read_bytes().splitlines()[first::every]
+    with cardflow.store.open(url) as store:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for line in lines:
+            store.ingest(line)
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name) or sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if isinstance(found, list):
+        return found[-1] if found else None
+    return found
+
+
+@contextmanager
+def _postgres() -> Iterator[str | None]:
+    """A PostgreSQL URL to measure on, or None (and why, printed) when there is none."""
+    given = os.environ.get("CARDFLOW_BENCH_POSTGRES")
+    if given:
+        yield given
+        return
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        print("store: no PostgreSQL binaries and no $CARDFLOW_BENCH_POSTGRES: skipped")
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="cardflow-bench-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        pwd.getpwnam("postgres")
+        shutil.chown(root, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", 6432 + os.getpid() % 1000
+    try:
+        subprocess.run(
+            [*as_owner, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *as_owner,
+                pg_ctl,
+                "-D",
+                str(data),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "start",
+                "-o",
+                f"-k {root} -c listen_addresses='' -p {port}",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql://postgres@/postgres?host={root}&port={port}"
+    finally:
+        subprocess.run(
+            [*as_owner, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _reset(url: str) -> None:
+    """Empty a PostgreSQL store between measures."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        for table in ("events", "states", "outbox", "rejects", "schema_version"):
+            connection.execute(f"DROP TABLE IF EXISTS {table}".encode())
+
+
+def run(cards: int, count: int = 3) -> list[Result]:
+    """Bodies per second into each engine with 1 and 4 writers, against the Tracker:
+    ``count`` interleaved rounds (each measures the Tracker, then every contender), the
+    ratio the median of the rounds' ratios, since the disk's flushes are as noisy as
+    the machine is shared."""
+    bodies = list(simulate(cards, SEED))
+    size = f"{len(bodies):,} bodies"
+    tracker: list[float] = []
+    rates: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="cardflow-bench-store-") as folder, _postgres() as pg:
+        path = Path(folder) / "bodies.jsonl"
+        path.write_bytes(b"".join(body + b"\n" for body in bodies))
+        for round_ in range(count):
+            tracker.append(_tracker_rate(bodies))
+            for sync in ("full", "normal"):
+                for writers in WRITERS:
+                    url = f"sqlite:///{folder}/{sync}-{writers}-{round_}.db"
+                    rate = _store_rate(f"{url}?synchronous={sync}", path, len(bodies), writers)
+                    rates.setdefault(f"sqlite {sync}, {writers} writer(s)", []).append(rate)
+            if pg is not None:
+                for writers in WRITERS:
+                    _reset(pg)
+                    rate = _store_rate(pg, path, len(bodies), writers)
+                    rates.setdefault(f"postgresql, {writers} writer(s)", []).append(rate)
+        if pg is not None:
+            _reset(pg)
+    results = [Result("store", "Tracker.ingest (memory)", size, f"{median(tracker):,.0f} bodies/s")]
+    for measure, found in rates.items():
+        results.append(
+            Result(
+                "store",
+                measure,
+                size,
+                f"{median(found):,.0f} bodies/s",
+                ratio=statistics.median(r / t for r, t in zip(found, tracker, strict=True)),
+            )
+        )
+    return results
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["writer"]:
+        writer(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    else:
+        for result in run(int(sys.argv[1]) if len(sys.argv) > 1 else 300):
+            print(result)

@@ -1,0 +1,413 @@
+"""The store on the command line: ``fold --db``, ``outbox dead|requeue``, ``dispatch``.
+
+``cardflow fold --db URL FILES...`` stores every body in the store (a transaction per
+batch of bodies; the store keeps each event once, so folding the same logs again
+changes nothing, and a run killed at any point then run again ends where an
+uninterrupted run ends), then reports from the stored states. Without FILES it only
+reports: every format and filter of ``cardflow fold``, from the states table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from datetime import datetime, timedelta
+from typing import Final
+
+import msgspec
+
+from .._cardstate import CardState
+from .._errors import InvalidNotification, StoreUnavailable
+from .._reconcile import ReconcileReason, needs_reconcile
+from .._wire import PRODUCE, Body, reading_time
+from ..store import Store
+from ..store import open as open_store
+from ._console import Console
+from ._inputs import STDIN, Problem, Reader, Source, expand
+from ._inputs import Body as ReadBody
+from ._report import (
+    EventLog,
+    Report,
+    Seen,
+    Totals,
+    counted,
+    write_csv,
+    write_json,
+    write_jsonl,
+    write_summary,
+    write_views,
+)
+
+__all__ = ["add_commands", "add_fold_options", "run_dispatch", "run_fold_db", "run_outbox"]
+
+OK: Final = 0
+REJECTED: Final = 1
+USAGE: Final = 2
+UNREADABLE: Final = 3
+NOT_FOUND: Final = 4
+UNAVAILABLE: Final = 5
+BATCH: Final = 200
+"""Bodies stored per transaction by ``fold --db``."""
+
+
+def add_fold_options(fold: argparse.ArgumentParser) -> None:
+    """``--db`` on ``cardflow fold``."""
+    fold.add_argument(
+        "--db",
+        metavar="URL",
+        help="fold into this store (sqlite:///file.db or postgresql://...) and report from"
+        " it; with no PATH, only report from it",
+    )
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> dict[str, argparse.ArgumentParser]:
+    """The ``outbox`` and ``dispatch`` commands; their parsers by name."""
+    raw = argparse.RawDescriptionHelpFormatter
+    outbox = commands.add_parser(
+        "outbox",
+        help="list and requeue the store's dead reactions",
+        description="The store's outbox: reactions whose every attempt failed are parked as"
+        "\ndead; list them, and put them back to be dispatched again.",
+        epilog=_STATUS,
+        formatter_class=raw,
+        allow_abbrev=False,
+    )
+    actions = outbox.add_subparsers(dest="action", metavar="ACTION", required=True)
+    dead = actions.add_parser("dead", help="list the dead rows", allow_abbrev=False)
+    dead.add_argument("--db", required=True, metavar="URL", help="the store")
+    dead.add_argument(
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text: one line per row with its last error line; jsonl: every field",
+    )
+    requeue = actions.add_parser("requeue", help="dead rows back to pending", allow_abbrev=False)
+    requeue.add_argument("--db", required=True, metavar="URL", help="the store")
+    requeue.add_argument("ids", nargs="*", type=int, metavar="ID", help="row ids (outbox dead)")
+    requeue.add_argument("--all", action="store_true", help="every dead row")
+
+    dispatch = commands.add_parser(
+        "dispatch",
+        help="deliver the store's pending reactions",
+        description="Run the reactions of the store's outbox rows that are due, with an"
+        "\nobject of yours: on_enter_<STATUS>(change) and on_shipment(change) methods."
+        "\nStops after a pass that delivers nothing, or runs on with --follow.",
+        epilog=_STATUS,
+        formatter_class=raw,
+        allow_abbrev=False,
+    )
+    dispatch.add_argument("--db", required=True, metavar="URL", help="the store")
+    dispatch.add_argument(
+        "--reactions",
+        required=True,
+        metavar="MODULE:OBJECT",
+        help="the reactions object (a class is instantiated without arguments)",
+    )
+    dispatch.add_argument("--limit", type=int, default=100, help="rows per claim (default 100)")
+    dispatch.add_argument(
+        "--lease", type=float, default=30.0, metavar="SECONDS", help="lease (default 30)"
+    )
+    dispatch.add_argument(
+        "--max-attempts", type=int, default=5, metavar="N", help="then dead (default 5)"
+    )
+    dispatch.add_argument(
+        "--follow", action="store_true", help="keep polling for new rows (stop with Ctrl-C)"
+    )
+    dispatch.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval"
+    )
+    return {"outbox": outbox, "dispatch": dispatch}
+
+
+_STATUS: Final = """\
+exit status:
+  0    success
+  1    outbox requeue: some ids were not dead rows
+  2    usage error
+  5    the store could not be opened or failed
+  130  interrupted (Ctrl-C)"""
+
+
+def _open(url: str, command: str, console: Console) -> Store | None:
+    try:
+        return open_store(url)
+    except (StoreUnavailable, ValueError) as exc:
+        console.stderr.write(f"cardflow {command}: --db {url}: {exc}\n")
+        return None
+
+
+# -- fold --db ---------------------------------------------------------------------------
+
+
+def run_fold_db(args: argparse.Namespace, console: Console) -> int:
+    """``cardflow fold --db URL [PATH...]``; the exit status."""
+    if getattr(args, "jobs", None) not in (None, 1) or getattr(args, "dask", None):
+        console.stderr.write(
+            "cardflow fold: --jobs and --dask do not apply with --db: the store takes the"
+            " bodies in this process, a transaction per batch\n"
+        )
+        return USAGE
+    if args.rejects:
+        console.stderr.write(
+            "cardflow fold: --rejects does not apply with --db: the store keeps the"
+            " rejected operations in its rejects table\n"
+        )
+        return USAGE
+    store = _open(args.db, "fold", console)
+    if store is None:
+        return UNAVAILABLE
+    totals = Totals()
+    with store:
+        try:
+            if args.paths:
+                _store_all(store, list(args.paths), totals, console)
+            return _report(args, console, store, totals)
+        except StoreUnavailable as exc:
+            console.stderr.write(f"cardflow fold: --db {args.db}: {exc}\n")
+            return UNAVAILABLE
+
+
+def _store_all(store: Store, paths: list[str], totals: Totals, console: Console) -> None:
+    sources: list[Source] = []
+    for item in expand(paths, console.stdin_fd):
+        if isinstance(item, Problem):
+            if item.fatal:
+                totals.unreadable.append(item.name)
+                console.stderr.write(f"cardflow fold: cannot read {item.name}: {item.reason}\n")
+            else:
+                console.stderr.write(f"cardflow fold: warning: {item.name}: {item.reason}\n")
+            continue
+        sources.append(item)
+    totals.sources = [s.name for s in sources]
+    for source in sources:
+        try:
+            stream = (
+                console.stdin
+                if source.path == STDIN
+                else open(source.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
+            )
+        except OSError as exc:
+            totals.unreadable.append(source.name)
+            console.stderr.write(f"cardflow fold: cannot read {source.name}: {exc.strerror}\n")
+            continue
+        reader = Reader(stream)
+        try:
+            batch: list[Body | tuple[Body, datetime]] = []
+            for read in reader:
+                kept = _item(read, source.name, totals, console)
+                if kept is not None:
+                    batch.append(kept)
+                if len(batch) >= BATCH:
+                    _commit(store, batch)
+            _commit(store, batch)
+        except OSError as exc:
+            totals.unreadable.append(source.name)
+            console.stderr.write(
+                f"cardflow fold: cannot read {source.name} after line {reader.lines}:"
+                f" {exc.strerror or exc}\n"
+            )
+        finally:
+            if stream is not console.stdin:
+                stream.close()
+            totals.lines += reader.lines
+
+
+def _item(
+    body: ReadBody, name: str, totals: Totals, console: Console
+) -> Body | tuple[Body, datetime] | None:
+    """What to store of one body read from a file (an on-demand status with its reading
+    time); None when it is not a D1 body. Counts it, and reports what it rejects."""
+    decoded = body.decoded
+    totals.bodies += 1
+    totals.operations += len(decoded.operations)
+    for reject in decoded.rejects:
+        if reject.index is None:
+            totals.rejected_bodies += 1
+        else:
+            totals.rejected_operations += 1
+        console.stderr.write(f"{reject.error().located(name, body.line_of(reject))}\n")
+    if any(reject.index is None for reject in decoded.rejects):
+        return None
+    try:
+        at = reading_time(body.text)
+    except InvalidNotification as exc:
+        totals.rejected_bodies += 1
+        console.stderr.write(f"{exc.located(name, body.line)}\n")
+        return None
+    totals.passed_over += sum(op.operation != PRODUCE for op in decoded.operations)
+    return body.text if at is None else (body.text, at)
+
+
+def _commit(store: Store, batch: list[Body | tuple[Body, datetime]]) -> None:
+    if batch:
+        store.ingest_many(batch)
+        batch.clear()
+
+
+def _report(args: argparse.Namespace, console: Console, store: Store, totals: Totals) -> int:
+    watch = sorted(set(args.card)) if args.card else None
+    histories: dict[str, EventLog] = {}
+    missing: list[str] = []
+    if watch is not None:
+        states: list[CardState] = []
+        for card in watch:
+            state = store.get(card)
+            if state is None:
+                missing.append(card)
+                continue
+            states.append(state)
+            log = histories[card] = EventLog()
+            for event in store.events(card):
+                where = "store" if event.read_at is None else f"read at {event.read_at}"
+                log.events[msgspec.msgpack.encode(event.operation)] = Seen(event.operation, where)
+        if args.status:
+            states = [s for s in states if s.status in set(args.status)]
+    else:
+        states = list(store.states(status=args.status or None))
+    totals.cards = sum(store.counts().values())
+    totals.folded = store.event_count()
+    human = args.format == "summary"
+    now: datetime | None = args.now
+    reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
+    if human or args.needs_reconcile or now is not None:
+        now = now or console.clock().replace(microsecond=0)
+        reasons = {s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in states}
+        if args.needs_reconcile:
+            states = [s for s in states if reasons[s.card_id]]
+    filters: dict[str, object] = {}
+    if args.card:
+        filters["card"] = list(args.card)
+    if args.status:
+        filters["status"] = list(args.status)
+    if args.needs_reconcile:
+        filters["needsReconcile"] = True
+    report = Report(
+        totals=totals,
+        cards=states,
+        reasons=reasons,
+        now=now,
+        filters=filters,
+        lifecycle=args.lifecycle,
+        histories=histories,
+    )
+    out = console.stdout
+    if args.format == "jsonl":
+        write_jsonl(report, out)
+    elif args.format == "json":
+        write_json(report, out)
+    elif args.format == "csv":
+        write_csv(report, out)
+    elif watch is not None:
+        if report.cards:
+            write_views(report, out)
+    else:
+        write_summary(report, out)
+    out.flush()
+    for card in missing:
+        console.stderr.write(f"cardflow fold: card {card}: not in the store\n")
+    if totals.rejected:
+        bodies = counted(totals.rejected_bodies, "body", "bodies")
+        operations = counted(totals.rejected_operations, "operation")
+        console.stderr.write(
+            f"cardflow fold: rejected {bodies} and {operations}; everything else was stored\n"
+        )
+    if totals.unreadable:
+        return UNREADABLE
+    if totals.rejected and not args.allow_rejects:
+        return REJECTED
+    if missing:
+        return NOT_FOUND
+    return OK
+
+
+# -- outbox, dispatch ------------------------------------------------------------------------
+
+
+def run_outbox(args: argparse.Namespace, console: Console) -> int:
+    """``cardflow outbox dead|requeue``; the exit status."""
+    store = _open(args.db, "outbox", console)
+    if store is None:
+        return UNAVAILABLE
+    out = console.stdout
+    with store:
+        try:
+            if args.action == "dead":
+                rows = store.dead()
+                if args.format == "jsonl":
+                    out.write(b"".join(msgspec.json.encode(row) + b"\n" for row in rows))
+                else:
+                    for row in rows:
+                        last = (row.error.strip().splitlines() or [""])[-1]
+                        out.write(
+                            f"{row.id}  {row.key}  {row.attempts} attempts  {last}\n".encode()
+                        )
+                    console.stderr.write(f"{counted(len(rows), 'dead row')}\n")
+                out.flush()
+                return OK
+            ids = [row.id for row in store.dead()] if args.all else list(args.ids)
+            if not ids:
+                console.stderr.write("cardflow outbox requeue: give row ids, or --all\n")
+                return USAGE
+            count = store.requeue(ids)
+        except StoreUnavailable as exc:
+            console.stderr.write(f"cardflow outbox: --db {args.db}: {exc}\n")
+            return UNAVAILABLE
+    console.stderr.write(f"requeued {counted(count, 'row')}\n")
+    if count < len(set(ids)):
+        console.stderr.write(
+            f"cardflow outbox requeue: {counted(len(set(ids)) - count, 'id')} named no dead row\n"
+        )
+        return REJECTED
+    return OK
+
+
+def _reactions(spec: str) -> object:
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--reactions {spec!r}: expected MODULE:OBJECT")
+    found: object = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        found = getattr(found, part)
+    return found() if isinstance(found, type) else found
+
+
+def run_dispatch(args: argparse.Namespace, console: Console) -> int:
+    """``cardflow dispatch``; the exit status."""
+    try:
+        reactions = _reactions(args.reactions)
+    except (ImportError, AttributeError, ValueError) as exc:
+        console.stderr.write(f"cardflow dispatch: --reactions {args.reactions}: {exc}\n")
+        return USAGE
+    store = _open(args.db, "dispatch", console)
+    if store is None:
+        return UNAVAILABLE
+    total = 0
+    with store:
+        try:
+            while True:
+                done = store.dispatch(
+                    reactions,
+                    limit=args.limit,
+                    lease=timedelta(seconds=args.lease),
+                    max_attempts=args.max_attempts,
+                    now=console.clock,
+                )
+                total += done
+                if done:
+                    continue
+                if not args.follow:
+                    break
+                time.sleep(args.interval)
+            counts = store.outbox_counts()
+        except StoreUnavailable as exc:
+            console.stderr.write(f"cardflow dispatch: --db {args.db}: {exc}\n")
+            return UNAVAILABLE
+    console.stderr.write(
+        f"dispatched {counted(total, 'reaction')}; outbox: "
+        + ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items()))
+        + "\n"
+    )
+    return OK

@@ -1,0 +1,451 @@
+"""What both engines share: the store's interface and every algorithm over it.
+
+An engine (``_sqlite.py``, ``_postgres.py``) provides connections, transactions and
+a few spellings; everything else is written once, with SQL that is the same text on
+both: the schema's upgrades, the reads and the dispatch loop here, a body's
+transaction in ``_ingest.py``, the outbox's statements in ``_outbox.py``.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+
+from .._cardstate import CardState
+from .._codec import decode_state
+from .._errors import StateFormatError, StoreSchemaError, StoreUnavailable
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
+from .._reconcile import (
+    DEFAULT_OVERDUE_MARGIN,
+    DEFAULT_SILENCE,
+    needs_reconcile,
+)
+from .._wire import Body, Operation, Reject
+from . import _outbox
+from ._ingest import Conflict, Ingested, Prepared, commit, prepare
+from ._outbox import DeadRow, micros
+from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect, Tx, newer_message
+
+__all__ = ["Store", "StoredEvent"]
+
+_TRIES: Final = 200
+_PAGE: Final = 1000
+_operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as the store keeps it: its number in the order events were stored, the
+    operation, and the time it was read from D1's on-demand status (None for a
+    notification)."""
+
+    id: int
+    operation: Operation
+    read_at: datetime | None
+
+
+class Store(abc.ABC):
+    """A durable store of card states, events, reactions and rejects (``docs/store.md``).
+
+    Open one with :func:`cardflow.store.open`. Safe from several threads (each uses a
+    connection of its own) and several processes (the database arbitrates); a process
+    that forks opens new connections. ``passed``: reactions as ``Tracker(passed=True)``
+    computes them; every process writing to one database must agree on it.
+    """
+
+    dialect: Dialect
+    skip_locked: str = ""
+    """What a claim's inner select adds to pass rows another claim holds."""
+
+    def __init__(self, url: str, *, lifecycle: Lifecycle = D1_LIFECYCLE, passed: bool = False):
+        self.url = url
+        self.lifecycle = lifecycle
+        self.passed = passed
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._pid = os.getpid()
+        self._closed = False
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- what an engine provides ------------------------------------------------------
+
+    @abc.abstractmethod
+    def _connect(self) -> Any:
+        """A new connection."""
+
+    @abc.abstractmethod
+    def _close(self, connection: Any) -> None:
+        """Close a connection, quietly."""
+
+    @abc.abstractmethod
+    def _begin(self, connection: Any, write: bool) -> AbstractContextManager[Tx]:
+        """A transaction that commits at the end of the block, rolls back on an error."""
+
+    @abc.abstractmethod
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        """Whether the database has a table of that name."""
+
+    def _usable(self, connection: Any) -> bool:
+        """Whether a connection kept from before can still be used."""
+        return True
+
+    def _lock_schema(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
+        """Serialize schema changes between processes, where the transaction does not."""
+
+    failures: tuple[type[BaseException], ...] = ()
+    """Engine errors that mean the database failed (``StoreUnavailable``)."""
+    conflicts: tuple[type[BaseException], ...] = ()
+    """Engine errors that mean: start the transaction again (a deadlock, say)."""
+
+    # -- connections and transactions ---------------------------------------------------
+
+    def _connection(self) -> Any:
+        if self._closed:
+            raise StoreUnavailable(f"{self._where()}: closed")
+        if os.getpid() != self._pid:
+            # A forked child must not use its parent's connections: open its own.
+            with self._lock:
+                self._local = threading.local()
+                self._connections = []
+                self._pid = os.getpid()
+        connection: Any | None = getattr(self._local, "connection", None)
+        if connection is not None and not self._usable(connection):
+            with self._lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+            self._close(connection)
+            connection = None
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[Tx]:
+        try:
+            with self._begin(self._connection(), write) as tx:
+                yield tx
+        except self.conflicts as exc:
+            raise Conflict(str(exc)) from exc
+        except self.failures as exc:
+            raise StoreUnavailable(f"{self._where()}: {exc}") from exc
+
+    def _where(self) -> str:
+        return type(self).__name__.removesuffix("Store").lower() + " store"
+
+    def close(self) -> None:
+        """Close every connection this store opened (in this process)."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        if os.getpid() == self._pid:
+            for connection in connections:
+                self._close(connection)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Bring the database to ``SCHEMA_VERSION``, or refuse it saying what to do."""
+        with self._transaction() as tx:
+            self._lock_schema(tx)
+            if self._has_table(tx, "schema_version"):
+                found = tx.rows("SELECT version FROM schema_version")
+                if len(found) != 1:
+                    raise StoreSchemaError(
+                        f"{self._where()}: schema_version holds {len(found)} rows, not one:"
+                        " the database is damaged; restore it from a backup"
+                    )
+                version = int(found[0][0])
+            elif any(self._has_table(tx, name) for name in TABLES):
+                raise StoreSchemaError(
+                    f"{self._where()}: the database has tables named like a cardflow"
+                    f" store's ({', '.join(TABLES)}) but no schema_version table: it is not"
+                    " a cardflow store; open a new database, or rename those tables"
+                )
+            else:
+                tx.run("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                tx.run("INSERT INTO schema_version (version) VALUES (0)")
+                version = 0
+            if version > SCHEMA_VERSION:
+                raise StoreSchemaError(f"{self._where()}: {newer_message(version)}")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    tx.run(statement.format(blob=self.dialect.blob, serial=self.dialect.serial))
+                tx.run("UPDATE schema_version SET version = ?", (target,))
+
+    def schema_version(self) -> int:
+        """The database's schema version (``SCHEMA_VERSION`` once opened)."""
+        with self._transaction(write=False) as tx:
+            return int(tx.rows("SELECT version FROM schema_version")[0][0])
+
+    # -- ingestion -----------------------------------------------------------------------
+
+    def ingest(self, body: Body) -> Ingested:
+        """Store one D1 notification body, in one transaction; what it changed.
+
+        Bad operations are kept as rejects and cost nothing to the good ones; a body
+        that is not a D1 envelope commits nothing and raises ``InvalidNotification``.
+        ``StoreUnavailable`` when the database fails: nothing was committed.
+        """
+        return self._ingest(body, None)
+
+    def reconcile(self, body: Body, at: datetime) -> Ingested:
+        """Store D1's on-demand status of a card (a productionstatus response) read at
+        ``at``: an authoritative reading that also confirms its operation
+        (``docs/semantics.md``). Otherwise as ``ingest``."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError("Store.reconcile: `at` must be timezone-aware")
+        return self._ingest(body, at.astimezone(UTC))
+
+    def ingest_many(self, bodies: Iterable[Body | tuple[Body, datetime]]) -> list[Ingested]:
+        """Store many bodies in one transaction (each a body, or a pair of an on-demand
+        status and the time it was read): all or none. Faster than one transaction per
+        body where a caller has many at hand (``cardflow fold --db``); a body that is not
+        a D1 envelope raises ``InvalidNotification`` before anything is written."""
+        prepared = []
+        for item in bodies:
+            if isinstance(item, tuple):
+                body, at = item
+                if at.tzinfo is None or at.utcoffset() is None:
+                    raise ValueError("Store.ingest_many: reading times must be timezone-aware")
+                prepared.append(prepare(body, at.astimezone(UTC)))
+            else:
+                prepared.append(prepare(item, None))
+        return self._commit(prepared)
+
+    def _ingest(self, body: Body, at: datetime | None) -> Ingested:
+        return self._commit([prepare(body, at)])[0]
+
+    def _commit(self, prepared: list[Prepared]) -> list[Ingested]:
+        for attempt in range(_TRIES):
+            try:
+                out = []
+                with self._transaction() as tx:
+                    now = micros(_now())
+                    for one in prepared:
+                        found, new = commit(
+                            tx,
+                            one,
+                            now=now,
+                            lifecycle=self.lifecycle,
+                            passed=self.passed,
+                            decode=self._decode,
+                        )
+                        out.append(
+                            Ingested(
+                                changes=found,
+                                rejects=one.rejects,
+                                passed_over=one.passed_over,
+                                new=new,
+                                duplicates=one.produce - new,
+                            )
+                        )
+            except Conflict:
+                time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
+                continue
+            return out
+        raise StoreUnavailable(
+            f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
+        )
+
+    def _decode(self, card: str, blob: bytes) -> CardState:
+        try:
+            return decode_state(blob)
+        except StateFormatError as exc:
+            raise StoreUnavailable(f"{self._where()}: the state of card {card!r}: {exc}") from exc
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, card_id: str) -> CardState | None:
+        """The stored state of a card, or None when the store has no event of it."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
+        return None if not rows else self._decode(card_id, bytes(rows[0][0]))
+
+    def states(
+        self,
+        status: str | Iterable[str] | None = None,
+        needs_reconcile_at: datetime | None = None,
+    ) -> Iterator[CardState]:
+        """The stored states, by card id: only those with ``status`` (one or several)
+        and, with ``needs_reconcile_at``, only those that ``needs_reconcile`` at that
+        time (default margins). Read a page at a time from the states table."""
+        wanted = [status] if isinstance(status, str) else None if status is None else [*status]
+        where: list[str] = ["card_id > ?"]
+        params: list[object] = []
+        if wanted is not None:
+            if not wanted:
+                return
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            params += wanted
+        if needs_reconcile_at is not None:
+            now = needs_reconcile_at
+            if now.tzinfo is None or now.utcoffset() is None:
+                raise ValueError("Store.states: `needs_reconcile_at` must be timezone-aware")
+            where.append(
+                "(flagged = 1 OR (settled = 0 AND ((due_day IS NOT NULL AND due_day < ?)"
+                " OR last_heard < ?)))"
+            )
+            params += [
+                now.date().toordinal() - DEFAULT_OVERDUE_MARGIN.days,
+                micros(now - DEFAULT_SILENCE),
+            ]
+        sql = (
+            f"SELECT card_id, state FROM states WHERE {' AND '.join(where)}"
+            f" ORDER BY card_id LIMIT {_PAGE}"
+        )
+        after = ""
+        while True:
+            with self._transaction(write=False) as tx:
+                rows = tx.rows(sql, [after, *params])
+            for card, blob in rows:
+                state = self._decode(card, bytes(blob))
+                if needs_reconcile_at is None or needs_reconcile(
+                    state, needs_reconcile_at, lifecycle=self.lifecycle
+                ):
+                    yield state
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def counts(self) -> dict[str, int]:
+        """The number of cards by current status."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT status, COUNT(*) FROM states GROUP BY status ORDER BY status")
+        return {status: int(n) for status, n in rows}
+
+    def events(self, card_id: str) -> list[StoredEvent]:
+        """A card's stored events, in the order they were stored."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows(
+                "SELECT id, event, read_at FROM events WHERE card_id = ? ORDER BY id", (card_id,)
+            )
+        return [
+            StoredEvent(
+                id=int(i),
+                operation=_operation_decoder.decode(bytes(e)),
+                read_at=None if r is None else _outbox.when(r),
+            )
+            for i, e, r in rows
+        ]
+
+    def event_count(self) -> int:
+        """How many distinct events the store holds."""
+        with self._transaction(write=False) as tx:
+            return int(tx.rows("SELECT COUNT(*) FROM events")[0][0])
+
+    def rejects(self) -> list[Reject]:
+        """The rejected operations kept, oldest first."""
+        with self._transaction(write=False) as tx:
+            rows = tx.rows("SELECT idx, path, reason, raw FROM rejects ORDER BY id")
+        return [Reject(index=i, path=p, reason=r, raw=bytes(raw)) for i, p, r, raw in rows]
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def dispatch(
+        self,
+        reactions: object,
+        *,
+        limit: int = 100,
+        lease: timedelta = timedelta(seconds=30),
+        max_attempts: int = 5,
+        now: Callable[[], datetime] | datetime | None = None,
+        backoff: Callable[[int], timedelta] = _outbox.backoff,
+    ) -> int:
+        """Claim up to ``limit`` due outbox rows and run their reactions; how many were done.
+
+        A row is done only after its reaction returned. A reaction that raises is due
+        again after ``backoff(attempts)``, and parked as dead after ``max_attempts``.
+        A row is claimed for ``lease``: no other dispatcher runs it before the lease
+        ends, and this one skips a row whose lease ended before its turn. ``now``: the
+        clock (a callable, or a fixed time); the default reads the system clock.
+        """
+        clock: Callable[[], datetime]
+        if now is None:
+            clock = _now
+        elif isinstance(now, datetime):
+            fixed = now
+            clock = lambda: fixed  # noqa: E731
+        else:
+            clock = now
+        owner = uuid.uuid4().hex
+        start = clock()
+        with self._transaction() as tx:
+            claimed = _outbox.claim(
+                tx, self.skip_locked, owner, micros(start), micros(start + lease), limit
+            )
+        done = 0
+        for due in claimed:
+            if due.attempts > max_attempts:
+                error = (
+                    f"its dispatcher stopped during attempt {due.attempts - 1} (the lease"
+                    " expired), and no attempt is left"
+                )
+                with self._transaction() as tx:
+                    _outbox.park(tx, due, owner, error, micros(clock()))
+                continue
+            if micros(clock()) >= due.lease_until:
+                continue  # its lease ended before its turn: the next claim takes it
+            try:
+                _outbox.fire(reactions, due.change, self.lifecycle)
+            except Exception as exc:
+                error = _outbox.error_text(exc)
+                moment = clock()
+                with self._transaction() as tx:
+                    if due.attempts >= max_attempts:
+                        _outbox.park(tx, due, owner, error, micros(moment))
+                    else:
+                        later = micros(moment + backoff(due.attempts))
+                        _outbox.retry(tx, due, owner, error, later)
+                continue
+            with self._transaction() as tx:
+                if _outbox.settle(tx, due, owner, micros(clock())):
+                    done += 1
+        return done
+
+    def dead(self) -> list[DeadRow]:
+        """The outbox rows parked as dead, with their error and attempts, oldest first."""
+        with self._transaction(write=False) as tx:
+            return _outbox.dead_rows(tx)
+
+    def requeue(self, ids: Iterable[int]) -> int:
+        """Put dead rows back to pending, due at once with a fresh attempt count; how many
+        were dead."""
+        with self._transaction() as tx:
+            return _outbox.requeue(tx, sorted(set(ids)))
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Outbox rows by stage: pending, done, dead."""
+        with self._transaction(write=False) as tx:
+            return _outbox.stage_counts(tx)
+
+    def outbox_keys(self) -> list[tuple[str, str]]:
+        """Every outbox row's (idempotency key, stage), oldest first."""
+        with self._transaction(write=False) as tx:
+            return [(k, s) for k, s in tx.rows("SELECT key, stage FROM outbox ORDER BY id")]

@@ -1,0 +1,94 @@
+"""The PostgreSQL engine: psycopg 3 (``pip install 'cardflow[postgres]'``).
+
+Transactions at READ COMMITTED; a card's state is written only if its version is
+still the one read (compare-and-swap), so concurrent bodies on one card take turns
+and none loses another's change. Cards are written in card order, after the events
+(``_ingest.py``); should the server report a deadlock or a serialization failure, the
+body's transaction starts again. A claim of outbox rows skips the rows another claim
+holds (``FOR UPDATE SKIP LOCKED``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, Final
+
+import psycopg
+import psycopg.errors
+
+from .._errors import StoreUnavailable
+from ._base import Store
+from ._schema import Dialect, Tx
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA_LOCK: Final = 0x63617264666C6F77  # "cardflow": one advisory lock for migrations
+CONNECT_TIMEOUT: Final = 10
+"""Seconds to wait for the server when connecting."""
+
+
+class _Tx:
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+        self._connection = connection
+
+    def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._connection.execute(_native(sql), params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def run(self, sql: str, params: Sequence[object] = ()) -> int:
+        return self._connection.execute(_native(sql), params).rowcount
+
+
+_spelled: dict[str, Any] = {}
+
+
+def _native(sql: str) -> Any:
+    """The statement with psycopg's ``%s`` placeholders (the store writes ``?``)."""
+    native = _spelled.get(sql)
+    if native is None:
+        native = sql.replace("%", "%%").replace("?", "%s")
+        if len(_spelled) < 4096:
+            _spelled[sql] = native
+    return native
+
+
+class PostgresStore(Store):
+    """A store in a PostgreSQL database (``postgresql://user@host:port/dbname``)."""
+
+    dialect = Dialect(blob="BYTEA", serial="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+    skip_locked = "FOR UPDATE SKIP LOCKED"
+    failures = (psycopg.Error,)
+    conflicts = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise StoreUnavailable(f"postgres store: cannot connect: {exc}") from exc
+
+    def _close(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
+        with suppress(psycopg.Error):
+            connection.close()
+
+    @contextmanager
+    def _begin(self, connection: psycopg.Connection[tuple[Any, ...]], write: bool) -> Iterator[Tx]:
+        with connection.transaction():
+            yield _Tx(connection)
+
+    def _usable(self, connection: psycopg.Connection[tuple[Any, ...]]) -> bool:
+        return not (connection.closed or connection.broken)
+
+    def _lock_schema(self, tx: Tx) -> None:
+        tx.rows("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        return bool(
+            tx.rows(
+                "SELECT 1 FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_name = ?",
+                (name,),
+            )
+        )

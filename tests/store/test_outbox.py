@@ -1,0 +1,168 @@
+"""The outbox in one process, on each engine, with a clock the test moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+import cardflow
+import cardflow.store
+
+from . import logs
+
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+REACTIONS = {cardflow.ChangeKind.STATUS.value, cardflow.ChangeKind.SHIPMENT.value}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Recorder:
+    """Reacts to every status and to shipment data; fails for the keys in ``failing``."""
+
+    def __init__(self, failing: frozenset[str] = frozenset()) -> None:
+        self.seen: list[cardflow.Change] = []
+        self.failing = failing
+
+    def _react(self, change: cardflow.Change) -> None:
+        self.seen.append(change)
+        if change.key in self.failing:
+            raise RuntimeError(f"no luck with {change.key}")
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("on_enter_") or name == "on_shipment":
+            return self._react
+        raise AttributeError(name)
+
+
+def _filled(url: str, cards: int = 12) -> tuple[cardflow.store.Store, list[cardflow.Change]]:
+    store = cardflow.store.open(url)
+    changes: list[cardflow.Change] = []
+    for line in logs.log(cards=cards, seed=3):
+        if not line.startswith(b"@"):
+            changes += [c for c in store.ingest(line).changes if c.kind in REACTIONS]
+    return store, changes
+
+
+def test_each_reaction_gets_the_change_it_was_made_from(store_url: str) -> None:
+    store, changes = _filled(store_url)
+    with store:
+        recorder = Recorder()
+        clock = Clock()
+        assert store.dispatch(recorder, limit=10_000, now=clock) == len(changes)
+        by_key = {c.key: c for c in changes}
+        assert len(by_key) == len(changes)
+        known = [c for c in changes if c.kind == "SHIPMENT" or store.lifecycle.is_known(c.status)]
+        assert sorted(c.key for c in recorder.seen) == sorted(c.key for c in known)
+        for change in recorder.seen:
+            assert change == by_key[change.key]
+        assert store.outbox_counts() == {"done": len(changes)}
+        assert store.dispatch(recorder, now=clock) == 0
+
+
+def test_a_failing_reaction_backs_off_then_dies_then_is_requeued(store_url: str) -> None:
+    store, changes = _filled(store_url, cards=3)
+    with store:
+        victim = changes[0].key
+        recorder = Recorder(failing=frozenset({victim}))
+        clock = Clock()
+
+        def backoff(attempts: int) -> timedelta:
+            return timedelta(minutes=attempts)
+
+        done = store.dispatch(recorder, limit=1000, now=clock, max_attempts=3, backoff=backoff)
+        assert done == len(changes) - 1
+        assert store.outbox_counts() == {"done": done, "pending": 1}
+        # Not due before its backoff ends (1 minute after the first attempt).
+        clock.now += timedelta(seconds=59)
+        assert store.dispatch(recorder, now=clock, max_attempts=3, backoff=backoff) == 0
+        assert [c.key for c in recorder.seen].count(victim) == 1
+        clock.now += timedelta(seconds=1)
+        store.dispatch(recorder, now=clock, max_attempts=3, backoff=backoff)
+        assert [c.key for c in recorder.seen].count(victim) == 2
+        clock.now += timedelta(minutes=2)
+        store.dispatch(recorder, now=clock, max_attempts=3, backoff=backoff)
+        assert [c.key for c in recorder.seen].count(victim) == 3
+        [dead] = store.dead()
+        assert (dead.key, dead.attempts, dead.parked_at) == (victim, 3, clock.now)
+        assert "RuntimeError: no luck with" in dead.error
+        clock.now += timedelta(days=1)
+        assert store.dispatch(recorder, now=clock) == 0  # dead rows stay parked
+        recorder.failing = frozenset()
+        assert store.requeue([dead.id, 10**9]) == 1
+        assert store.requeue([dead.id]) == 0
+        assert store.dispatch(recorder, now=clock.now) == 1
+        assert store.dead() == []
+        assert store.outbox_counts() == {"done": len(changes)}
+
+
+def test_a_held_lease_keeps_other_dispatchers_off(store_url: str) -> None:
+    store, changes = _filled(store_url, cards=4)
+    other = cardflow.store.open(store_url)
+    clock = Clock()
+    lease = timedelta(seconds=30)
+    ran: list[str] = []
+    inside: list[int] = []
+
+    class Intruding(Recorder):
+        """While running its first row, another dispatcher tries the same rows."""
+
+        def _react(self, change: cardflow.Change) -> None:
+            ran.append(change.key)
+            if len(ran) == 1:
+                # Within the lease: nothing for the other dispatcher.
+                inside.append(other.dispatch(Recorder(), limit=1000, now=clock, lease=lease))
+                # The lease is over: the other takes every row not done, this one too.
+                clock.now += lease
+                inside.append(other.dispatch(Recorder(), limit=1000, now=clock, lease=lease))
+
+    with store, other:
+        first = store.dispatch(Intruding(), limit=1000, now=clock, lease=lease)
+        # The owner ran the first row only; the others, whose lease ended before their
+        # turn, it left alone. The first outlived its lease: the other ran it again
+        # (the idempotency key is how a reaction tells), and only the other marked it.
+        assert first == 0
+        assert inside == [0, len(changes)]
+        assert ran == [ran[0]]
+        assert store.outbox_counts() == {"done": len(changes)}
+
+
+def test_a_row_whose_dispatcher_stopped_is_taken_again_then_parked(store_url: str) -> None:
+    store, _ = _filled(store_url, cards=1)
+    clock = Clock()
+    stopped: list[str] = []
+
+    class Stop(BaseException):
+        """A dispatcher that stops while it holds a row (as if killed)."""
+
+    class Stopping:
+        def __getattr__(self, name: str) -> object:
+            def stop(change: cardflow.Change) -> None:
+                stopped.append(change.key)
+                raise Stop
+
+            return stop
+
+    with store:
+        for _ in range(2):
+            with pytest.raises(Stop):
+                store.dispatch(Stopping(), limit=1, now=clock, max_attempts=2)
+            # Claimed, and the lease holds: the others go, not this one.
+            recorder = Recorder()
+            store.dispatch(recorder, limit=1000, now=clock, max_attempts=2)
+            assert stopped[-1] not in [c.key for c in recorder.seen]
+            clock.now += timedelta(minutes=1)
+        assert stopped == [stopped[0]] * 2
+        # Both attempts used up by stopped dispatchers: parked, not run a third time.
+        recorder = Recorder()
+        assert store.dispatch(recorder, limit=1000, now=clock, max_attempts=2) == 0
+        assert recorder.seen == []
+        [dead] = store.dead()
+        assert dead.key == stopped[0]
+        assert "dispatcher stopped" in dead.error
