@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
-__all__ = ["count", "positive", "probability", "share"]
+__all__ = ["count", "moment", "positive", "probability", "seconds", "share"]
 
 
 def count(text: str) -> int:
@@ -46,4 +47,27 @@ def share(text: str) -> float:
     value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 time with a UTC offset."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {text!r} (for example 2026-01-31T12:00:00Z)"
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no UTC offset: add one, such as Z or +01:00"
+        )
+    return value
+
+
+def seconds(text: str) -> float:
+    """A positive duration in seconds."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 from typing import Any
 
+from .._errors import CardflowError
 from ._args import count, positive, probability
 from ._console import Console
 
@@ -32,7 +34,7 @@ exit status:
   0    every card matches the truth
   1    some cards differ (each difference listed)
   2    usage error
-  3    the fake D1 (--d1) could not be asked"""
+  3    the fake D1 (--d1) or the store (--view) could not be reached"""
 
 
 def add_conformance(commands: Any) -> argparse.ArgumentParser:
@@ -63,12 +65,30 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
     return asyncio.run(_main(args, console))
 
 
+_STORE_SCHEMES = ("sqlite:", "postgresql:", "postgres:")
+
+
+def _store_views(url: str, stack: contextlib.ExitStack) -> Any:
+    """Views read from a cardflow store, the way the receiver's GET /cards answers."""
+    from .. import json_view
+    from ..store import open
+
+    store = stack.enter_context(open(url))
+
+    async def view(card_id: str) -> dict[str, Any] | None:
+        state = store.get(card_id)
+        return None if state is None else json_view(state)
+
+    return view
+
+
 async def _main(args: argparse.Namespace, console: Console) -> int:
     import httpx
 
     from ..testing import check_conformance, fake_traffic, http_views
 
     traffic = fake_traffic(args.cards, args.truth_seed, lose=args.lose)
+    stack = contextlib.ExitStack()
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as client:
         served: list[str] = []
         if args.d1:
@@ -79,10 +99,21 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
             except (httpx.HTTPError, ValueError) as exc:
                 console.stderr.write(f"cardflow conformance: cannot ask {args.d1}: {exc}\n")
                 return 3
-        views = http_views(client, args.view)
-        result = await check_conformance(
-            traffic, views, served=served, concurrency=args.concurrency
-        )
+        try:
+            if args.view.startswith(_STORE_SCHEMES):
+                views = _store_views(args.view, stack)
+            else:
+                views = http_views(client, args.view)
+        except ValueError as error:
+            console.stderr.write(f"cardflow conformance: --view: {error}\n")
+            return 2
+        except CardflowError as error:  # the store could not be opened
+            console.stderr.write(f"cardflow conformance: --view: {error}\n")
+            return 3
+        with stack:
+            result = await check_conformance(
+                traffic, views, served=served, concurrency=args.concurrency
+            )
     shown = result.differences[: args.show]
     if args.format == "json":
         document = {

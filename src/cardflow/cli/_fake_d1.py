@@ -91,7 +91,7 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
 
     from ..d1 import client_ssl_context
     from ..testing import DEFAULT_ISSUER, FakeD1, Fault, fake_traffic
-    from ._serving import server_config
+    from ._serving import server_options
 
     traffic = fake_traffic(
         args.cards,
@@ -107,11 +107,8 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
         fault_rate=args.fault_rate,
         fault_times=args.fault_times,
     )
-    config = server_config(
-        fake.app, args.host, args.port, args.certfile, args.keyfile, args.client_ca
-    )
-    config.timeout_graceful_shutdown = 1
-    server = uvicorn.Server(config)
+    options = server_options(args.host, args.port, args.certfile, args.keyfile, args.client_ca)
+    server = uvicorn.Server(uvicorn.Config(fake.app, timeout_graceful_shutdown=1, **options))
     serving = asyncio.ensure_future(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)

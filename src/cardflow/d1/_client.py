@@ -259,9 +259,9 @@ class Client:
         attempt = 0
         while True:
             attempt += 1
-            at = self._clock()
             try:
                 async with self._slots:
+                    at = self._clock()
                     body = await self._attempt(card_id, url)
             except _RetryableError as failure:
                 wait = self.retry.backoff(attempt, self._rng)

@@ -20,6 +20,7 @@ __all__ = [
     "Answer",
     "Outcome",
     "answer_class",
+    "notification_headers",
     "notification_status",
 ]
 
@@ -39,6 +40,8 @@ class Outcome(enum.StrEnum):
     """The database failed: nothing was committed, a later delivery will succeed."""
     UNAUTHORIZED = "UNAUTHORIZED"
     """The bearer token was missing or wrong."""
+    UNKNOWN_ISSUER = "UNKNOWN_ISSUER"
+    """An issuerId in the path that this receiver does not serve."""
 
 
 _NOTIFICATION_STATUS: Final = {
@@ -53,12 +56,28 @@ _NOTIFICATION_STATUS: Final = {
     # 503: our fault and temporary; D1's retry delivers the body once we are back.
     Outcome.STORE_UNAVAILABLE: 503,
     Outcome.UNAUTHORIZED: 401,
+    # 404: a wrong URL, as for any other path; fixing it is a configuration change.
+    Outcome.UNKNOWN_ISSUER: 404,
+}
+
+_NOTIFICATION_HEADERS: Final[dict[Outcome, dict[str, str]]] = {
+    # The body was not read to its end: the connection cannot carry another request.
+    Outcome.TOO_LARGE: {"Connection": "close"},
+    Outcome.TOO_SLOW: {"Connection": "close"},
+    # A hint to D1's retry: a database restart or failover takes seconds.
+    Outcome.STORE_UNAVAILABLE: {"Retry-After": "5"},
+    Outcome.UNAUTHORIZED: {"WWW-Authenticate": "Bearer"},
 }
 
 
 def notification_status(outcome: Outcome) -> int:
     """The HTTP status the receiver answers D1 with for ``outcome``."""
     return _NOTIFICATION_STATUS[outcome]
+
+
+def notification_headers(outcome: Outcome) -> dict[str, str]:
+    """The headers that go with that status (a fresh dict)."""
+    return dict(_NOTIFICATION_HEADERS.get(outcome, {}))
 
 
 class Answer(enum.StrEnum):
