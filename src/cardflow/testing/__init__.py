@@ -36,8 +36,8 @@ from .._model import (
     must_pass,
     render,
 )
+from .._traffic import DEFAULT_ISSUER, FakeTraffic, fake_traffic
 from ._coverage import Coverage, edge_coverage
-from ._traffic import DEFAULT_ISSUER, FakeTraffic, fake_traffic
 
 if TYPE_CHECKING:
     from ._check import Compare, Handler, HandlerMismatchError, check_handler

@@ -26,8 +26,8 @@ import httpx
 import msgspec
 
 from .._model import Expected
+from .._traffic import FakeTraffic
 from .._wire import Shipment
-from ._traffic import FakeTraffic
 
 __all__ = [
     "Conformance",

@@ -5,6 +5,9 @@ it and the conformance check that judges the receiver agree on it without talkin
 the check recomputes the same plan from the same seed. Each aspect draws from its own
 seeded stream, so that which notifications are lost depends only on the seed, the
 number of cards and the loss rate, not on duplicates or body sizes.
+
+Seeded like the simulator, and beside it: ``cardflow.testing`` re-exports it, but the
+harness's own modules leave every choice to Hypothesis and never import ``random``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from .._lifecycle import D1_LIFECYCLE
-from .._model import CardHistory, Expected, TrueOperation, expected_state, render
-from .._simulate import simulate_plans
-from .._wire import Operation, encode
+from ._lifecycle import D1_LIFECYCLE
+from ._model import CardHistory, Expected, TrueOperation, expected_state, render
+from ._simulate import simulate_plans
+from ._wire import Operation, encode
 
 __all__ = ["DEFAULT_ISSUER", "FakeTraffic", "fake_traffic"]
 
