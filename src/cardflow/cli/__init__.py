@@ -11,18 +11,25 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Final
 
 from .._diagram import mermaid, state_diagram_markdown
 from .._lifecycle import D1_LIFECYCLE
 from .._simulate import SimulationOptions, simulate
 from .._version import __version__
+from ._args import count as _count
+from ._args import moment as _moment
+from ._args import positive as _positive
+from ._args import probability as _probability
+from ._conformance import add_conformance, run_conformance
 from ._console import Console
 from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
+from ._fake_d1 import add_fake_d1, run_fake_d1
 from ._fold import add_reading_options, run_fold
+from ._reconcile import add_reconcile, run_reconcile
 from ._report_cmd import add_parser as add_report_parser
 from ._report_cmd import run_report
+from ._serve import add_serve, run_serve
 
 __all__ = ["main", "run"]
 
@@ -69,47 +76,6 @@ output formats:
   json     one document: {"input", "filters", "summary", "cards": [...]}
   csv      a header and one row per card; shipment fields flattened
            (shipment.carrier), lists joined with ;"""
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _count(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
-    return value
-
-
-def _moment(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time: {text!r} (for example 2026-01-31T12:00:00Z)"
-        ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no UTC offset: add one, such as Z or +01:00"
-        )
-    return value
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -257,13 +223,25 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--markdown", action="store_true", help="print the whole page docs/state-diagram.md"
     )
     report = add_report_parser(commands, _moment)
-    return parser, {
+    parsers = {
         "fold": fold,
         "simulate": sim,
         "diagram": diagram,
         "report": report,
         **add_commands(commands),
     }
+    # The D1 edge's commands: each module adds its parser and names its runner.
+    edge_commands = (
+        (add_serve, run_serve),
+        (add_reconcile, run_reconcile),
+        (add_fake_d1, run_fake_d1),
+        (add_conformance, run_conformance),
+    )
+    for add, runner in edge_commands:
+        edge = add(commands)
+        edge.set_defaults(runner=runner)
+        parsers[edge.prog.split()[-1]] = edge
+    return parser, parsers
 
 
 def _simulate(args: argparse.Namespace, console: Console) -> int:
@@ -314,6 +292,8 @@ def run(argv: Sequence[str], console: Console) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
         return run_fold_db(args, console) if args.db else run_fold(args, console)
+    if hasattr(args, "runner"):
+        return int(args.runner(args, console))
     if args.command == "outbox":
         return run_outbox(args, console)
     if args.command == "dispatch":

@@ -8,7 +8,11 @@ For testing your own D1 consumer (a webhook service, a reconciliation job):
   delivers, duplicates, reorders, loses and reconciles one step at a time;
 - the strategies (:func:`histories`, :func:`deliveries`, :func:`traffic`, ...)
   generate true card histories, their delivery and the oracle's expected states;
-- :func:`edge_coverage` reports which lifecycle edges some histories exercised.
+- :func:`edge_coverage` reports which lifecycle edges some histories exercised;
+- :class:`FakeD1` plays D1 over real HTTP (notifications delivered at least once to
+  your receiver, the on-demand status served) from :func:`fake_traffic`'s plan, and
+  :func:`check_conformance` compares your receiver's view of every card with the
+  truth (``docs/d1.md``; needs ``cardflow[serve]``).
 
 ``docs/testing-guide.md`` walks through it. The strategies and checks need
 Hypothesis (``pip install 'cardflow[testing]'``); they are imported on first use,
@@ -32,10 +36,20 @@ from .._model import (
     must_pass,
     render,
 )
+from .._traffic import DEFAULT_ISSUER, FakeTraffic, fake_traffic
 from ._coverage import Coverage, edge_coverage
 
 if TYPE_CHECKING:
     from ._check import Compare, Handler, HandlerMismatchError, check_handler
+    from ._conformance import (
+        Conformance,
+        Difference,
+        ViewSource,
+        check_conformance,
+        compare_view,
+        http_views,
+    )
+    from ._fake_d1 import DeliveryReport, FakeD1, Fault, notification_url
     from ._stateful import HandlerStateMachine
     from ._strategies import (
         Delivery,
@@ -55,11 +69,18 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "DEFAULT_ISSUER",
     "CardHistory",
     "Compare",
+    "Conformance",
     "Coverage",
     "Delivery",
+    "DeliveryReport",
+    "Difference",
     "Expected",
+    "FakeD1",
+    "FakeTraffic",
+    "Fault",
     "Handler",
     "HandlerMismatchError",
     "HandlerStateMachine",
@@ -67,16 +88,22 @@ __all__ = [
     "Plan",
     "Traffic",
     "TrueOperation",
+    "ViewSource",
     "card_ids",
+    "check_conformance",
     "check_handler",
     "checkpoints",
+    "compare_view",
     "deliveries",
     "describe_bodies",
     "details",
     "edge_coverage",
     "expected_state",
+    "fake_traffic",
     "histories",
+    "http_views",
     "must_pass",
+    "notification_url",
     "operation_ids",
     "operations",
     "plans",
@@ -87,6 +114,18 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
+    **dict.fromkeys(("DeliveryReport", "FakeD1", "Fault", "notification_url"), "_fake_d1"),
+    **dict.fromkeys(
+        (
+            "Conformance",
+            "Difference",
+            "ViewSource",
+            "check_conformance",
+            "compare_view",
+            "http_views",
+        ),
+        "_conformance",
+    ),
     **dict.fromkeys(("Compare", "Handler", "HandlerMismatchError", "check_handler"), "_check"),
     "HandlerStateMachine": "_stateful",
     **dict.fromkeys(

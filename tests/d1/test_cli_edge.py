@@ -1,0 +1,41 @@
+"""The D1 edge's commands, without servers: help, exit statuses, usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from .processes import CARDFLOW
+
+EDGE = ["serve", "reconcile", "fake-d1", "conformance"]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CARDFLOW, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.parametrize("command", EDGE)
+def test_each_command_documents_its_exit_status(command: str) -> None:
+    done = run(command, "--help")
+    assert done.returncode == 0, done.stderr
+    assert "exit status:" in done.stdout
+    assert "\n  2    usage error" in done.stdout
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("fake-d1", "--port", "1", "--cards", "3").returncode == 2  # no --seed
+    lose = run("fake-d1", "--port", "1", "--cards", "3", "--seed", "1", "--lose", "1")
+    assert "--lose: must be at least 0 and below 1" in lose.stderr
+    template = run("conformance", "--truth-seed", "1", "--cards", "3", "--view", "http://x/")
+    assert template.returncode == 2
+    assert "has no {cardId}" in template.stderr
+    now = run("reconcile", "--db", "sqlite:///x.db", "--d1", "http://d1", "--issuer", "I",
+              "--now", "2026-01-01T00:00:00")  # fmt: skip
+    assert now.returncode == 2
+    assert "has no UTC offset" in now.stderr
+    tls = run("serve", "--db", "sqlite:///nowhere/x.db", "--client-ca", "ca.pem")
+    assert tls.returncode == 2
+    assert "--client-ca needs --certfile" in tls.stderr

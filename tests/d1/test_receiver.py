@@ -1,0 +1,213 @@
+"""The receiver, as D1 meets it: `cardflow serve --workers 2` in its own process, real
+HTTP with httpx, raw sockets where a client must misbehave, TLS by trustme."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import cardflow
+import cardflow.store
+from cardflow.d1 import Outcome, notification_headers, notification_status
+
+from .conftest import Certs
+from .processes import CARDFLOW, Server, free_port, running
+
+ISSUER = "ISSUER0001"
+PATH = f"/notifications/d1/v2/issuers/{ISSUER}/cards"
+
+
+def op(card: str, status: str, operation_id: str = "op-1") -> bytes:
+    return (
+        b'{"operationId": "%s", "operation": "PRODUCE", "status": "PENDING",'
+        b' "startTime": "2025-01-17T06:28:02.492Z", "cardId": "%s",'
+        b' "details": {"status": "%s"}}'
+    ) % (operation_id.encode(), card.encode(), status.encode())
+
+
+def body(*ops: bytes) -> bytes:
+    return b'{"operations": [' + b", ".join(ops) + b"]}"
+
+
+def serve(db: Path, *extra: str, port: int | None = None) -> tuple[list[str], int]:
+    port = port or free_port()
+    argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{db}", "--port", str(port),
+            "--workers", "2", *extra]  # fmt: skip
+    return argv, port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    db = tmp_path_factory.mktemp("receiver") / "cards.db"
+    argv, port = serve(db, "--body-timeout", "1", "--max-body", "1000000")
+    with running(argv, port) as started:
+        yield started, db
+
+
+def stored(db: Path, card: str) -> cardflow.CardState | None:
+    with cardflow.store.open(f"sqlite:///{db}") as store:
+        return store.get(card)
+
+
+def test_a_body_is_answered_204_once_committed_and_the_view_is_served(
+    server: tuple[Server, Path],
+) -> None:
+    started, db = server
+    sent = body(op("card-a", "DATA_PREPARED"), op("card-b", "CARD_PROD_REQUESTED", "op-2"))
+    response = httpx.post(started.url + PATH, content=sent)
+    assert response.status_code == 204
+    state = stored(db, "card-a")  # committed before the answer
+    assert state is not None
+    assert state.status == "DATA_PREPARED"
+    view = httpx.get(started.url + "/cards/card-a")
+    assert view.status_code == 200
+    assert view.json() == cardflow.json_view(state)
+    assert httpx.get(started.url + "/cards/nobody").status_code == 404
+    assert httpx.get(started.url + "/health").json() == {"status": "ok"}
+
+
+def test_bad_operations_cost_nothing_to_the_good_ones(server: tuple[Server, Path]) -> None:
+    started, db = server
+    bad = op("card-c", "DATA_PREPARED").replace(b".492Z", b".492")  # no offset
+    response = httpx.post(started.url + PATH, content=body(op("card-d", "DATA_PREPARED"), bad))
+    assert response.status_code == 204
+    assert stored(db, "card-d") is not None
+    assert stored(db, "card-c") is None
+    with cardflow.store.open(f"sqlite:///{db}") as store:
+        assert any(r.path == "$.operations[1].startTime" for r in store.rejects())
+
+
+@pytest.mark.parametrize("sent", [b"not json", b"{}", b'{"operations": 3}', b"[]", b""])
+def test_a_body_that_is_not_an_envelope_is_400(server: tuple[Server, Path], sent: bytes) -> None:
+    started, _ = server
+    response = httpx.post(started.url + PATH, content=sent)
+    assert response.status_code == 400
+    assert response.json()["error"] == "NOT_AN_ENVELOPE"
+
+
+def test_wrong_paths_and_methods(server: tuple[Server, Path]) -> None:
+    started, _ = server
+    assert httpx.post(started.url + "/notifications/d1/v1/cards", content=b"{}").status_code == 404
+    assert httpx.get(started.url + PATH).status_code == 405
+
+
+def test_a_100_mb_body_is_413_and_nothing_is_stored(server: tuple[Server, Path]) -> None:
+    started, db = server
+    filler = b" " * (100 << 20)
+    huge = body(op("card-huge", "DATA_PREPARED")) + filler
+    response = httpx.post(started.url + PATH, content=huge)
+    assert response.status_code == 413
+    assert "declared" in response.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while streaming
+        yield body(op("card-huge", "DATA_PREPARED"))[:-2]
+        for _ in range(100):
+            yield b" " * (1 << 20)
+        yield b"]}"
+
+    response = httpx.post(started.url + PATH, content=chunks())
+    assert response.status_code == 413
+    assert "over 1000000 bytes" in response.json()["detail"]
+    assert stored(db, "card-huge") is None
+
+
+def test_a_body_that_never_finishes_times_out(server: tuple[Server, Path]) -> None:
+    started, db = server
+    partial = body(op("card-slow", "DATA_PREPARED"))
+    with socket.create_connection(("127.0.0.1", started.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST %s HTTP/1.1\r\nHost: d1\r\nContent-Length: %d\r\n\r\n%s"
+            % (PATH.encode(), len(partial), partial[:40])
+        )
+        begun = time.monotonic()
+        answer = raw.recv(4096)
+        waited = time.monotonic() - begun
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert 0.9 < waited < 8
+    assert stored(db, "card-slow") is None
+
+
+def test_the_status_policy_in_one_table() -> None:
+    assert {o: notification_status(o) for o in Outcome} == {
+        Outcome.COMMITTED: 204,
+        Outcome.NOT_AN_ENVELOPE: 400,
+        Outcome.TOO_LARGE: 413,
+        Outcome.TOO_SLOW: 408,
+        Outcome.STORE_UNAVAILABLE: 503,
+        Outcome.UNAUTHORIZED: 401,
+        Outcome.UNKNOWN_ISSUER: 404,
+    }
+    assert notification_headers(Outcome.STORE_UNAVAILABLE) == {"Retry-After": "5"}
+    assert notification_headers(Outcome.COMMITTED) == {}
+
+
+def test_a_failing_store_is_503_so_that_d1_retries(tmp_path: Path) -> None:
+    argv, port = serve(tmp_path / "cards.db")
+    with running(argv, port) as started:
+        first = httpx.post(started.url + PATH, content=body(op("c1", "DATA_PREPARED")))
+        assert first.status_code == 204
+        for name in glob.glob(str(tmp_path / "cards.db*")):  # the disk returns garbage now
+            size = os.path.getsize(name)
+            Path(name).write_bytes(b"\x00garbage" * (size // 8 + 1))
+        response = httpx.post(started.url + PATH, content=body(op("c2", "DATA_PREPARED")))
+        health = httpx.get(started.url + "/health")
+    assert response.status_code == 503
+    assert response.json()["error"] == "STORE_UNAVAILABLE"
+    assert response.headers["Retry-After"] == "5"
+    assert health.status_code == 503
+
+
+def test_a_bearer_token_is_checked(tmp_path: Path) -> None:
+    argv, port = serve(tmp_path / "cards.db", "--token", "s3cret", "--issuer", ISSUER)
+    sent = body(op("c1", "DATA_PREPARED"))
+    with running(argv, port) as started:
+        missing = httpx.post(started.url + PATH, content=sent)
+        wrong = httpx.post(started.url + PATH, content=sent, headers={"Authorization": "Bearer x"})
+        right = httpx.post(
+            started.url + PATH, content=sent, headers={"Authorization": "Bearer s3cret"}
+        )
+        other_issuer = httpx.post(
+            started.url + PATH.replace(ISSUER, "ISSUER0002"),
+            content=sent,
+            headers={"Authorization": "Bearer s3cret"},
+        )
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 204)
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert other_issuer.status_code == 404
+
+
+def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
+    tmp_path: Path, certs: Certs
+) -> None:
+    tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server),
+           "--client-ca", str(certs.ca)]  # fmt: skip
+    argv, port = serve(tmp_path / "cards.db", *tls)
+    url = f"https://127.0.0.1:{port}{PATH}"
+    sent = body(op("c1", "DATA_PREPARED"))
+
+    def context(cert: Path | None, key: Path | None) -> ssl.SSLContext:
+        made = ssl.create_default_context(cafile=str(certs.ca))
+        if cert is not None:
+            made.load_cert_chain(str(cert), str(key))
+        return made
+
+    with running(argv, port):
+        good = httpx.post(url, content=sent, verify=context(certs.client_cert, certs.client_key))
+        refused = []
+        for cert, key in ((None, None), (certs.stranger_cert, certs.stranger_key)):
+            with contextlib.suppress(httpx.TransportError):
+                httpx.post(url, content=sent, verify=context(cert, key))
+                refused.append(False)
+                continue
+            refused.append(True)
+    assert good.status_code == 204
+    assert refused == [True, True]
