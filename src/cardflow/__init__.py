@@ -5,6 +5,7 @@ The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
 from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state
+from ._decode import Decoded, Reject, decode, decode_lenient, reading_time
 from ._errors import (
     CardflowError,
     CardMismatchError,
@@ -37,17 +38,12 @@ from ._wire import (
     PRODUCE,
     UNPARSED,
     Checkpoint,
-    Decoded,
     Details,
     Operation,
     OperationStatus,
-    Reject,
     Shipment,
-    decode,
-    decode_lenient,
     encode,
     fingerprint,
-    reading_time,
 )
 
 __all__ = [

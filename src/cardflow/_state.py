@@ -27,12 +27,13 @@ from datetime import datetime
 from typing import Any, cast
 
 from ._cardstate import MAX_OPERATIONS, Anomaly, CardState, Folded
+from ._decode import Body, Decoded, Reject, decode_lenient, reading_time
 from ._errors import CardMismatchError, InvalidNotification, NotProduceError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._summary import Summary
 from ._tables import D1_TABLES, tables_for
 from ._times import utc
-from ._wire import PRODUCE, Body, Decoded, Operation, Reject, decode_lenient, reading_time
+from ._wire import PRODUCE, Operation
 
 __all__ = [
     "MAX_OPERATIONS",

@@ -23,22 +23,14 @@ import msgspec
 from transitions import Machine
 
 from ._cardstate import CardState
+from ._decode import READING_MARK, Body, Reject, decode_lenient, fast_operations, reading_time
 from ._errors import InvalidNotification, ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._step import Change, ChangeKind, diff
 from ._summary import Summary
 from ._tables import tables_for
 from ._times import utc
-from ._wire import (
-    PRODUCE,
-    READING_MARK,
-    Body,
-    Operation,
-    Reject,
-    decode_lenient,
-    fast_operations,
-    reading_time,
-)
+from ._wire import PRODUCE, Operation
 
 __all__ = ["Ingested", "Tracker"]
 

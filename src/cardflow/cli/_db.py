@@ -18,8 +18,9 @@ from typing import Final
 import msgspec
 
 from .._cardstate import CardState
+from .._decode import Body, reading_time
 from .._errors import InvalidNotification, StoreUnavailable
-from .._wire import PRODUCE, Body, reading_time
+from .._wire import PRODUCE
 from ..store import Store
 from ..store import open as open_store
 from ._console import Console

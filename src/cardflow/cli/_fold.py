@@ -19,9 +19,10 @@ from datetime import datetime
 from typing import BinaryIO, Final, cast
 
 from .. import Folder, InvalidNotification, decode
+from .._decode import READING_MARK
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
-from .._wire import PRODUCE, READING_MARK, Operation, fingerprint
+from .._wire import PRODUCE, Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, Body, Reader, Source, one_line, readable
 from ._jobs import Gathered, RejectsWriteError

@@ -21,8 +21,8 @@ from typing import BinaryIO, Final
 
 import msgspec
 
+from .._decode import READING_MARK, Decoded, Reject, decode_lenient, reading_time
 from .._errors import InvalidNotification
-from .._wire import READING_MARK, Decoded, Reject, decode_lenient, reading_time
 
 __all__ = [
     "STDIN",

@@ -37,8 +37,9 @@ from typing import Any, BinaryIO, Final
 import msgspec
 
 from .._codec import decode_state, encode_state
+from .._decode import Reject
 from .._state import CardState, Folded, Folder, merge
-from .._wire import Operation, Reject, fingerprint
+from .._wire import Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, Reader, Source, one_line, readable
 from ._progress import Progress, wanted

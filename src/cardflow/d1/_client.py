@@ -32,7 +32,8 @@ from urllib.parse import quote
 
 import httpx
 
-from .._wire import PRODUCE, decode_lenient
+from .._decode import decode_lenient
+from .._wire import PRODUCE
 from ._policy import Answer, answer_class
 
 __all__ = [

@@ -29,8 +29,8 @@ from dask.delayed import delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .._codec import decode_state, encode_state
+from .._decode import Reject
 from .._state import CardState, Folder, merge
-from .._wire import Reject
 
 __all__ = ["DaskFold", "Rejected", "fold", "fold_with_rejects", "read_bodies"]
 

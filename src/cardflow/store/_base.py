@@ -23,6 +23,7 @@ import msgspec
 
 from .._cardstate import CardState
 from .._codec import decode_state
+from .._decode import Body, Reject
 from .._errors import StateFormatError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import (
@@ -30,7 +31,7 @@ from .._reconcile import (
     DEFAULT_SILENCE,
     needs_reconcile,
 )
-from .._wire import Body, Operation, Reject
+from .._wire import Operation
 from . import _outbox
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros

@@ -24,11 +24,12 @@ import msgspec
 
 from .._cardstate import CardState
 from .._codec import encode_state
+from .._decode import Body, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
 from .._reconcile import is_settled, last_heard, needs_reconcile
 from .._step import Change, ChangeKind, step
-from .._wire import PRODUCE, Body, Operation, Reject, decode_lenient, fingerprint
+from .._wire import PRODUCE, Operation, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
 
