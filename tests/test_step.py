@@ -236,6 +236,19 @@ def test_every_reaction_fires_once_it_succeeds_and_never_again(
         assert keys <= set(reactions.succeeded)
 
 
+def test_after_only_unknown_statuses_the_first_known_one_is_passed_in_order() -> None:
+    """An unknown status ranks below every known one: nothing known was passed before it,
+    so the first known status is passed in order, not late (found by mutation testing)."""
+    before = fold(cardflow.decode(_body("A_NEW_CODE")))["c-1"]
+    for event in ("CARD_PROD_REQUESTED", "DATA_PREPARED"):
+        op = cardflow.decode(_body(event))[0]
+        new, found = step(before, op, passed=True)
+        passed = [(c.status, c.observation) for c in found if c.kind == ChangeKind.STATUS]
+        want = [("CARD_PROD_REQUESTED", Observation.INFERRED)] if event == "DATA_PREPARED" else []
+        assert passed == [*want, (event, Observation.IN_ORDER)]
+        assert new.status == event
+
+
 @given(traffic(max_cards=3, lose=True))
 def test_passed_statuses_fire_in_lifecycle_order_along_the_true_path(t: Traffic) -> None:
     fired: list[Change] = []
