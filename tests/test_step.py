@@ -130,6 +130,26 @@ def test_a_confirmation_of_a_lower_status_leaves_higher_gaps_open() -> None:
     assert ReconcileReason.GAPS not in needs_reconcile(state, AT)
 
 
+def test_a_confirmed_known_status_outranks_a_confirmed_unknown_one_every_way() -> None:
+    """The highest status read is kept, an unknown status below every known one; the
+    same through a tracker, ``apply`` to a saved state and ``merge`` (mutation testing)."""
+    unknown = cardflow.decode(_body("A_NEW_CODE"))[0]
+    requested = cardflow.decode(_body("CARD_PROD_REQUESTED"))[0]
+    tracker = Tracker()
+    tracker.reconcile(_body("A_NEW_CODE"), at=AT)
+    tracker.reconcile(_body("CARD_PROD_REQUESTED"), at=AT - timedelta(days=1))
+    first = cardflow.apply(None, unknown, at=AT)
+    second = cardflow.apply(None, requested, at=AT - timedelta(days=1))
+    for state in (
+        tracker["c-1"],
+        cardflow.apply(first, requested, at=AT - timedelta(days=1)),
+        cardflow.apply(second, unknown, at=AT),
+        cardflow.merge(first, second),
+        cardflow.merge(second, first),
+    ):
+        assert (state.confirmed_status, state.confirmed_at) == ("CARD_PROD_REQUESTED", AT)
+
+
 def test_a_confirmation_belongs_to_its_operation() -> None:
     tracker = Tracker()
     tracker.reconcile(_body("CARD_PROD_READY"), at=AT)
@@ -247,6 +267,18 @@ def test_after_only_unknown_statuses_the_first_known_one_is_passed_in_order() ->
         want = [("CARD_PROD_REQUESTED", Observation.INFERRED)] if event == "DATA_PREPARED" else []
         assert passed == [*want, (event, Observation.IN_ORDER)]
         assert new.status == event
+
+
+def test_statuses_passed_below_a_higher_one_are_late_or_inferred_each_after_the_last() -> None:
+    """A cancel heard first, then CARD_PROD_ONGOING: ONGOING came late, the statuses every
+    path to it passes are inferred, and each change names the one before it."""
+    before = fold(cardflow.decode(_body("CARD_PROD_CANCELED")))["c-1"]
+    _, found = step(before, cardflow.decode(_body("CARD_PROD_ONGOING"))[0], passed=True)
+    assert [(c.kind, c.status, c.observation, c.previous_status) for c in found] == [
+        (ChangeKind.STATUS, "DATA_PREPARED", Observation.INFERRED, "CARD_PROD_CANCELED"),
+        (ChangeKind.STATUS, "CARD_PROD_READY", Observation.INFERRED, "DATA_PREPARED"),
+        (ChangeKind.STATUS, "CARD_PROD_ONGOING", Observation.LATE, "CARD_PROD_READY"),
+    ]
 
 
 @given(traffic(max_cards=3, lose=True))
