@@ -4,6 +4,7 @@ reactions fired through the shared transitions machine, never for skipped status
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -198,3 +199,27 @@ def test_tracker_restores_from_saved_states() -> None:
     )
     second = Tracker(states=saved)
     assert second.ingest(body).changes == []
+
+
+def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
+    """More operations of one card than a state keeps (``MAX_OPERATIONS``), each newer
+    than the last, then older ones again: after each body the tracker's state is the
+    fold's (found by mutation testing: the bound must not hide a change)."""
+    start = datetime(2025, 1, 17, tzinfo=UTC)
+    ops = [
+        cardflow.Operation(
+            operation_id=f"op-{i:02d}",
+            operation=cardflow.PRODUCE,
+            status="PENDING",
+            start_time=start + timedelta(hours=i),
+            card_id="c-1",
+            details=cardflow.Details(status="CARD_PROD_REQUESTED"),
+        )
+        for i in range(cardflow.MAX_OPERATIONS + 4)
+    ]
+    order = [*ops[4:], *reversed(ops[:4])]
+    tracker = Tracker()
+    for n, op in enumerate(order, 1):
+        found = tracker.ingest(cardflow.encode([op])).changes
+        assert tracker["c-1"] == fold(order[:n])["c-1"]
+        assert bool(found) == (fold(order[: n - 1]).get("c-1") != tracker["c-1"])
