@@ -413,3 +413,15 @@ def test_a_logged_reading_is_folded_as_a_reading_everywhere(tmp_path: Path) -> N
         "CARD_PROD_READY",
     )
     assert outputs[0] == outputs[1]
+
+
+def test_step_folds_with_the_lifecycle_given() -> None:
+    mine = cardflow.Lifecycle(
+        name="mine",
+        states=("A", {"name": "B", "final": True}),
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    new, found = step(None, cardflow.decode(_body("B"))[0], lifecycle=mine)
+    assert (new.status, new.gaps, new.unknown_statuses) == ("B", ("A",), ())
+    assert [(c.kind, c.status) for c in found] == [(ChangeKind.STATUS, "B")]
