@@ -346,3 +346,23 @@ def test_shipment_clocks_past_what_utc_spells_tie_at_its_end() -> None:
     )
     for state in every_way([done, shipped]):
         assert state.shipment == cardflow.Shipment(carrier="dhl", last_updated_at=last)
+
+
+def test_each_public_function_folds_with_the_lifecycle_given() -> None:
+    """Under a lifecycle where B follows A, B is known: a status, with A a gap."""
+    mine = cardflow.Lifecycle(
+        name="mine",
+        states=("A", {"name": "B", "final": True}),
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    a, b = produce("A"), produce("B")
+    for state in (
+        cardflow.merge(state_of(a, lifecycle=mine), state_of(b, lifecycle=mine), lifecycle=mine),
+        cardflow.apply(state_of(a, lifecycle=mine), b, lifecycle=mine),
+        cardflow.apply(None, b, lifecycle=mine),
+        only(fold([b, a], lifecycle=mine)),
+        cardflow.Folder([a, b], lifecycle=mine)[CARD],
+    ):
+        assert (state.status, state.unknown_statuses) == ("B", ())
+        assert state.gaps == (() if "A" in state.observed else ("A",))
