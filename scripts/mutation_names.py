@@ -3,6 +3,7 @@
 Reads ``python -m mutmut results --all true`` (one ``name: verdict`` a line) on stdin.
 
     python scripts/mutation_names.py --every 3 _lifecycle   # every 3rd mutant, those not run yet
+    python scripts/mutation_names.py --survivors _summary   # the survivors' names
     python scripts/mutation_names.py --table _summary _step # a Markdown table of verdicts
 """
 
@@ -31,10 +32,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--every", type=int, help="print every Nth mutant's name of each module")
+    mode.add_argument("--survivors", action="store_true", help="print the survivors' names")
     mode.add_argument("--table", action="store_true", help="print the verdicts as a table")
     parser.add_argument("modules", nargs="+", help="modules, e.g. _summary")
     args = parser.parse_args()
     mutants = _mutants(sys.stdin.read().splitlines(), args.modules)
+    if args.survivors:
+        for _, name, verdict in mutants:
+            if verdict == "survived":
+                print(name)
+        return
     if args.every:
         for module in args.modules:
             sample = [m for m in mutants if m[0] == module][:: args.every]

@@ -279,6 +279,21 @@ def test_statuses_passed_below_a_higher_one_are_late_or_inferred_each_after_the_
         (ChangeKind.STATUS, "CARD_PROD_READY", Observation.INFERRED, "DATA_PREPARED"),
         (ChangeKind.STATUS, "CARD_PROD_ONGOING", Observation.LATE, "CARD_PROD_READY"),
     ]
+    # Each passed status is reported on its own: none skips another.
+    assert [c.skipped for c in found] == [(), (), ()]
+
+
+def test_a_first_event_is_passed_in_order() -> None:
+    first = cardflow.decode(_body("CARD_PROD_REQUESTED"))[0]
+    _, found = step(None, first, passed=True)
+    assert [(c.status, c.observation, c.previous_status, c.skipped) for c in found] == [
+        ("CARD_PROD_REQUESTED", Observation.IN_ORDER, None, ())
+    ]
+
+
+def test_step_with_a_reading_time_confirms() -> None:
+    new, _ = step(None, cardflow.decode(_body("CARD_PROD_READY"))[0], at=AT)
+    assert (new.confirmed_at, new.confirmed_status) == (AT, "CARD_PROD_READY")
 
 
 @given(traffic(max_cards=3, lose=True))

@@ -202,9 +202,9 @@ def test_tracker_restores_from_saved_states() -> None:
 
 
 def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
-    """More operations of one card than a state keeps (``MAX_OPERATIONS``), each newer
-    than the last, then older ones again: after each body the tracker's state is the
-    fold's (found by mutation testing: the bound must not hide a change)."""
+    """More operations of one card than a state keeps (``MAX_OPERATIONS``): after each
+    body the tracker's state is the fold's (found by mutation testing: the bound must
+    not hide a change)."""
     start = datetime(2025, 1, 17, tzinfo=UTC)
     ops = [
         cardflow.Operation(
@@ -217,7 +217,8 @@ def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
         )
         for i in range(cardflow.MAX_OPERATIONS + 4)
     ]
-    order = [*ops[4:], *reversed(ops[:4])]
+    # Newer and newer, one left out; then it, in the middle of those kept; then the oldest.
+    order = [*ops[:10], *ops[11:], ops[10], ops[0]]
     tracker = Tracker()
     for n, op in enumerate(order, 1):
         found = tracker.ingest(cardflow.encode([op])).changes
