@@ -150,6 +150,19 @@ def test_a_confirmed_known_status_outranks_a_confirmed_unknown_one_every_way() -
         assert (state.confirmed_status, state.confirmed_at) == ("CARD_PROD_REQUESTED", AT)
 
 
+def test_of_two_confirmed_unknown_statuses_the_greater_is_kept_every_way() -> None:
+    a = cardflow.decode(_body("A_NEW_CODE"))[0]
+    b = cardflow.decode(_body("B_NEW_CODE"))[0]
+    first = cardflow.apply(None, a, at=AT)
+    second = cardflow.apply(None, b, at=AT)
+    for state in (
+        cardflow.apply(first, b, at=AT),
+        cardflow.apply(second, a, at=AT),
+        cardflow.merge(first, second),
+    ):
+        assert state.confirmed_status == "B_NEW_CODE"
+
+
 def test_a_confirmation_belongs_to_its_operation() -> None:
     tracker = Tracker()
     tracker.reconcile(_body("CARD_PROD_READY"), at=AT)

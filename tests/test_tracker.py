@@ -224,3 +224,29 @@ def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
         found = tracker.ingest(cardflow.encode([op])).changes
         assert tracker["c-1"] == fold(order[:n])["c-1"]
         assert bool(found) == (fold(order[: n - 1]).get("c-1") != tracker["c-1"])
+
+
+def test_the_tracker_takes_a_shipment_that_wins_a_tie_of_clocks() -> None:
+    """Two shipments with one clock on events of one status: one of them wins (the
+    canonical order), whichever came first, and the tracker's state follows the fold."""
+    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
+    ops = [
+        cardflow.Operation(
+            operation_id="op-1",
+            operation=cardflow.PRODUCE,
+            status="SUCCESSFUL",
+            start_time=datetime(2025, 1, 17, tzinfo=UTC),
+            card_id="c-1",
+            end_time=clock,
+            details=cardflow.Details(
+                status="CARD_SHIPPED",
+                shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
+            ),
+        )
+        for carrier in ("dhl", "ups")
+    ]
+    for order in (ops, ops[::-1]):
+        tracker = Tracker()
+        for op in order:
+            tracker.ingest(cardflow.encode([op]))
+        assert tracker["c-1"] == fold(ops)["c-1"]
