@@ -581,3 +581,23 @@ def test_memo_builds_once_per_lifecycle() -> None:
     assert lifecycle.memo("test.key", build) == 1
     assert lifecycle.memo("test.key", build) == 1
     assert calls == [lifecycle]
+
+
+# Found by mutation testing (docs/proof.md): what a lifecycle says of itself.
+
+
+def test_a_lifecycle_says_its_name_triggers_and_sources() -> None:
+    lifecycle = make(trigger_sources={"go": "the spec"})
+    assert (lifecycle.name, lifecycle.triggers) == ("t", ("go", "stop"))
+    assert (lifecycle.trigger_source("go"), lifecycle.trigger_source("stop")) == ("the spec", "")
+    assert lifecycle.trigger_source("never") == ""
+
+
+def test_states_given_as_one_string_are_refused() -> None:
+    with pytest.raises(LifecycleError, match="states must be a sequence of state definitions"):
+        make(states="ABC")
+
+
+def test_unknown_keys_are_listed_comma_separated() -> None:
+    with pytest.raises(LifecycleError, match=r"descriptions name unknown key\(s\): P, Q$"):
+        make(descriptions={"P": "?", "Q": "?"})
