@@ -601,3 +601,14 @@ def test_states_given_as_one_string_are_refused() -> None:
 def test_unknown_keys_are_listed_comma_separated() -> None:
     with pytest.raises(LifecycleError, match=r"descriptions name unknown key\(s\): P, Q$"):
         make(descriptions={"P": "?", "Q": "?"})
+
+
+def test_an_initial_state_given_as_a_list_of_one() -> None:
+    assert make(initial=["A"]).initial == "A"
+
+
+def test_malformed_states_are_named_where_they_were_found() -> None:
+    with pytest.raises(LifecycleError, match="^initial: a state must be a non-empty string"):
+        make(initial=5)
+    with pytest.raises(LifecycleError, match="^edge 'go': a state must be a non-empty string"):
+        make(transitions=(["go", 5, "B"], ["stop", "B", "C"]))
