@@ -608,7 +608,7 @@ def test_an_initial_state_given_as_a_list_of_one() -> None:
 
 
 def test_malformed_states_are_named_where_they_were_found() -> None:
-    with pytest.raises(LifecycleError, match="^initial: a state must be a non-empty string"):
+    with pytest.raises(LifecycleError, match=r"^initial: a state must be a non-empty string"):
         make(initial=5)
-    with pytest.raises(LifecycleError, match="^edge 'go': a state must be a non-empty string"):
+    with pytest.raises(LifecycleError, match=r"^edge 'go': a state must be a non-empty string"):
         make(transitions=(["go", 5, "B"], ["stop", "B", "C"]))
