@@ -185,6 +185,14 @@ def test_d1_statuses_are_the_enum_in_precedence_order() -> None:
     assert dict(D1_LIFECYCLE.ranks) == {s: i for i, s in enumerate(D1_ORDER)}
 
 
+def test_d1_exceptions_carry_an_error_and_a_return_is_a_success_of_its_operation() -> None:
+    """The D1 lifecycle's tags: an exception reports its reason and error, a
+    returned card's operation succeeded (a FAILED one contradicts it)."""
+    for status in ("DATA_EXCEPTION", "CARD_PROD_EXCEPTION"):
+        assert {"operation:FAILED", "carries:reason", "carries:error"} <= D1_LIFECYCLE.tags(status)
+    assert "operation:SUCCESSFUL" in D1_LIFECYCLE.tags("CARD_RETURNED")
+
+
 def test_d1_finals_and_edges_match_the_spec() -> None:
     assert D1_LIFECYCLE.finals == D1_FINALS
     assert "CARD_SHIPPED" not in D1_LIFECYCLE.finals
