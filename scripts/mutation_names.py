@@ -60,7 +60,7 @@ def main() -> None:
         score = f"{caught / ran:.1%}" if ran else "-"
         cells = " | ".join(str(verdicts[c]) for c in _COLUMNS)
         print(f"| `{module}.py` | {sum(verdicts.values())} | {cells} | {score} |")
-    others = Counter(v for _, _, v in mutants) - Counter({c: 10**9 for c in _COLUMNS})
+    others = Counter(v for _, _, v in mutants) - Counter(dict.fromkeys(_COLUMNS, 10**9))
     if others:
         print(f"other verdicts: {dict(others)}", file=sys.stderr)
 
