@@ -20,6 +20,8 @@ def test_folder_gives_what_fold_gives(t: Traffic) -> None:
     folder = Folder(ops)
     assert folder.states() == folded
     assert folder.passed_over == folded.passed_over
+    # A Folded compares as the mapping it is: its count is checked on its own.
+    assert folder.states().passed_over == folded.passed_over
     assert dict(folder) == dict(folded)
     assert len(folder) == len(folded)
     assert set(folder) == set(folded)
@@ -60,3 +62,21 @@ def test_other_operations_are_counted_not_folded() -> None:
     assert folder.passed_over == 2
     assert len(folder) == 0
     assert folder.states() == {}
+
+
+def test_states_count_what_was_passed_over() -> None:
+    produce, other = _body_ops()
+    folder = Folder([other, produce, other])
+    assert (folder.states().passed_over, fold([other, produce, other]).passed_over) == (2, 2)
+
+
+def _body_ops() -> tuple[Operation, Operation]:
+    """A PRODUCE event and one of another operation type, of one card."""
+    body = (
+        b'{"operations":[{"operationId":"op-1","operation":"PRODUCE","status":"PENDING",'
+        b'"startTime":"2025-01-17T06:28:02Z","cardId":"c-1","details":{"status":"DATA_PREPARED"}},'
+        b'{"operationId":"op-2","operation":"STANDALONE_TRACKING","status":"PENDING",'
+        b'"startTime":"2025-01-17T06:28:02Z","cardId":"c-1"}]}'
+    )
+    produce, other = decode_lenient(body).operations
+    return produce, other

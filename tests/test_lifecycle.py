@@ -185,6 +185,14 @@ def test_d1_statuses_are_the_enum_in_precedence_order() -> None:
     assert dict(D1_LIFECYCLE.ranks) == {s: i for i, s in enumerate(D1_ORDER)}
 
 
+def test_d1_exceptions_carry_an_error_and_a_return_is_a_success_of_its_operation() -> None:
+    """The D1 lifecycle's tags: an exception reports its reason and error, a
+    returned card's operation succeeded (a FAILED one contradicts it)."""
+    for status in ("DATA_EXCEPTION", "CARD_PROD_EXCEPTION"):
+        assert {"operation:FAILED", "carries:reason", "carries:error"} <= D1_LIFECYCLE.tags(status)
+    assert "operation:SUCCESSFUL" in D1_LIFECYCLE.tags("CARD_RETURNED")
+
+
 def test_d1_finals_and_edges_match_the_spec() -> None:
     assert D1_LIFECYCLE.finals == D1_FINALS
     assert "CARD_SHIPPED" not in D1_LIFECYCLE.finals
@@ -581,3 +589,34 @@ def test_memo_builds_once_per_lifecycle() -> None:
     assert lifecycle.memo("test.key", build) == 1
     assert lifecycle.memo("test.key", build) == 1
     assert calls == [lifecycle]
+
+
+# Found by mutation testing (docs/proof.md): what a lifecycle says of itself.
+
+
+def test_a_lifecycle_says_its_name_triggers_and_sources() -> None:
+    lifecycle = make(trigger_sources={"go": "the spec"})
+    assert (lifecycle.name, lifecycle.triggers) == ("t", ("go", "stop"))
+    assert (lifecycle.trigger_source("go"), lifecycle.trigger_source("stop")) == ("the spec", "")
+    assert lifecycle.trigger_source("never") == ""
+
+
+def test_states_given_as_one_string_are_refused() -> None:
+    with pytest.raises(LifecycleError, match="states must be a sequence of state definitions"):
+        make(states="ABC")
+
+
+def test_unknown_keys_are_listed_comma_separated() -> None:
+    with pytest.raises(LifecycleError, match=r"descriptions name unknown key\(s\): P, Q$"):
+        make(descriptions={"P": "?", "Q": "?"})
+
+
+def test_an_initial_state_given_as_a_list_of_one() -> None:
+    assert make(initial=["A"]).initial == "A"
+
+
+def test_malformed_states_are_named_where_they_were_found() -> None:
+    with pytest.raises(LifecycleError, match=r"^initial: a state must be a non-empty string"):
+        make(initial=5)
+    with pytest.raises(LifecycleError, match=r"^edge 'go': a state must be a non-empty string"):
+        make(transitions=(["go", 5, "B"], ["stop", "B", "C"]))

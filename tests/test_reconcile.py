@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import cardflow
-from cardflow import Operation, ReconcileReason, fold, needs_reconcile, state_of
+from cardflow import (
+    Checkpoint,
+    Operation,
+    ReconcileReason,
+    fold,
+    last_heard,
+    needs_reconcile,
+    state_of,
+)
 
 START = datetime(2025, 1, 17, 6, 28, 2, tzinfo=UTC)
 
@@ -82,8 +90,80 @@ def test_settled_cards_are_never_overdue_or_silent(settled: Operation) -> None:
 
 
 def test_now_must_be_aware() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValueError, match=r"^needs_reconcile: `now` must be timezone-aware$"):
         needs_reconcile(state_of(REQUESTED), datetime(2025, 1, 20))
+
+    class Vague(tzinfo):
+        """A time zone that does not know its offset: the time is naive all the same."""
+
+        def utcoffset(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def dst(self, dt: datetime | None) -> timedelta | None:
+            return None
+
+        def tzname(self, dt: datetime | None) -> str | None:
+            return None
+
+    with pytest.raises(ValueError, match="timezone-aware"):
+        needs_reconcile(state_of(REQUESTED), datetime(2025, 1, 20, tzinfo=Vague()))
+
+
+# Found by mutation testing (docs/proof.md): each case a reason given or withheld.
+
+
+def test_a_final_status_settles_the_card_whatever_its_operation_says() -> None:
+    """CARD_PROD_CANCELED is final even when its event still says PENDING."""
+    state = fold([REQUESTED, PREPARED, event("CARD_PROD_CANCELED")])["c-1"]
+    reasons = needs_reconcile(state, START + timedelta(days=400))
+    assert ReconcileReason.OVERDUE not in reasons
+    assert ReconcileReason.SILENT not in reasons
+
+
+def test_settled_is_asked_of_the_lifecycle_given() -> None:
+    mine = cardflow.Lifecycle(
+        name="mine",
+        states=("A", {"name": "B", "final": True}),
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    state = fold([event("A"), event("B")], lifecycle=mine)["c-1"]
+    far = START + timedelta(days=400)
+    assert needs_reconcile(state, far, lifecycle=mine) == ()
+    assert ReconcileReason.SILENT in needs_reconcile(state, far)  # D1 does not know B
+
+
+def test_silence_is_counted_from_the_latest_time_a_shipment_speaks_of() -> None:
+    updated = START + timedelta(days=20)
+    scanned = START + timedelta(days=30)
+    for shipment, last in [
+        (cardflow.Shipment(carrier="dhl", last_updated_at=updated), updated),
+        (cardflow.Shipment(carrier="dhl", last_checkpoint=Checkpoint(scanned)), scanned),
+        (
+            cardflow.Shipment(last_updated_at=updated, last_checkpoint=Checkpoint(scanned)),
+            scanned,
+        ),
+        (
+            cardflow.Shipment(last_updated_at=scanned, last_checkpoint=Checkpoint(updated)),
+            scanned,
+        ),
+        (cardflow.Shipment(carrier="dhl", last_checkpoint=Checkpoint(None)), START),
+    ]:
+        state = fold([REQUESTED, event("CARD_PROD_DONE", shipment=shipment)])["c-1"]
+        assert last_heard(state) == last
+        assert ReconcileReason.SILENT not in needs_reconcile(state, last + timedelta(days=14))
+        silent = needs_reconcile(state, last + timedelta(days=14, microseconds=1))
+        assert ReconcileReason.SILENT in silent
+
+
+def test_a_confirmed_status_this_lifecycle_does_not_know_fills_no_gap() -> None:
+    tracker = cardflow.Tracker()
+    tracker.ingest(cardflow.encode([event("CARD_PROD_READY")]))
+    at = START + timedelta(days=1)
+    tracker.reconcile(cardflow.encode([event("A_NEW_CODE")]), at=at)
+    state = tracker["c-1"]
+    assert state.confirmed_status == "A_NEW_CODE"
+    assert ReconcileReason.GAPS in needs_reconcile(state, at)
 
 
 @given(st.integers(0, 60), st.integers(0, 60))

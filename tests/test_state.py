@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -179,8 +179,6 @@ def test_fields_come_from_the_highest_precedence_event_that_carries_them() -> No
 
 
 def test_offsets_do_not_matter() -> None:
-    from datetime import timedelta, timezone
-
     paris = timezone(timedelta(hours=1))
     a = produce("CARD_PROD_REQUESTED")
     b = produce("DATA_PREPARED", start_time=START.astimezone(paris))
@@ -269,3 +267,102 @@ def test_no_input_is_remembered_beyond_its_fold() -> None:
     cardflow.Tracker().ingest(cardflow.encode([op]))
     assert state.production_site == site
     assert (dict(tables.shared), dict(tables.summaries), dict(tables.by_mask)) == before
+
+
+# -- ties, each way of joining ------------------------------------------------------------
+# Mutation testing (docs/proof.md) found these ties untested: each test gives the expected
+# value, and checks it is what every order and every way of joining gives (the fold's
+# event path, ``merge`` of states and ``apply`` to a state take different code).
+
+
+def every_way(events: list[Operation]) -> list[CardState]:
+    """The card's state by ``fold``, ``merge`` of single states and ``apply``, in every order."""
+    states = []
+    for order in itertools.permutations(events):
+        states.append(only(fold(order)))
+        merged = state_of(order[0])
+        applied = state_of(order[0])
+        for op in order[1:]:
+            merged = cardflow.merge(merged, state_of(op))
+            applied = cardflow.apply(applied, op)
+        states.extend((merged, applied))
+    return states
+
+
+def failed(**fields: Any) -> Operation:
+    return produce("DATA_EXCEPTION", op_status="FAILED", end_time=END, **fields)
+
+
+def test_an_event_with_an_error_code_beats_its_twin_without() -> None:
+    """Same status, end and top-level status: the error code decides, an absent one lowest."""
+    for state in every_way([failed(), failed(error_code="E_FORMAT")]):
+        assert state.error_code == "E_FORMAT"
+
+
+def test_of_two_error_codes_the_greater_wins_whatever_the_error() -> None:
+    events = [failed(error_code="E_B", error="a"), failed(error_code="E_A", error="z")]
+    for state in every_way(events):
+        assert (state.error_code, state.error) == ("E_B", "a")
+
+
+def test_of_two_errors_under_one_code_the_greater_wins() -> None:
+    events = [failed(error_code="E", error="b: late"), failed(error_code="E", error="a: early")]
+    for state in every_way(events):
+        assert state.error == "b: late"
+
+
+def test_shipments_of_one_clock_go_to_the_higher_status() -> None:
+    """The same ``lastUpdatedAt``: precedence decides, whichever shipment came first."""
+    clock = END
+    done = produce(
+        "CARD_PROD_DONE",
+        details={"shipment": cardflow.Shipment(carrier="ups", last_updated_at=clock)},
+    )
+    shipped = produce(
+        "CARD_SHIPPED",
+        op_status="SUCCESSFUL",
+        end_time=END,
+        details={"shipment": cardflow.Shipment(carrier="dhl", last_updated_at=clock)},
+    )
+    for state in every_way([done, shipped]):
+        assert state.shipment is not None
+        assert state.shipment.carrier == "dhl"
+
+
+def test_shipment_clocks_past_what_utc_spells_tie_at_its_end() -> None:
+    """Clocks are compared clamped (docs/semantics.md, "Times"): a clock an offset puts
+    past the last instant UTC spells ties with that instant, and precedence decides."""
+    beyond = datetime(9999, 12, 31, 23, 30, tzinfo=timezone(-timedelta(hours=1)))
+    last = datetime.max.replace(tzinfo=UTC)
+    done = produce(
+        "CARD_PROD_DONE",
+        details={"shipment": cardflow.Shipment(carrier="ups", last_updated_at=beyond)},
+    )
+    shipped = produce(
+        "CARD_SHIPPED",
+        op_status="SUCCESSFUL",
+        end_time=END,
+        details={"shipment": cardflow.Shipment(carrier="dhl", last_updated_at=last)},
+    )
+    for state in every_way([done, shipped]):
+        assert state.shipment == cardflow.Shipment(carrier="dhl", last_updated_at=last)
+
+
+def test_each_public_function_folds_with_the_lifecycle_given() -> None:
+    """Under a lifecycle where B follows A, B is known: a status, with A a gap."""
+    mine = cardflow.Lifecycle(
+        name="mine",
+        states=("A", {"name": "B", "final": True}),
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    a, b = produce("A"), produce("B")
+    for state in (
+        cardflow.merge(state_of(a, lifecycle=mine), state_of(b, lifecycle=mine), lifecycle=mine),
+        cardflow.apply(state_of(a, lifecycle=mine), b, lifecycle=mine),
+        cardflow.apply(None, b, lifecycle=mine),
+        only(fold([b, a], lifecycle=mine)),
+        cardflow.Folder([a, b], lifecycle=mine)[CARD],
+    ):
+        assert (state.status, state.unknown_statuses) == ("B", ())
+        assert state.gaps == (() if "A" in state.observed else ("A",))

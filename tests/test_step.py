@@ -130,6 +130,39 @@ def test_a_confirmation_of_a_lower_status_leaves_higher_gaps_open() -> None:
     assert ReconcileReason.GAPS not in needs_reconcile(state, AT)
 
 
+def test_a_confirmed_known_status_outranks_a_confirmed_unknown_one_every_way() -> None:
+    """The highest status read is kept, an unknown status below every known one; the
+    same through a tracker, ``apply`` to a saved state and ``merge`` (mutation testing)."""
+    unknown = cardflow.decode(_body("A_NEW_CODE"))[0]
+    requested = cardflow.decode(_body("CARD_PROD_REQUESTED"))[0]
+    tracker = Tracker()
+    tracker.reconcile(_body("A_NEW_CODE"), at=AT)
+    tracker.reconcile(_body("CARD_PROD_REQUESTED"), at=AT - timedelta(days=1))
+    first = cardflow.apply(None, unknown, at=AT)
+    second = cardflow.apply(None, requested, at=AT - timedelta(days=1))
+    for state in (
+        tracker["c-1"],
+        cardflow.apply(first, requested, at=AT - timedelta(days=1)),
+        cardflow.apply(second, unknown, at=AT),
+        cardflow.merge(first, second),
+        cardflow.merge(second, first),
+    ):
+        assert (state.confirmed_status, state.confirmed_at) == ("CARD_PROD_REQUESTED", AT)
+
+
+def test_of_two_confirmed_unknown_statuses_the_greater_is_kept_every_way() -> None:
+    a = cardflow.decode(_body("A_NEW_CODE"))[0]
+    b = cardflow.decode(_body("B_NEW_CODE"))[0]
+    first = cardflow.apply(None, a, at=AT)
+    second = cardflow.apply(None, b, at=AT)
+    for state in (
+        cardflow.apply(first, b, at=AT),
+        cardflow.apply(second, a, at=AT),
+        cardflow.merge(first, second),
+    ):
+        assert state.confirmed_status == "B_NEW_CODE"
+
+
 def test_a_confirmation_belongs_to_its_operation() -> None:
     tracker = Tracker()
     tracker.reconcile(_body("CARD_PROD_READY"), at=AT)
@@ -234,6 +267,46 @@ def test_every_reaction_fires_once_it_succeeds_and_never_again(
         expected = set(want.observed | want.gaps) if passed else {want.status}
         keys = {f"{card_id}/{want.operation_id}/{s}" for s in expected}
         assert keys <= set(reactions.succeeded)
+
+
+def test_after_only_unknown_statuses_the_first_known_one_is_passed_in_order() -> None:
+    """An unknown status ranks below every known one: nothing known was passed before it,
+    so the first known status is passed in order, not late (found by mutation testing)."""
+    before = fold(cardflow.decode(_body("A_NEW_CODE")))["c-1"]
+    for event in ("CARD_PROD_REQUESTED", "DATA_PREPARED"):
+        op = cardflow.decode(_body(event))[0]
+        new, found = step(before, op, passed=True)
+        passed = [(c.status, c.observation) for c in found if c.kind == ChangeKind.STATUS]
+        want = [("CARD_PROD_REQUESTED", Observation.INFERRED)] if event == "DATA_PREPARED" else []
+        assert passed == [*want, (event, Observation.IN_ORDER)]
+        assert new.status == event
+
+
+def test_statuses_passed_below_a_higher_one_are_late_or_inferred_each_after_the_last() -> None:
+    """A cancel heard first, then CARD_PROD_ONGOING: ONGOING came late, the statuses every
+    path to it passes are inferred, and each change names the one before it."""
+    before = fold(cardflow.decode(_body("CARD_PROD_CANCELED")))["c-1"]
+    _, found = step(before, cardflow.decode(_body("CARD_PROD_ONGOING"))[0], passed=True)
+    assert [(c.kind, c.status, c.observation, c.previous_status) for c in found] == [
+        (ChangeKind.STATUS, "DATA_PREPARED", Observation.INFERRED, "CARD_PROD_CANCELED"),
+        (ChangeKind.STATUS, "CARD_PROD_READY", Observation.INFERRED, "DATA_PREPARED"),
+        (ChangeKind.STATUS, "CARD_PROD_ONGOING", Observation.LATE, "CARD_PROD_READY"),
+    ]
+    # Each passed status is reported on its own: none skips another.
+    assert [c.skipped for c in found] == [(), (), ()]
+
+
+def test_a_first_event_is_passed_in_order() -> None:
+    first = cardflow.decode(_body("CARD_PROD_REQUESTED"))[0]
+    _, found = step(None, first, passed=True)
+    assert [(c.status, c.observation, c.previous_status, c.skipped) for c in found] == [
+        ("CARD_PROD_REQUESTED", Observation.IN_ORDER, None, ())
+    ]
+
+
+def test_step_with_a_reading_time_confirms() -> None:
+    new, _ = step(None, cardflow.decode(_body("CARD_PROD_READY"))[0], at=AT)
+    assert (new.confirmed_at, new.confirmed_status) == (AT, "CARD_PROD_READY")
 
 
 @given(traffic(max_cards=3, lose=True))
@@ -368,3 +441,15 @@ def test_a_logged_reading_is_folded_as_a_reading_everywhere(tmp_path: Path) -> N
         "CARD_PROD_READY",
     )
     assert outputs[0] == outputs[1]
+
+
+def test_step_folds_with_the_lifecycle_given() -> None:
+    mine = cardflow.Lifecycle(
+        name="mine",
+        states=("A", {"name": "B", "final": True}),
+        transitions=[["go", "A", "B"]],
+        initial="A",
+    )
+    new, found = step(None, cardflow.decode(_body("B"))[0], lifecycle=mine)
+    assert (new.status, new.gaps, new.unknown_statuses) == ("B", ("A",), ())
+    assert [(c.kind, c.status) for c in found] == [(ChangeKind.STATUS, "B")]

@@ -4,6 +4,7 @@ reactions fired through the shared transitions machine, never for skipped status
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -198,3 +199,54 @@ def test_tracker_restores_from_saved_states() -> None:
     )
     second = Tracker(states=saved)
     assert second.ingest(body).changes == []
+
+
+def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
+    """More operations of one card than a state keeps (``MAX_OPERATIONS``): after each
+    body the tracker's state is the fold's (found by mutation testing: the bound must
+    not hide a change)."""
+    start = datetime(2025, 1, 17, tzinfo=UTC)
+    ops = [
+        cardflow.Operation(
+            operation_id=f"op-{i:02d}",
+            operation=cardflow.PRODUCE,
+            status="PENDING",
+            start_time=start + timedelta(hours=i),
+            card_id="c-1",
+            details=cardflow.Details(status="CARD_PROD_REQUESTED"),
+        )
+        for i in range(cardflow.MAX_OPERATIONS + 4)
+    ]
+    # Newer and newer, one left out; then it, in the middle of those kept; then the oldest.
+    order = [*ops[:10], *ops[11:], ops[10], ops[0]]
+    tracker = Tracker()
+    for n, op in enumerate(order, 1):
+        found = tracker.ingest(cardflow.encode([op])).changes
+        assert tracker["c-1"] == fold(order[:n])["c-1"]
+        assert bool(found) == (fold(order[: n - 1]).get("c-1") != tracker["c-1"])
+
+
+def test_the_tracker_takes_a_shipment_that_wins_a_tie_of_clocks() -> None:
+    """Two shipments with one clock on events of one status: one of them wins (the
+    canonical order), whichever came first, and the tracker's state follows the fold."""
+    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
+    ops = [
+        cardflow.Operation(
+            operation_id="op-1",
+            operation=cardflow.PRODUCE,
+            status="SUCCESSFUL",
+            start_time=datetime(2025, 1, 17, tzinfo=UTC),
+            card_id="c-1",
+            end_time=clock,
+            details=cardflow.Details(
+                status="CARD_SHIPPED",
+                shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
+            ),
+        )
+        for carrier in ("dhl", "ups")
+    ]
+    for order in (ops, ops[::-1]):
+        tracker = Tracker()
+        for op in order:
+            tracker.ingest(cardflow.encode([op]))
+        assert tracker["c-1"] == fold(ops)["c-1"]
