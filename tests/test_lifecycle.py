@@ -330,6 +330,8 @@ def test_wildcard_source_and_explicit_precedence() -> None:
     assert lifecycle.statuses == ("A", "B", "Z")
     assert lifecycle.successors("A") == ("B", "Z")
     assert lifecycle.edges_from("A") == (Edge("go", "A", "B"), Edge("stop", "A", "Z"))
+    # The graph's states come in precedence order, not in the order they were declared.
+    assert list(lifecycle.graph_machine().states) == ["A", "B", "Z"]
 
 
 # --- validation: one test per fault --------------------------------------------------------
@@ -620,3 +622,13 @@ def test_malformed_states_are_named_where_they_were_found() -> None:
         make(initial=5)
     with pytest.raises(LifecycleError, match=r"^edge 'go': a state must be a non-empty string"):
         make(transitions=(["go", 5, "B"], ["stop", "B", "C"]))
+
+
+def test_a_definition_transitions_refuses_is_named_with_its_reason() -> None:
+    with pytest.raises(LifecycleError, match=r"transitions refused the definition: .*'bogus'"):
+        Lifecycle(
+            name="refused",
+            states=[{"name": "A", "bogus": 1}, "B"],
+            transitions=[["go", "A", "B"]],
+            initial="A",
+        )
