@@ -54,6 +54,7 @@ PUBLIC: Final = [
     "changes",
     "decode",
     "decode_lenient",
+    "decode_reading",
     "decode_state",
     "encode",
     "encode_state",

@@ -453,3 +453,14 @@ def test_step_folds_with_the_lifecycle_given() -> None:
     new, found = step(None, cardflow.decode(_body("B"))[0], lifecycle=mine)
     assert (new.status, new.gaps, new.unknown_statuses) == ("B", ("A",), ())
     assert [(c.kind, c.status) for c in found] == [(ChangeKind.STATUS, "B")]
+
+
+def test_decode_reading_gives_the_reading_time_or_rejects_the_whole_body() -> None:
+    body = _body("CARD_PROD_READY")
+    assert cardflow.decode_reading(body) == (cardflow.decode_lenient(body), None)
+    logged = b'{"confirmedAt": "2025-02-01T00:00:00Z", ' + body[1:]
+    assert cardflow.decode_reading(logged) == (cardflow.decode_lenient(body), AT)
+    bad = b'{"confirmedAt": 7, ' + body[1:]
+    decoded, at = cardflow.decode_reading(bad)
+    assert (decoded.operations, at) == ([], None)
+    assert [(r.index, r.path, r.raw) for r in decoded.rejects] == [(None, "$.confirmedAt", bad)]

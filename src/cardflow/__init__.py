@@ -5,7 +5,7 @@ The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
 from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state
-from ._decode import Decoded, Reject, decode, decode_lenient, reading_time
+from ._decode import Decoded, Reject, decode, decode_lenient, decode_reading, reading_time
 from ._errors import (
     CardflowError,
     CardMismatchError,
@@ -87,6 +87,7 @@ __all__ = [
     "changes",
     "decode",
     "decode_lenient",
+    "decode_reading",
     "decode_state",
     "encode",
     "encode_state",

@@ -30,7 +30,7 @@ from ._wire import (
     Timestamp,
 )
 
-__all__ = ["Decoded", "Reject", "decode", "decode_lenient", "reading_time"]
+__all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "reading_time"]
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
@@ -396,3 +396,17 @@ def reading_time(body: Body) -> datetime | None:
         if path.startswith("$." + CONFIRMED_AT):
             raise InvalidNotification(reason, path) from None
         return None  # the body itself is bad: decoding it says so
+
+
+def decode_reading(body: Body) -> tuple[Decoded, datetime | None]:
+    """``decode_lenient``, and when the body is a logged on-demand response, the time it
+    was read (``reading_time``). A ``confirmedAt`` that is not a time rejects the body
+    as a whole: folding its events as notifications would lose the confirmation without
+    a word. Never raises on bad input."""
+    decoded = decode_lenient(body)
+    try:
+        return decoded, reading_time(body)
+    except InvalidNotification as error:
+        raw = _as_bytes(body) or b""
+        reject = Reject(index=None, path=error.path, reason=error.reason, raw=raw)
+        return Decoded(operations=[], rejects=[reject]), None

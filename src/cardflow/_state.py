@@ -27,8 +27,8 @@ from datetime import datetime
 from typing import Any, cast
 
 from ._cardstate import MAX_OPERATIONS, Anomaly, CardState, Folded
-from ._decode import Body, Decoded, Reject, decode_lenient, reading_time
-from ._errors import CardMismatchError, InvalidNotification, NotProduceError
+from ._decode import Body, Decoded, decode_reading
+from ._errors import CardMismatchError, NotProduceError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._summary import Summary
 from ._tables import D1_TABLES, tables_for
@@ -165,13 +165,7 @@ class Folder(Mapping[str, CardState]):
         reading at that time (``reading_time``); a ``confirmedAt`` that is not a time
         rejects the body as a whole. Never raises on bad input.
         """
-        decoded = decode_lenient(body)
-        try:
-            at = reading_time(body)
-        except InvalidNotification as error:
-            raw = body.encode() if isinstance(body, str) else bytes(body)
-            reject = Reject(index=None, path=error.path, reason=error.reason, raw=raw)
-            return Decoded(operations=[], rejects=[reject])
+        decoded, at = decode_reading(body)
         if at is None:
             self.update(decoded.operations)
         else:

@@ -23,8 +23,8 @@ import msgspec
 from transitions import Machine
 
 from ._cardstate import CardState
-from ._decode import READING_MARK, Body, Reject, decode_lenient, fast_operations, reading_time
-from ._errors import InvalidNotification, ReactionError
+from ._decode import READING_MARK, Body, Reject, decode_lenient, decode_reading, fast_operations
+from ._errors import ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._step import Change, ChangeKind, diff
 from ._summary import Summary
@@ -139,13 +139,9 @@ class Tracker(Mapping[str, CardState]):
         rejects: list[Reject] = []
         if operations is None:
             if at is None:
-                try:
-                    at = reading_time(body)
-                except InvalidNotification as error:
-                    raw = body.encode() if isinstance(body, str) else bytes(body)
-                    reject = Reject(index=None, path=error.path, reason=error.reason, raw=raw)
-                    return Ingested(changes=[], rejects=[reject], passed_over=0)
-            decoded = decode_lenient(body)
+                decoded, at = decode_reading(body)
+            else:
+                decoded = decode_lenient(body)
             operations, rejects = decoded.operations, decoded.rejects
         found: list[Change] = []
         failures: list[tuple[Change, Exception]] = []

@@ -12,20 +12,21 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
 import msgspec
 
 from .._cardstate import CardState
-from .._decode import Body, reading_time
-from .._errors import InvalidNotification, StoreUnavailable
+from .._decode import Body
+from .._errors import StoreUnavailable
 from .._wire import PRODUCE
 from ..store import Store
 from ..store import open as open_store
 from ._console import Console
 from ._fold import closing, report_states
-from ._inputs import STDIN, Problem, Reader, Source, expand
+from ._inputs import STDIN, Reader, readable
 from ._inputs import Body as ReadBody
 from ._report import (
     EventLog,
@@ -166,16 +167,7 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
 
 
 def _store_all(store: Store, paths: list[str], totals: Totals, console: Console) -> None:
-    sources: list[Source] = []
-    for item in expand(paths, console.stdin_fd):
-        if isinstance(item, Problem):
-            if item.fatal:
-                totals.unreadable.append(item.name)
-                console.stderr.write(f"cardflow fold: cannot read {item.name}: {item.reason}\n")
-            else:
-                console.stderr.write(f"cardflow fold: warning: {item.name}: {item.reason}\n")
-            continue
-        sources.append(item)
+    sources = readable(paths, console.stdin_fd, totals.unreadable, _warn(console), "cardflow fold:")
     totals.sources = [s.name for s in sources]
     for source in sources:
         try:
@@ -226,14 +218,15 @@ def _item(
         console.stderr.write(f"{reject.error().located(name, body.line_of(reject))}\n")
     if any(reject.index is None for reject in decoded.rejects):
         return None
-    try:
-        at = reading_time(body.text)
-    except InvalidNotification as exc:
-        totals.rejected_bodies += 1
-        console.stderr.write(f"{exc.located(name, body.line)}\n")
-        return None
     totals.passed_over += sum(op.operation != PRODUCE for op in decoded.operations)
-    return body.text if at is None else (body.text, at)
+    return body.text if body.at is None else (body.text, body.at)
+
+
+def _warn(console: Console) -> Callable[[str], None]:
+    def warn(message: str) -> None:
+        console.stderr.write(message + "\n")
+
+    return warn
 
 
 def _commit(store: Store, batch: list[Body | tuple[Body, datetime]]) -> None:

@@ -21,8 +21,7 @@ from typing import BinaryIO, Final
 
 import msgspec
 
-from .._decode import READING_MARK, Decoded, Reject, decode_lenient, reading_time
-from .._errors import InvalidNotification
+from .._decode import READING_MARK, Decoded, Reject, decode_lenient, decode_reading
 
 __all__ = [
     "STDIN",
@@ -165,18 +164,11 @@ class Body:
 
 
 def _body(line: int, text: bytes, decoded: Decoded) -> Body:
-    """A body, read as a logged on-demand response when it says when it was read.
-
-    A ``confirmedAt`` that is not a time rejects the body as a whole: folding its
-    events as notifications would lose the confirmation without a word.
-    """
+    """A body, read as a logged on-demand response when it says when it was read
+    (decoded again then: rare; ``decode_reading`` rejects a bad ``confirmedAt``)."""
     if READING_MARK not in text:
         return Body(line, text, decoded)
-    try:
-        at = reading_time(text)
-    except InvalidNotification as error:
-        reject = Reject(index=None, path=error.path, reason=error.reason, raw=text)
-        return Body(line, text, Decoded(operations=[], rejects=[reject]))
+    decoded, at = decode_reading(text)
     return Body(line, text, decoded, at)
 
 
