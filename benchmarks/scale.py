@@ -4,8 +4,10 @@
   output to /dev/null), the whole wall time from start to exit: reading, folding,
   merging and writing the report. Target: ``--jobs 2`` at least 1.7x as fast on 2 cores.
   The machine is shared, and wall time with it, so a second line predicts the speedup
-  on two idle cores from CPU times, which load does not change: ``--jobs 1``'s, against
-  the parent's of ``--jobs 2`` (in this process) plus half the parts' folds.
+  on two idle cores from CPU times, which load changes less: ``--jobs 1``'s, against
+  the parent's of ``--jobs 2`` (in this process) plus one worker's share of the two
+  phases (the slower group's fold, then half the ranges' reports), each measured by
+  running that task in this process.
 - *Dask*: ``cardflow.dask.fold`` over ``read_bodies(FILE)`` on a ``LocalCluster`` of two
   worker processes (started beforehand, not timed), counting the states on the workers,
   against one process reading, decoding and folding the same file. Target: at most 1.5x
@@ -23,6 +25,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +35,9 @@ import cardflow
 from cardflow.cli import run as run_cli
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Reader, Source
-from cardflow.cli._jobs import fold_part, plan
+from cardflow.cli._jobs import fold_group
+from cardflow.cli._parts import groups, plan
+from cardflow.cli._ranges import RANGES_PER_JOB, Asked, ranges, report_range
 
 from ._data import dataset_file
 from ._timing import Result, median, ratio, rounds, table
@@ -61,15 +66,25 @@ def _cpu(argv: list[str]) -> float:
 
 
 def _model(path: Path) -> tuple[float, float, float]:
-    """CPU seconds, load-proof: (--jobs 1; the parent of --jobs 2; the parts' folds)."""
+    """CPU seconds: (--jobs 1; the parent of --jobs 2; one worker's share of its tasks)."""
     argv = ["fold", str(path), "--format", "jsonl", "--allow-rejects", "--no-progress"]
     one = _cpu([*argv, "--jobs", "1"])
     parent = _cpu([*argv, "--jobs", "2"])
     parts = plan([Source(path.name, str(path), path.stat().st_size)], 2, None)
-    started = time.process_time()
-    for part in parts:
-        fold_part(part, None)
-    return one, parent, time.process_time() - started
+    folds: list[float] = []
+    reports: list[float] = []
+    with tempfile.TemporaryDirectory() as directory:
+        spilled = []
+        for group in groups(parts, 2):
+            started = time.process_time()
+            spilled.append(fold_group(group, None, directory).spilled)
+            folds.append(time.process_time() - started)
+        asked = Asked("jsonl", None, None, False, False, directory)
+        for pieces in ranges(spilled, 2 * RANGES_PER_JOB):
+            started = time.process_time()
+            report_range(pieces, asked)
+            reports.append(time.process_time() - started)
+    return one, parent, max(folds) + sum(reports) / 2
 
 
 def jobs(path: Path, label: str, count: int) -> list[Result]:
@@ -78,10 +93,11 @@ def jobs(path: Path, label: str, count: int) -> list[Result]:
     speedup = ratio(times["1"], times["2"])
     figure = f"{median(times['1']):.1f} s -> {median(times['2']):.1f} s"
     load = os.getloadavg()[0]
-    one, parent, parts = _model(path)
-    # Two idle cores: the workers fold half the parts each; the parent's work (start,
-    # decoding and merging states, the report) counted as if none of it overlapped.
-    predicted = one / (parent + parts / 2)
+    one, parent, worker = _model(path)
+    # Two idle cores: each worker folds a group, then reports half the ranges; the
+    # parent's work (planning, rejects, joining the ranges' text) counted as if none of
+    # it overlapped with theirs.
+    predicted = one / (parent + worker)
     return [
         Result(
             "scale",
@@ -96,7 +112,7 @@ def jobs(path: Path, label: str, count: int) -> list[Result]:
             "scale",
             "  the same from CPU times on 2 idle cores (model)",
             label,
-            f"cpu {one:.1f} s; parent {parent:.1f} s + parts {parts:.1f} s",
+            f"cpu {one:.1f} s; parent {parent:.1f} s + a worker {worker:.1f} s",
             predicted,
         ),
     ]

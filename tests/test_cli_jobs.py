@@ -26,7 +26,8 @@ from cardflow._simulate import SimulationOptions, simulate
 from cardflow.cli import run
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Reader, Source
-from cardflow.cli._jobs import Part, fold_part, plan, split
+from cardflow.cli._jobs import fold_part
+from cardflow.cli._parts import Part, plan, split
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 """The clock of the in-process runs: a summary says when it judged reconciliation."""
@@ -102,6 +103,11 @@ def test_the_logs_put_cards_in_several_parts(logs: Path) -> None:
         ["--format", "json", "--now", "2025-03-01T00:00:00Z"],
         ["--format", "csv", "--needs-reconcile", "--now", "2025-03-01T00:00:00Z"],
         ["--format", "jsonl", "--status", "CARD_SHIPPED"],
+        ["--format", "summary", "--status", "CARD_SHIPPED", "--now", "2025-03-01T00:00:00Z"],
+        ["--format", "summary", "--needs-reconcile", "--now", "2025-03-01T00:00:00Z"],
+        ["--format", "json", "--status", "NO_SUCH_STATUS"],
+        ["--format", "csv", "--status", "NO_SUCH_STATUS", "--now", "2025-03-01T00:00:00Z"],
+        ["--format", "jsonl", "--needs-reconcile", "--now", "2099-01-01T00:00:00Z"],
     ],
 )
 def test_jobs_2_reports_the_same_bytes_as_jobs_1(logs: Path, options: list[str]) -> None:

@@ -29,6 +29,7 @@ STATE_FORMAT_VERSION: Final = 1
 
 _MAGIC: Final = b"CFS"
 _HEADER: Final = len(_MAGIC) + 1 + 4
+_PREFIX: Final = _MAGIC + bytes((STATE_FORMAT_VERSION,))
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(CardState)
 
@@ -36,8 +37,7 @@ _decoder: Final = msgspec.msgpack.Decoder(CardState)
 def encode_state(state: CardState) -> bytes:
     """The state as bytes in the current format (see ``docs/state-format.md``)."""
     payload = _encoder.encode(state)
-    crc = zlib.crc32(payload)
-    return b"".join((_MAGIC, bytes((STATE_FORMAT_VERSION,)), crc.to_bytes(4, "big"), payload))
+    return b"".join((_PREFIX, zlib.crc32(payload).to_bytes(4, "big"), payload))
 
 
 def decode_state(data: bytes | bytearray | memoryview) -> CardState:
@@ -47,8 +47,7 @@ def decode_state(data: bytes | bytearray | memoryview) -> CardState:
     data, a format from a later version, a checksum that does not match, a payload
     that is not a state.
     """
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    raw = bytes(view)
+    raw = data if isinstance(data, bytes) else bytes(memoryview(data).cast("B"))
     if len(raw) < _HEADER or raw[: len(_MAGIC)] != _MAGIC:
         raise StateFormatError("not a cardflow state: the data does not start with b'CFS'")
     version = raw[len(_MAGIC)]
@@ -59,7 +58,7 @@ def decode_state(data: bytes | bytearray | memoryview) -> CardState:
         )
     if version < 1:
         raise StateFormatError(f"state format version {version} does not exist")
-    payload = raw[_HEADER:]
+    payload = memoryview(raw)[_HEADER:]  # no copy
     expected = int.from_bytes(raw[len(_MAGIC) + 1 : _HEADER], "big")
     if zlib.crc32(payload) != expected:
         raise StateFormatError("corrupt state: the checksum of its payload does not match")

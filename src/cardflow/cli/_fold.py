@@ -10,30 +10,30 @@ good operations beside it are folded all the same.
 from __future__ import annotations
 
 import argparse
-import codecs
 import contextlib
-import itertools
 import os
-from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO, Final, cast
+from typing import BinaryIO
 
-from .. import Folder, InvalidNotification, decode
-from .._decode import READING_MARK
+from .. import Folder
+from .._decode import Reject
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
 from ._console import Console
-from ._inputs import STDIN, Body, Reader, Source, one_line, readable
-from ._jobs import Gathered, RejectsWriteError
-from ._parallel import ClusterError, fold_in_parts
+from ._inputs import STDIN, Source, one_line, readable
+from ._jobs import RejectsWriteError, gather
+from ._parallel import ClusterError, workers_for
 from ._progress import Progress, wanted
+from ._ranges import write_in_ranges
+from ._reading import Reading
 from ._report import (
     EventLog,
     Report,
     Seen,
     Totals,
     counted,
+    filters_of,
     write_csv,
     write_json,
     write_jsonl,
@@ -62,13 +62,8 @@ UNREADABLE = 3
 NOT_FOUND = 4
 
 
-_BOM: Final = codecs.BOM_UTF8
-_READ_AS_A_READING: Final = InvalidNotification("a logged on-demand response")
-"""Sends a line to the lenient path, which tells a reading from a notification."""
-
-
-class _Run:
-    """One fold over the inputs: the folder, the counts, and where problems are reported."""
+class _Run(Reading):
+    """One fold over the inputs in this process: the counts, and where problems are reported."""
 
     def __init__(
         self,
@@ -77,19 +72,14 @@ class _Run:
         rejects: BinaryIO | None,
         command: str = "fold",
     ) -> None:
+        super().__init__(frozenset(args.card) if args.card else None)
         self.console = console
         self.prefix = f"cardflow {command}:"
         self.rejects = rejects
-        self.folder = Folder()
         self.totals = Totals()
-        self.watch: frozenset[str] | None = frozenset(args.card) if args.card else None
         self.histories = {card: EventLog() for card in self.watch or ()}
         self.progress: Progress | None = None
-        self.added = 0  # operations handed to the folder, PRODUCE or not
         self._done = 0  # bytes of the sources read to the end
-        self._bytes = 0  # bytes read of the current source (counted only for progress)
-        self._lines = 0  # lines read of the current source
-        self._line = 0  # the line of the body whose operations were last handed over
 
     def warn(self, message: str) -> None:
         if self.progress is not None:
@@ -97,7 +87,7 @@ class _Run:
         self.console.stderr.write(message + "\n")
 
     def _snapshot(self) -> tuple[int, int, int]:
-        return self._done + self._bytes, self.totals.operations, len(self.folder)
+        return self._done + self.bytes, self.operations, len(self.folder)
 
     def read_all(self, paths: list[str], progress: bool | None) -> None:
         sources = readable(
@@ -108,6 +98,7 @@ class _Run:
             sizes = [s.size for s in sources]
             total = None if None in sizes else sum(s or 0 for s in sizes)
             self.progress = Progress(self.console.stderr, self._snapshot, total)
+            self.poll = self.progress.poll
         try:
             for source in sources:
                 self._read(source)
@@ -129,126 +120,29 @@ class _Run:
             self.totals.unreadable.append(source.name)
             self.warn(f"{self.prefix} cannot read {source.name}: {exc.strerror or exc}")
             return
-        self._lines = 0
         try:
-            if self.watch is None:
-                self.folder.update(itertools.chain.from_iterable(self._bodies(source, stream)))
-            else:
-                self._fold_watched(source, stream)
+            self.fold(source.name, stream)
         except OSError as exc:
             self.totals.unreadable.append(source.name)
             self.warn(
-                f"{self.prefix} cannot read {source.name} after line {self._lines}:"
+                f"{self.prefix} cannot read {source.name} after line {self.lines}:"
                 f" {exc.strerror or exc}"
             )
         finally:
             if stream is not self.console.stdin:
                 stream.close()
-            self.totals.lines += self._lines
-            self._done += self._bytes
-            self._bytes = 0
+            self.totals.lines += self.lines
+            self._done += self.bytes
+            self.bytes = 0
 
     def finish(self) -> Totals:
         """The totals, completed with what the folder knows."""
-        return self.totals.complete(len(self.folder), self.folder.passed_over, self.added)
-
-    def _bodies(self, source: Source, stream: BinaryIO) -> Iterator[list[Operation]]:
-        """The operations of each body of ``stream``, one list a body, as they are read.
-
-        The fast path first: a line that decodes as a whole (the usual case) costs one
-        strict ``decode``. A line that does not (a blank line, a bad line, the first line
-        of a pretty-printed document) goes to a :class:`Reader`, the lenient path that
-        reports every reject with its file and line; the Reader is left as soon as it
-        has read no further than the body it gave, so that one bad line never slows
-        the lines after it.
-        """
         totals = self.totals
-        poll = self.progress.poll if self.progress is not None else None
-        watching = self.watch is not None
-        lines: Iterator[bytes] = iter(stream)
-        first = next(lines, None)  # taken apart: only line 1 may start with a BOM
-        if first is not None:
-            if first.startswith(_BOM):
-                if poll is not None:
-                    self._bytes += len(_BOM)
-                first = first[len(_BOM) :]
-            lines = itertools.chain((first,), lines)
-        count = bodies = operations = 0
-        try:
-            for line in lines:
-                count += 1
-                if poll is not None:
-                    self._bytes += len(line)
-                    poll()
-                try:
-                    if READING_MARK in line:
-                        raise _READ_AS_A_READING  # rare: the Reader says when it was read
-                    ops = decode(line)
-                except InvalidNotification:
-                    if not line.strip():
-                        continue
-                    # The Reader's line 1 is a blank line that it skips; the line that
-                    # failed is its line 2, our line ``count``.
-                    offset = count - 2
-                    before = self._bytes - 1 - len(line)
-                    reader = Reader(cast("BinaryIO", _resume(line, lines)))
-                    for body in reader:
-                        bodies += 1
-                        ops = body.decoded.operations
-                        operations += len(ops)
-                        self._line = body.line + offset
-                        if body.at is not None:
-                            self._fold_reading(source.name, ops, body.at)
-                        elif ops:
-                            yield ops
-                        if body.decoded.rejects:
-                            self._reject(source.name, body, offset)
-                        if poll is not None:
-                            self._bytes = before + reader.bytes_read
-                            poll()
-                        if _last_line(body) == reader.lines:
-                            break  # the Reader holds nothing more: back to the fast path
-                    count = reader.lines + offset
-                    if poll is not None:
-                        self._bytes = before + reader.bytes_read
-                    continue
-                bodies += 1
-                operations += len(ops)
-                if watching:
-                    self._line = count
-                yield ops
-        finally:
-            self._lines = count
-            totals.bodies += bodies
-            totals.operations += operations
-            if self.watch is None:
-                self.added += operations
+        totals.bodies = self.bodies
+        totals.operations = self.operations
+        return totals.complete(len(self.folder), self.folder.passed_over, self.added)
 
-    def _fold_reading(self, name: str, ops: list[Operation], at: datetime) -> None:
-        """Fold the events of a logged on-demand response, read at ``at``."""
-        watch = self.watch
-        add = self.folder.add
-        for op in ops:
-            if watch is None:
-                add(op, at=at)
-            elif op.card_id in watch:
-                self.added += 1
-                add(op, at=at)
-                self._remember(op, name, self._line)
-
-    def _fold_watched(self, source: Source, stream: BinaryIO) -> None:
-        """Fold only the watched cards' operations, remembering where each was read."""
-        watch = self.watch
-        assert watch is not None
-        add = self.folder.add
-        for ops in self._bodies(source, stream):
-            for op in ops:
-                if op.card_id in watch:
-                    self.added += 1
-                    add(op)
-                    self._remember(op, source.name, self._line)
-
-    def _remember(self, op: Operation, name: str, line: int) -> None:
+    def seen(self, op: Operation, name: str, line: int) -> None:
         events = self.histories[op.card_id].events
         key = fingerprint(op)
         seen = events.get(key)
@@ -257,45 +151,18 @@ class _Run:
         else:
             seen.deliveries += 1
 
-    def _reject(self, name: str, body: Body, offset: int) -> None:
-        """Report a body's rejects; ``offset`` turns the Reader's line numbers into ours."""
-        for reject in body.decoded.rejects:
-            if reject.index is None:
-                self.totals.rejected_bodies += 1
-            else:
-                self.totals.rejected_operations += 1
-            self.warn(str(reject.error().located(name, body.line_of(reject) + offset)))
-            if self.rejects is not None:
-                try:
-                    self.rejects.write(one_line(reject.raw) + b"\n")
-                except OSError as exc:
-                    raise RejectsWriteError(exc) from exc
-
-
-def _resume(failed: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    """What a Reader reads from where the fast path left: a blank line (so that no byte
-    order mark is taken off a line after the first), the line that failed, the rest."""
-    yield b"\n"
-    yield failed
-    # Not ``yield from``: closing this generator would close ``rest``, the file itself.
-    for line in rest:  # noqa: UP028
-        yield line
-
-
-def _last_line(body: Body) -> int:
-    """The line a body ends on, in its Reader's numbering."""
-    return body.line + body.text.rstrip(b"\r\n").count(b"\n")
-
-
-def _describe(args: argparse.Namespace) -> dict[str, object]:
-    filters: dict[str, object] = {}
-    if args.card:
-        filters["card"] = list(args.card)
-    if args.status:
-        filters["status"] = list(args.status)
-    if args.needs_reconcile:
-        filters["needsReconcile"] = True
-    return filters
+    def rejected(self, name: str, line: int, reject: Reject) -> None:
+        """Report a reject on stderr and write it to ``--rejects``."""
+        if reject.index is None:
+            self.totals.rejected_bodies += 1
+        else:
+            self.totals.rejected_operations += 1
+        self.warn(str(reject.error().located(name, line)))
+        if self.rejects is not None:
+            try:
+                self.rejects.write(one_line(reject.raw) + b"\n")
+            except OSError as exc:
+                raise RejectsWriteError(exc) from exc
 
 
 def run_fold(args: argparse.Namespace, console: Console) -> int:
@@ -316,12 +183,24 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
         )
         return USAGE
     run = _Run(args, console, rejects_file)
-    parallel: Gathered | None = None
     try:
-        with rejects_file if rejects_file is not None else contextlib.nullcontext():
-            parallel = fold_in_parts(args, console, rejects_file)  # --jobs, --dask
-            if parallel is None:
+        with (
+            rejects_file if rejects_file is not None else contextlib.nullcontext(),
+            workers_for(args, console) as workers,  # --jobs, --dask
+        ):
+            if workers is None:
                 run.read_all(list(args.paths), args.progress)
+                return _report(args, console, run)
+            gathered = gather(
+                list(args.paths),
+                console,
+                rejects_file,
+                watch=run.watch,
+                progress=args.progress,
+                workers=workers,
+                part_size=args.part_size,
+            )
+            totals, missing = write_in_ranges(args, console, gathered, workers)
     except RejectsWriteError as exc:
         console.stderr.write(
             f"cardflow fold: cannot write --rejects {args.rejects}: {exc}; stopped\n"
@@ -330,7 +209,7 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
     except ClusterError as exc:
         console.stderr.write(f"cardflow fold: {exc}\n")
         return USAGE
-    return _report(args, console, run if parallel is None else parallel)
+    return _closing_fold(args, console, totals, missing)
 
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
@@ -362,7 +241,7 @@ def fold_inputs(
     return run.folder, run.finish()
 
 
-def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) -> int:
+def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
     totals = run.finish()
     folder = run.folder
     missing: list[str] = []
@@ -376,6 +255,12 @@ def _report(args: argparse.Namespace, console: Console, run: _Run | Gathered) ->
         wanted_statuses = set(args.status)
         states = [s for s in states if s.status in wanted_statuses]
     report_states(args, console, states, totals, run.histories, watching=run.watch is not None)
+    return _closing_fold(args, console, totals, missing)
+
+
+def _closing_fold(
+    args: argparse.Namespace, console: Console, totals: Totals, missing: list[str]
+) -> int:
     kept = f"; written to {args.rejects}" if args.rejects else ""
     return closing(
         args,
@@ -410,7 +295,7 @@ def report_states(
         cards=states,
         reasons=reasons,
         now=now,
-        filters=_describe(args),
+        filters=filters_of(args),
         lifecycle=args.lifecycle,
         histories=histories,
     )

@@ -1,88 +1,69 @@
-"""``cardflow fold --jobs N``: the inputs split into parts, folded in worker processes, merged.
+"""``cardflow fold --jobs N``, its first phase: the inputs split into parts and folded.
 
 The fold is a join (``merge`` is commutative, associative and idempotent), so any split
-of the input folds to the same states: each part is folded on its own and the partial
-states are merged in the parent, in any order. What must not depend on the split is
-kept in input order instead: rejects are reported, and written to ``--rejects``, part
-after part with their absolute file and line; ``--card`` histories keep the first place
-each event was seen. Cards are reported sorted by id, as ``--jobs 1`` reports them.
+of the input folds to the same states. Phase one (this module) cuts the inputs into
+parts and hands each worker a *group* of consecutive parts, folded into one
+:class:`~cardflow.Folder` by the very loop that folds in one process (``_reading.py``,
+fast path included). A group's states, sorted by card id and encoded in the state
+format, are *spilled*: to a file of a directory the parent made (workers on this
+machine), or returned as bytes (a Dask cluster). Phase two (``_ranges.py``) hands each
+worker a range of card ids: it merges that range's states from every group and writes
+that range of the report. The parent only reports rejects, sums counts and joins the
+ranges' text: it never decodes a state.
+
+What must not depend on the split is kept in input order: rejects are reported, and
+written to ``--rejects``, part after part with their absolute file and line; ``--card``
+histories keep the first place each event was seen.
 
 A part is a whole file, or a byte range of a large one cut just before a line that
 starts with ``{`` at column 0. The reader starts afresh at such a line whatever came
 before (an unfinished multi-line document ends there), so the lines of a part decode
 exactly as they do in one pass over the file. Its line numbers are counted from the
-part's start; the parent adds the lines of the parts before it. Workers send their
-states back in the state format (``encode_state``), one list per part.
-
-The same parts run on a Dask cluster (``--dask``, see ``_parallel.py``) through any
-:class:`concurrent.futures.Executor`. stdin and files that are not regular files (a
-pipe, ``<(zcat ...)``) are read by the parent itself: a worker cannot open them.
+part's start; the parent adds the lines of the parts before it. stdin and files that
+are not regular files (a pipe, ``<(zcat ...)``) are read by the parent itself: a worker
+cannot open them.
 """
 
 from __future__ import annotations
 
-import collections
+import array
 import contextlib
 import io
 import multiprocessing
 import os
+import tempfile
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO
 
-import msgspec
-
-from .._codec import decode_state, encode_state
+from .._codec import encode_state
 from .._decode import Reject
-from .._state import CardState, Folded, Folder, merge
+from .._state import Folder
 from .._wire import Operation, fingerprint
 from ._console import Console
-from ._inputs import STDIN, Reader, Source, one_line, readable
+from ._inputs import STDIN, one_line, readable
+from ._parts import Part, groups, plan
 from ._progress import Progress, wanted
+from ._reading import Reading
 from ._report import EventLog, Seen, Totals
 
 __all__ = [
-    "MAX_PART",
-    "MIN_PART",
     "Gathered",
-    "Part",
+    "GroupFolded",
     "PartFolded",
     "RejectsWriteError",
-    "cpu_count",
+    "Spilled",
+    "Workers",
+    "fold_group",
     "fold_part",
     "gather",
     "local_pool",
-    "plan",
-    "split",
+    "spill",
 ]
-
-MIN_PART: Final = 4 << 20
-"""Bytes: a file is cut into parts of at least this size unless ``--part-size`` says less."""
-MAX_PART: Final = 64 << 20
-"""Bytes: parts are at most this size by default (a worker holds one part's bytes)."""
-PARTS_PER_JOB: Final = 8
-"""Parts per job by default: small enough to balance the load and move the progress bar."""
-_SCAN: Final = 1 << 16
-_OWN: Final = frozenset(
-    {
-        "card_id",
-        "operation_id",
-        "operation_ids",
-        "start_time",
-        "end_time",
-        "shipment",
-        "issuer_request_id",
-        "input_file_name",
-        "error",
-    }
-)
-"""The fields of a state that are mostly its own: not worth sharing between states."""
-_COMMON: Final = tuple(f.name for f in msgspec.structs.fields(CardState) if f.name not in _OWN)
-"""The fields whose values many states have in common (statuses, lists of them, dates)."""
 
 
 class RejectsWriteError(Exception):
@@ -92,46 +73,16 @@ class RejectsWriteError(Exception):
         super().__init__(error.strerror or str(error))
 
 
-def cpu_count() -> int:
-    """The cores this process may use: the default of ``--jobs``."""
-    counter = getattr(os, "process_cpu_count", None)  # Python 3.13
-    if counter is not None:
-        return int(counter() or 1)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
-@dataclass(frozen=True, slots=True)
-class Part:
-    """Bytes ``[start, end)`` of one input (``end`` None: to the end of the file).
-
-    ``source`` is the input's position among all inputs; ``local`` parts (stdin, a
-    pipe) are read by the parent process.
-    """
-
-    source: int
-    name: str
-    path: str
-    start: int = 0
-    end: int | None = None
-    local: bool = False
-
-    @property
-    def size(self) -> int:
-        return 0 if self.end is None else self.end - self.start
-
-
 @dataclass(slots=True)
 class PartFolded:
-    """What folding one part gave: states in the state format, counts, rejects, histories.
+    """What folding one part gave, but its states (they are its group's): counts,
+    rejects, and the watched cards' events.
 
     Line numbers are counted from the part's first line (1). ``seen`` lists, for the
     watched cards, each distinct event in the order first seen: (fingerprint,
     operation, line, deliveries).
     """
 
-    states: list[bytes] = field(default_factory=list)
     lines: int = 0
     bytes_read: int = 0
     bodies: int = 0
@@ -143,109 +94,162 @@ class PartFolded:
     error: str | None = None
     opened: bool = True
     """False when the error came on opening the input (before any line was read)."""
+    skipped: bool = False
+    """Not read: an earlier part of the same input failed to read."""
 
 
-def _cut_after(stream: BinaryIO, at: int) -> int | None:
-    """The first position at or after ``at`` that starts a line beginning with ``{``."""
-    stream.seek(at - 1)
-    carry = b""
-    base = at - 1
-    while True:
-        block = stream.read(_SCAN)
-        if not block:
-            return None
-        found = (carry + block).find(b"\n{")
-        if found >= 0:
-            return base - len(carry) + found + 1
-        carry = block[-1:]
-        base += len(block)
+@dataclass(frozen=True, slots=True)
+class Spilled:
+    """A fold's states sorted by card id, in the state format one after another.
+
+    ``ends[i]`` is where the state of ``ids[i]`` ends; ``data`` holds them, or is the
+    path of the file that does (a worker on this machine).
+    """
+
+    ids: list[str]
+    ends: bytes
+    """The end offsets, an ``array("Q")`` as bytes."""
+    data: str | bytes
 
 
-def split(source: Source, index: int, part_size: int) -> list[Part]:
-    """``source`` as parts of about ``part_size`` bytes, cut before lines starting ``{``."""
-    if source.path == STDIN or source.size is None:
-        return [Part(index, source.name, source.path, local=True)]
-    path = os.path.abspath(source.path)  # a worker may run in another directory
-    if source.size < 2 * part_size:
-        return [Part(index, source.name, path)]
-    starts = [0]
-    try:
-        with open(path, "rb") as stream:
-            while True:
-                cut = _cut_after(stream, starts[-1] + part_size)
-                if cut is None or cut >= source.size:
-                    break
-                starts.append(cut)
-    except OSError:
-        return [Part(index, source.name, path)]  # its reader reports the error
-    ends: list[int | None] = [*starts[1:], None]
-    return [Part(index, source.name, path, s, e) for s, e in zip(starts, ends, strict=True)]
+@dataclass(slots=True)
+class GroupFolded:
+    """A group of parts folded: each part's counts, and the group's states."""
+
+    parts: list[PartFolded]
+    spilled: Spilled
 
 
-def plan(sources: list[Source], jobs: int, part_size: int | None) -> list[Part]:
-    """Every input as parts, in input order: the default part size gives each job about
-    ``PARTS_PER_JOB`` parts, between ``MIN_PART`` and ``MAX_PART`` bytes."""
-    if part_size is None:
-        total = sum(s.size or 0 for s in sources)
-        part_size = min(MAX_PART, max(MIN_PART, total // (jobs * PARTS_PER_JOB) + 1))
-    return [part for i, s in enumerate(sources) for part in split(s, i, part_size)]
+class _PartReading(Reading):
+    """The fold of one group: rejects and watched events kept for the parent, a part at
+    a time, with lines counted from the part's start."""
+
+    def __init__(self, watch: frozenset[str] | None) -> None:
+        super().__init__(watch)
+        self._result = PartFolded()
+        self._first: dict[bytes, tuple[Operation, int]] = {}
+        self._deliveries: Counter[bytes] = Counter()
+
+    def rejected(self, name: str, line: int, reject: Reject) -> None:
+        self._result.rejects.append((line, reject))
+
+    def seen(self, op: Operation, name: str, line: int) -> None:
+        key = fingerprint(op)
+        self._deliveries[key] += 1
+        if key not in self._first:
+            self._first[key] = (op, line)
+
+    def part(self, part: Part, stream: BinaryIO) -> PartFolded:
+        """Fold ``stream``, which holds ``part``: what it gave."""
+        out = self._result = PartFolded()
+        self._first = {}
+        self._deliveries = Counter()
+        folder = self.folder
+        before = (self.bodies, self.operations, self.added, folder.passed_over)
+        try:
+            self.fold(part.name, stream)
+        except OSError as exc:
+            out.error = exc.strerror or str(exc)
+        out.lines = self.lines
+        out.bytes_read = part.size if part.end is not None else stream.tell() - part.start
+        out.bodies = self.bodies - before[0]
+        out.operations = self.operations - before[1]
+        out.added = self.added - before[2]
+        out.passed_over = folder.passed_over - before[3]
+        out.seen = [
+            (key, op, line, self._deliveries[key]) for key, (op, line) in self._first.items()
+        ]
+        return out
 
 
-def _fold_bodies(
-    reader: Reader,
+def spill(folder: Folder, directory: str | None) -> Spilled:
+    """``folder``'s states sorted by card id and encoded, into a new file of
+    ``directory`` (or kept in memory: None)."""
+    ids = sorted(folder)
+    ends = array.array("Q")
+    chunks = []
+    end = 0
+    for card in ids:
+        data = encode_state(folder[card])
+        end += len(data)
+        ends.append(end)
+        chunks.append(data)
+    if directory is None:
+        return Spilled(ids, ends.tobytes(), b"".join(chunks))
+    fd, path = tempfile.mkstemp(suffix=".states", dir=directory)
+    with os.fdopen(fd, "wb") as file:
+        file.writelines(chunks)
+    return Spilled(ids, ends.tobytes(), path)
+
+
+_progress: list[Any] = []
+"""In a worker process of ``local_pool``: the counters it shares with the parent."""
+
+
+def _attach(counter: Any) -> None:
+    _progress.append(counter)
+
+
+def _count(result: PartFolded) -> None:
+    """Tell the parent's progress bar of a part done (in a worker of ``local_pool``)."""
+    if _progress:
+        counter = _progress[0]
+        with counter.get_lock():
+            counter[0] += result.bytes_read
+            counter[1] += result.operations
+
+
+def fold_group(
+    parts: list[Part],
     watch: frozenset[str] | None,
-    poll: Callable[[], None] | None = None,
-) -> PartFolded:
-    """Fold what ``reader`` reads: the loop of ``cardflow fold``, for one part."""
-    out = PartFolded()
-    folder = Folder()
-    add = folder.add
-    first: dict[bytes, tuple[Operation, int]] = {}
-    deliveries: Counter[bytes] = Counter()
-    try:
-        for body in reader:
-            out.bodies += 1
-            operations = body.decoded.operations
-            out.operations += len(operations)
-            at = body.at
-            if watch is None:
-                out.added += len(operations)
-                if at is None:
-                    folder.update(operations)
-                else:
-                    for op in operations:
-                        add(op, at=at)
-            else:
-                for op in operations:
-                    if op.card_id in watch:
-                        out.added += 1
-                        add(op, at=at)
-                        key = fingerprint(op)
-                        deliveries[key] += 1
-                        if key not in first:
-                            first[key] = (op, body.line)
-            out.rejects += [(body.line_of(r), r) for r in body.decoded.rejects]
-            if poll is not None:
-                poll()
-    except OSError as exc:
-        out.error = exc.strerror or str(exc)
-    out.lines = reader.lines
-    out.bytes_read = reader.bytes_read
-    out.passed_over = folder.passed_over
-    out.states = [encode_state(state) for state in folder.states().values()]
-    out.seen = [(key, op, line, deliveries[key]) for key, (op, line) in first.items()]
-    return out
+    directory: str | None,
+    skip: frozenset[tuple[int, int]] = frozenset(),
+) -> GroupFolded:
+    """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
+    folder; spill its states to ``directory`` (None: return them).
+
+    A part whose input failed to read ends that input for the group: its later parts
+    are skipped, as one pass would stop there. ``skip`` names parts (source, start) to
+    leave out: those the parent drops because an earlier group failed on their input.
+    """
+    reading = _PartReading(watch)
+    results = []
+    broken: set[int] = set()
+    for part in parts:
+        if part.source in broken or (part.source, part.start) in skip:
+            results.append(PartFolded(skipped=True))
+            continue
+        try:
+            with open(part.path, "rb") as stream:
+                stream.seek(part.start)
+                data = stream.read() if part.end is None else stream.read(part.size)
+        except OSError as exc:
+            result = PartFolded(error=exc.strerror or str(exc), opened=False)
+        else:
+            result = reading.part(part, io.BytesIO(data))
+            result.bytes_read = len(data)
+        if result.error is not None:
+            broken.add(part.source)
+        _count(result)
+        results.append(result)
+    return GroupFolded(results, spill(reading.folder, directory))
 
 
 def fold_part(part: Part, watch: frozenset[str] | None) -> PartFolded:
-    """Fold one part of a file (in a worker: a module-level function, so it pickles)."""
-    try:
-        with open(part.path, "rb") as stream:
-            stream.seek(part.start)
-            data = stream.read() if part.end is None else stream.read(part.end - part.start)
-    except OSError as exc:
-        return PartFolded(error=exc.strerror or str(exc), opened=False)
-    return _fold_bodies(Reader(io.BytesIO(data)), watch)
+    """Fold one part of a file on its own: what it gave."""
+    return fold_group([part], watch, None).parts[0]
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Where groups are folded: an executor and how many tasks it runs at once; for
+    worker processes on this machine, the directory they spill to and the counters
+    (bytes read, operations) they share with the parent's progress bar."""
+
+    executor: Executor
+    jobs: int
+    directory: str | None = None
+    counter: Any = None
 
 
 def _start_method() -> str:
@@ -256,41 +260,49 @@ def _start_method() -> str:
 
 
 @contextlib.contextmanager
-def local_pool(jobs: int) -> Iterator[Executor]:
-    """``jobs`` worker processes on this machine."""
+def local_pool(jobs: int) -> Iterator[Workers]:
+    """``jobs`` worker processes on this machine, spilling to a temporary directory
+    (removed afterwards; ``TMPDIR`` says where)."""
     context = multiprocessing.get_context(_start_method())
     if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        yield pool
+        context.set_forkserver_preload([__name__, "cardflow.cli._ranges"])
+    counter = context.Array("q", 2)
+    with (
+        tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,
+        ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_attach, initargs=(counter,)
+        ) as pool,
+    ):
+        yield Workers(pool, jobs, directory, counter)
 
 
 @dataclass
 class Gathered:
-    """A fold over every part, merged: what the report is written from."""
+    """Every group folded, the rejects reported: what phase two starts from."""
 
     totals: Totals
-    folder: Folded
+    spilled: list[Spilled]
     added: int
+    passed_over: int
     watch: frozenset[str] | None
     histories: dict[str, EventLog]
 
-    def finish(self) -> Totals:
-        """The totals, completed with what the merged fold knows."""
-        return self.totals.complete(len(self.folder), self.folder.passed_over, self.added)
-
 
 class _Gather:
-    """The parent's side: submits the parts, takes their results back in input order."""
+    """The parent's side: submits the groups, takes their results back in input order."""
 
     def __init__(
-        self, console: Console, rejects: BinaryIO | None, watch: frozenset[str] | None
+        self,
+        console: Console,
+        rejects: BinaryIO | None,
+        watch: frozenset[str] | None,
+        workers: Workers,
     ) -> None:
         self.console = console
         self.rejects = rejects
         self.watch = watch
+        self.workers = workers
         self.totals = Totals()
-        self.states: dict[str, CardState] = {}
         self.histories = {card: EventLog() for card in watch or ()}
         self.added = 0
         self.passed_over = 0
@@ -298,44 +310,41 @@ class _Gather:
         self._lock = threading.Lock()
         self._done_bytes = 0
         self._done_operations = 0
-        self._reader: Reader | None = None
+        self._cards = 0
+        self._reading: _PartReading | None = None
         self._lines: dict[int, int] = {}  # lines of each source taken so far
         self._broken: set[int] = set()  # sources that failed to read: the rest is dropped
-        self._values: dict[Any, Any] = {}  # the common values of the states, by value
+        self._refold: dict[int, set[tuple[int, int]]] = {}  # groups folded with dropped parts
 
     def warn(self, message: str) -> None:
         if self.progress is not None:
             self.progress.clear()
         self.console.stderr.write(message + "\n")
 
-    def _share(self, state: CardState) -> CardState:
-        """``state`` with its common values (statuses, status lists, dates...) made the
-        objects that earlier states hold: a decoded state shares nothing, and a million
-        of them would take about twice the memory of the states a fold makes."""
-        values = self._values
-        changes: dict[str, Any] = {}
-        for name in _COMMON:
-            value = getattr(state, name)
-            if value:  # None, "" and () are one object already
-                shared = values.setdefault(value, value)
-                if shared is not value:
-                    changes[name] = shared
-        return msgspec.structs.replace(state, **changes) if changes else state
-
     def _snapshot(self) -> tuple[int, int, int]:
-        local = self._reader.bytes_read if self._reader is not None else 0
-        return self._done_bytes + local, self._done_operations, len(self.states)
+        counter = self.workers.counter
+        done_bytes, done_operations = self._done_bytes, self._done_operations
+        if counter is not None:
+            done_bytes += counter[0]
+            done_operations += counter[1]
+        reading = self._reading
+        if reading is not None:
+            done_bytes += reading.bytes
+            done_operations += reading.operations
+        return done_bytes, done_operations, self._cards
 
-    def _finished(self, future: Future[PartFolded]) -> None:
-        """A worker is done with a part (called from the executor's thread)."""
-        if future.cancelled() or future.exception() is not None:
+    def _finished(self, future: Future[GroupFolded]) -> None:
+        """A worker is done with a group (called from the executor's thread)."""
+        if self.workers.counter is not None or future.cancelled():
+            return  # the workers count for themselves
+        if future.exception() is not None:
             return
-        result = future.result()
         with self._lock:
-            self._done_bytes += result.bytes_read
-            self._done_operations += result.operations
+            for result in future.result().parts:
+                self._done_bytes += result.bytes_read
+                self._done_operations += result.operations
 
-    def _wait(self, future: Future[PartFolded]) -> PartFolded:
+    def _wait(self, future: Future[GroupFolded]) -> GroupFolded:
         while True:
             done, _ = wait_for([future], timeout=0.1)
             if done:
@@ -343,57 +352,69 @@ class _Gather:
             if self.progress is not None:
                 self.progress.poll()
 
-    def _local(self, part: Part) -> PartFolded:
+    def _local(self, part: Part) -> GroupFolded:
         """A part the parent reads: stdin or a file that is not a regular file."""
-        if part.path == STDIN:
-            fd = self.console.stdin_fd
-            if fd is not None and os.isatty(fd):
-                self.warn("cardflow fold: reading D1 bodies from the terminal; end with Ctrl-D")
-            return self._read_local(self.console.stdin, part)
+        reading = self._reading = _PartReading(self.watch)
+        reading.poll = self.progress.poll if self.progress is not None else None
         try:
-            stream = open(part.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
-        except OSError as exc:
-            return PartFolded(error=exc.strerror or str(exc), opened=False)
-        with stream:
-            return self._read_local(stream, part)
-
-    def _read_local(self, stream: BinaryIO, part: Part) -> PartFolded:
-        reader = self._reader = Reader(stream)
-        poll = self.progress.poll if self.progress is not None else None
-        try:
-            result = _fold_bodies(reader, self.watch, poll)
+            if part.path == STDIN:
+                fd = self.console.stdin_fd
+                if fd is not None and os.isatty(fd):
+                    self.warn("cardflow fold: reading D1 bodies from the terminal; end with Ctrl-D")
+                result = reading.part(part, self.console.stdin)
+            else:
+                try:
+                    stream = open(part.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
+                except OSError as exc:
+                    result = PartFolded(error=exc.strerror or str(exc), opened=False)
+                else:
+                    with stream:
+                        result = reading.part(part, stream)
+            result.bytes_read = reading.bytes
         finally:
-            self._reader = None
+            self._reading = None
         with self._lock:
             self._done_bytes += result.bytes_read
             self._done_operations += result.operations
-        return result
+        return GroupFolded([result], spill(reading.folder, self.workers.directory))
 
-    def run(self, parts: list[Part], executor: Executor | None, ahead: int) -> None:
-        """Fold ``parts``, taking results in order; at most ``ahead`` parts submitted and
-        not yet taken, so that results never pile up in the parent."""
-        waiting = collections.deque(
-            i for i, part in enumerate(parts) if executor is not None and not part.local
-        )
-        futures: dict[int, Future[PartFolded]] = {}
+    def run(self, planned: list[list[Part]]) -> list[Spilled]:
+        """Fold the groups ``planned``, taking their results in order; then fold again,
+        without them, the groups that folded parts of an input that failed earlier."""
+        submit = self.workers.executor.submit
+        directory = self.workers.directory
+        futures: dict[int, Future[GroupFolded]] = {}
+        spilled: list[Spilled] = []
         try:
-            for i, part in enumerate(parts):
-                while executor is not None and waiting and len(futures) < ahead:
-                    index = waiting.popleft()
-                    submitted = executor.submit(fold_part, parts[index], self.watch)
-                    submitted.add_done_callback(self._finished)
-                    futures[index] = submitted
+            for i, group in enumerate(planned):
+                if not group[0].local:
+                    futures[i] = submit(fold_group, group, self.watch, directory)
+                    futures[i].add_done_callback(self._finished)
+            for i, group in enumerate(planned):
                 future = futures.pop(i, None)
-                result = self._local(part) if future is None else self._wait(future)
-                self._take(part, result)
+                result = self._local(group[0]) if future is None else self._wait(future)
+                self._take(i, group, result)
+                spilled.append(result.spilled)
+                self._cards += len(result.spilled.ids)
+            for i, skip in self._refold.items():
+                spilled[i] = self._wait(
+                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip))
+                ).spilled
         finally:
             for pending in futures.values():
                 pending.cancel()
+        return spilled
 
-    def _take(self, part: Part, result: PartFolded) -> None:
-        """Merge one part's result, in input order."""
-        if part.source in self._broken:
-            return
+    def _take(self, index: int, group: list[Part], folded: GroupFolded) -> None:
+        """Count and report one group's parts, in input order."""
+        for part, result in zip(group, folded.parts, strict=True):
+            if part.source in self._broken:
+                if not result.skipped:
+                    self._refold.setdefault(index, set()).add((part.source, part.start))
+                continue
+            self._part(part, result)
+
+    def _part(self, part: Part, result: PartFolded) -> None:
         totals = self.totals
         base = self._lines.get(part.source, 0)
         self._lines[part.source] = base + result.lines
@@ -402,12 +423,6 @@ class _Gather:
         totals.operations += result.operations
         self.added += result.added
         self.passed_over += result.passed_over
-        states = self.states
-        share = self._share
-        for data in result.states:
-            state = share(decode_state(data))
-            old = states.get(state.card_id)
-            states[state.card_id] = state if old is None else merge(old, state)
         for key, op, line, deliveries in result.seen:
             events = self.histories[op.card_id].events
             seen = events.get(key)
@@ -440,35 +455,29 @@ def gather(
     *,
     watch: frozenset[str] | None,
     progress: bool | None,
-    executor: Callable[[], contextlib.AbstractContextManager[Executor]],
-    jobs: int,
+    workers: Workers,
     part_size: int | None,
 ) -> Gathered:
-    """Fold the inputs that ``paths`` name in parts on ``executor()``, merged in order.
-
-    No worker is started when every part is local (stdin only).
-    """
-    run = _Gather(console, rejects, watch)
+    """Phase one: fold the inputs that ``paths`` name, in groups of parts on ``workers``;
+    report their rejects and problems in input order."""
+    run = _Gather(console, rejects, watch, workers)
     sources = readable(paths, console.stdin_fd, run.totals.unreadable, run.warn, "cardflow fold:")
     run.totals.sources = [s.name for s in sources]
-    parts = plan(sources, jobs, part_size)
+    parts = plan(sources, workers.jobs, part_size)
     if wanted(progress, console.stderr, console.environ):
         sizes = [s.size for s in sources]
         total = None if None in sizes else sum(s or 0 for s in sizes)
         run.progress = Progress(console.stderr, run._snapshot, total)
     try:
-        if all(part.local for part in parts):
-            run.run(parts, None, ahead=0)
-        else:
-            with executor() as pool:
-                run.run(parts, pool, ahead=2 * jobs)
+        spilled = run.run(groups(parts, workers.jobs))
     finally:
         if run.progress is not None:
             run.progress.clear()
     return Gathered(
         totals=run.totals,
-        folder=Folded(run.states, run.passed_over),
+        spilled=spilled,
         added=run.added,
+        passed_over=run.passed_over,
         watch=watch,
         histories=run.histories,
     )

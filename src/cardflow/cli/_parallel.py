@@ -2,9 +2,10 @@
 
 One pass in this process (``_fold.py``) is chosen whenever splitting would not pay:
 ``--jobs 1``, or inputs that give fewer than two parts for workers (small files,
-stdin alone). Otherwise ``_jobs.py`` folds the parts on a local process pool, or on
-the workers of a Dask cluster, which read the files by their absolute paths (they
-must see the same files: a shared file system). Dask is imported only for ``--dask``.
+stdin alone). Otherwise the fold runs in two phases (``_jobs.py``, ``_ranges.py``) on
+a local process pool, or on the workers of a Dask cluster, which read the files by
+their absolute paths (they must see the same files: a shared file system) and send
+their states and report text back to this process. Dask is imported only for ``--dask``.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
-from typing import Any, BinaryIO
+from collections.abc import Iterator
+from typing import Any
 
 from ._console import Console
 from ._inputs import Source, expand
-from ._jobs import Gathered, cpu_count, gather, local_pool, plan
+from ._jobs import Workers, local_pool
+from ._parts import cpu_count, plan
 
-__all__ = ["ClusterError", "fold_in_parts"]
+__all__ = ["ClusterError", "workers_for"]
 
 
 class ClusterError(Exception):
@@ -28,8 +29,8 @@ class ClusterError(Exception):
 
 
 @contextlib.contextmanager
-def _cluster(address: str) -> Iterator[tuple[Executor, int]]:
-    """An executor on the Dask cluster at ``address``, and how many tasks it runs at once."""
+def _cluster(address: str) -> Iterator[Workers]:
+    """Workers on the Dask cluster at ``address``: as many tasks at once as it has threads."""
     try:
         distributed: Any = importlib.import_module("distributed")  # untyped
     except ImportError:
@@ -46,36 +47,20 @@ def _cluster(address: str) -> Iterator[tuple[Executor, int]]:
         # a result that the cluster may still hold from an earlier run.
         executor = client.get_executor(pure=False)
         with executor:
-            yield executor, threads
+            yield Workers(executor, threads)
 
 
-def fold_in_parts(
-    args: argparse.Namespace, console: Console, rejects: BinaryIO | None
-) -> Gathered | None:
-    """The fold on workers (``--jobs`` above 1 or ``--dask``), or None: fold in this process."""
-    paths = list(args.paths)
-
-    def on(
-        executor: Callable[[], contextlib.AbstractContextManager[Executor]], jobs: int
-    ) -> Gathered:
-        return gather(
-            paths,
-            console,
-            rejects,
-            watch=frozenset(args.card) if args.card else None,
-            progress=args.progress,
-            executor=executor,
-            jobs=jobs,
-            part_size=args.part_size,
-        )
-
+@contextlib.contextmanager
+def workers_for(args: argparse.Namespace, console: Console) -> Iterator[Workers | None]:
+    """The workers of ``--jobs`` above 1 or ``--dask``, or None: fold in this process."""
     if args.dask is not None:
-        with _cluster(args.dask) as (cluster, threads):
-            return on(lambda: contextlib.nullcontext(cluster), threads)
+        with _cluster(args.dask) as cluster:
+            yield cluster
+        return
     jobs = args.jobs if args.jobs is not None else cpu_count()
-    if jobs < 2:
-        return None
-    sources = [s for s in expand(paths, console.stdin_fd) if isinstance(s, Source)]
-    if sum(not part.local for part in plan(sources, jobs, args.part_size)) < 2:
-        return None
-    return on(lambda: local_pool(jobs), jobs)
+    sources = [s for s in expand(list(args.paths), console.stdin_fd) if isinstance(s, Source)]
+    if jobs < 2 or sum(not part.local for part in plan(sources, jobs, args.part_size)) < 2:
+        yield None
+        return
+    with local_pool(jobs) as pool:
+        yield pool

@@ -7,6 +7,7 @@ camelCase, never the ``_``-prefixed internals of :class:`~cardflow.CardState`.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import typing
@@ -25,15 +26,22 @@ from .._wire import Operation, wire_time
 from ._cards import card_object, csv_columns, encoded_cards
 
 __all__ = [
+    "JSON_SEPARATOR",
+    "JSON_TAIL",
     "EventLog",
     "Report",
     "Seen",
+    "Tally",
     "Totals",
     "card_object",
     "counted",
     "csv_columns",
+    "filters_of",
+    "json_head",
     "write_csv",
+    "write_csv_rows",
     "write_json",
+    "write_json_cards",
     "write_jsonl",
     "write_summary",
     "write_views",
@@ -110,62 +118,145 @@ class EventLog:
 
 
 @dataclass
+class Tally:
+    """What a summary says of a list of cards, sorted by id: the counts, and the first few
+    cards it names. Tallies of consecutive ranges of cards add up (``+``) to the tally
+    of them all, so workers can each count a range.
+
+    ``reasons`` is None when reconciliation was not asked for; else it holds the
+    reasons of the cards named (``candidates`` and ``listed``).
+    """
+
+    cards: int = 0
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    with_gaps: int = 0
+    candidates: int = 0
+    """Cards with a reason to reconcile."""
+    examples: list[CardState] = field(default_factory=list)
+    """The first ``EXAMPLES`` of them."""
+    listed: list[CardState] = field(default_factory=list)
+    """The first ``LIST_LIMIT`` cards."""
+    reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        cards: Sequence[CardState],
+        reasons: Mapping[str, tuple[ReconcileReason, ...]] | None,
+    ) -> Tally:
+        """The tally of ``cards``, with their ``reasons`` when reconciliation was asked."""
+        by: dict[str, Counter[str]] = {key: Counter() for key in _COUNTED}
+        status, operation_status = by["status"], by["operationStatus"]
+        anomalies, gaps, unknown = by["anomalies"], by["gaps"], by["unknownStatuses"]
+        with_gaps = 0
+        for state in cards:
+            status[state.status] += 1
+            operation_status[state.operation_status] += 1
+            if state.anomalies:
+                anomalies.update(state.anomalies)
+            if state.gaps:
+                gaps.update(state.gaps)
+                with_gaps += 1
+            if state.unknown_statuses:
+                unknown.update(state.unknown_statuses)
+        listed = list(cards[:LIST_LIMIT])
+        if reasons is None:
+            return cls(len(cards), by, with_gaps, listed=listed)
+        by["reconcile"] = Counter(r for s in cards for r in reasons.get(s.card_id, ()))
+        candidates = [s for s in cards if reasons.get(s.card_id)]
+        examples = candidates[:EXAMPLES]
+        named = {s.card_id: reasons.get(s.card_id, ()) for s in (*examples, *listed)}
+        return cls(len(cards), by, with_gaps, len(candidates), examples, listed, named)
+
+    def __add__(self, other: Tally) -> Tally:
+        """The tally of this range of cards followed by ``other``'s."""
+        counts = {
+            key: self.counts.get(key, Counter()) + other.counts.get(key, Counter())
+            for key in {*self.counts, *other.counts}
+        }
+        reasons = None
+        if self.reasons is not None or other.reasons is not None:
+            reasons = {**(self.reasons or {}), **(other.reasons or {})}
+        return Tally(
+            self.cards + other.cards,
+            counts,
+            self.with_gaps + other.with_gaps,
+            self.candidates + other.candidates,
+            (self.examples + other.examples)[:EXAMPLES],
+            (self.listed + other.listed)[:LIST_LIMIT],
+            reasons,
+        )
+
+
+_COUNTED: Final = ("status", "operationStatus", "anomalies", "gaps", "unknownStatuses")
+
+
+@dataclass
 class Report:
     """The selected cards (sorted by id) with their reconcile reasons, and the counts.
 
-    ``reasons`` is None when reconciliation was not asked for (no ``now``).
+    ``reasons`` is None when reconciliation was not asked for (no ``now``). A report
+    written in ranges by workers has no ``cards``: its ``tally`` was counted by them.
     """
 
     totals: Totals
     cards: list[CardState]
-    reasons: dict[str, tuple[ReconcileReason, ...]] | None
+    reasons: Mapping[str, tuple[ReconcileReason, ...]] | None
     now: datetime | None
     filters: dict[str, object]
     lifecycle: Lifecycle = D1_LIFECYCLE
     histories: dict[str, EventLog] = field(default_factory=dict)
+    tally: Tally | None = None
+
+    def __post_init__(self) -> None:
+        if self.tally is None:
+            self.tally = Tally.of(self.cards, self.reasons)
 
     @property
     def filtered(self) -> bool:
         return bool(self.filters)
 
-    def counts(self) -> dict[str, Counter[str]]:
-        """Cards by status, operation status, anomaly, gap, unknown status, reason."""
-        by: dict[str, Counter[str]] = {
-            k: Counter()
-            for k in ("status", "operationStatus", "anomalies", "gaps", "unknownStatuses")
-        }
-        for state in self.cards:
-            by["status"][state.status] += 1
-            by["operationStatus"][state.operation_status] += 1
-            by["anomalies"].update(state.anomalies)
-            by["gaps"].update(state.gaps)
-            by["unknownStatuses"].update(state.unknown_statuses)
-        if self.reasons is not None:
-            by["reconcile"] = Counter(r for rs in self.reasons.values() for r in rs)
-        return by
+    @property
+    def counted(self) -> Tally:
+        assert self.tally is not None  # made in __post_init__
+        return self.tally
 
     def summary_object(self) -> dict[str, object]:
-        counts = self.counts()
+        tally = self.counted
+        counts = tally.counts
         status_order = {s: i for i, s in enumerate(self.lifecycle.statuses)}
         out: dict[str, object] = {
-            "cards": len(self.cards),
+            "cards": tally.cards,
             "byStatus": _ordered(counts["status"], status_order),
             "byOperationStatus": dict(sorted(counts["operationStatus"].items())),
             "anomalies": dict(sorted(counts["anomalies"].items())),
-            "withGaps": sum(1 for s in self.cards if s.gaps),
+            "withGaps": tally.with_gaps,
             "gaps": _ordered(counts["gaps"], status_order),
             "unknownStatuses": dict(sorted(counts["unknownStatuses"].items())),
         }
-        if self.reasons is not None and self.now is not None:
+        if tally.reasons is not None and self.now is not None:
             out["reconcile"] = {
                 "now": wire_time(self.now),
-                "cards": sum(1 for rs in self.reasons.values() if rs),
+                "cards": tally.candidates,
                 "byReason": {str(r): n for r, n in sorted(counts["reconcile"].items())},
             }
         return out
 
     def reasons_of(self, state: CardState) -> tuple[ReconcileReason, ...] | None:
         return None if self.reasons is None else self.reasons.get(state.card_id, ())
+
+
+def filters_of(args: argparse.Namespace) -> dict[str, object]:
+    """The filters ``cardflow fold`` was given (``--card``, ``--status``,
+    ``--needs-reconcile``), as the JSON report names them."""
+    filters: dict[str, object] = {}
+    if args.card:
+        filters["card"] = list(args.card)
+    if args.status:
+        filters["status"] = list(args.status)
+    if args.needs_reconcile:
+        filters["needsReconcile"] = True
+    return filters
 
 
 def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, int]:
@@ -188,6 +279,16 @@ def write_json(report: Report, out: BinaryIO) -> None:
     Streamed: the document as ``msgspec.json.format(..., indent=2)`` lays it out, but
     written a chunk of cards at a time, so the whole document is never in memory.
     """
+    if not report.cards:
+        out.write(json_head(report, empty=True))
+        return
+    out.write(json_head(report, empty=False))
+    write_json_cards(report.cards, report.reasons, out)
+    out.write(JSON_TAIL)
+
+
+def json_head(report: Report, *, empty: bool) -> bytes:
+    """The JSON document up to its list of cards, opened; the whole of it when ``empty``."""
     head = {
         "input": report.totals.as_object(),
         "filters": report.filters,
@@ -195,24 +296,35 @@ def write_json(report: Report, out: BinaryIO) -> None:
         "cards": [],
     }
     text = msgspec.json.format(_encoder.encode(head), indent=2)
-    if not report.cards:
-        out.write(text + b"\n")
-        return
+    if empty:
+        return text + b"\n"
     # The head ends with the empty list, ``  "cards": []\n}``: open the list instead.
     if not text.endswith(_NO_CARDS):  # pragma: no cover (msgspec's layout changed)
         raise AssertionError(f"unexpected JSON layout: {text[-20:]!r}")
-    out.write(text[: -len(_NO_CARDS)] + b"[\n")
+    return text[: -len(_NO_CARDS)] + b"[\n"
+
+
+def write_json_cards(
+    cards: Sequence[CardState],
+    reasons: Mapping[str, tuple[ReconcileReason, ...]] | None,
+    out: BinaryIO,
+) -> None:
+    """The cards as the JSON document lays them out, joined by ``JSON_SEPARATOR``
+    (none before the first, none after the last)."""
     separator = b""
-    for cards in encoded_cards(report.cards, report.reasons, lines=False):
+    for chunk in encoded_cards(cards, reasons, lines=False):
         # A chunk laid out as a list at the top level, then indented to the depth of the
         # cards: its brackets dropped, two more spaces on each line.
-        chunk = msgspec.json.format(cards, indent=2)
-        out.write(separator + b"  " + chunk[2:-2].replace(b"\n", b"\n  "))
-        separator = b",\n"
-    out.write(b"\n  ]\n}\n")
+        text = msgspec.json.format(chunk, indent=2)
+        out.write(separator + b"  " + text[2:-2].replace(b"\n", b"\n  "))
+        separator = JSON_SEPARATOR
 
 
 _NO_CARDS: Final = b"[]\n}"
+JSON_SEPARATOR: Final = b",\n"
+"""Between two cards of the JSON document."""
+JSON_TAIL: Final = b"\n  ]\n}\n"
+"""After the last card of the JSON document."""
 
 
 def _cell(value: object) -> str:
@@ -226,15 +338,30 @@ def _cell(value: object) -> str:
 def write_csv(report: Report, out: BinaryIO) -> None:
     """A header, then one row per card; nested fields flattened (``shipment.carrier``),
     lists joined with ``;``, absent values empty."""
+    write_csv_rows(None, None, out, header=report.reasons is not None)
+    write_csv_rows(report.cards, report.reasons, out)
+
+
+def write_csv_rows(
+    cards: Sequence[CardState] | None,
+    reasons: Mapping[str, tuple[ReconcileReason, ...]] | None,
+    out: BinaryIO,
+    *,
+    header: bool = False,
+) -> None:
+    """The CSV rows of ``cards``, with their ``reasons`` when given; or (``cards``
+    None) the header row, with the ``reconcile`` column when ``header`` is true."""
     columns = csv_columns()
-    if report.reasons is not None:
+    if reasons is not None or (cards is None and header):
         columns.append(("reconcile",))
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
     try:
         writer = csv.writer(text, lineterminator="\n")
-        writer.writerow([".".join(c) for c in columns])
-        for state in report.cards:
-            obj = card_object(state, report.reasons_of(state))
+        if cards is None:
+            writer.writerow([".".join(c) for c in columns])
+            return
+        for state in cards:
+            obj = card_object(state, None if reasons is None else reasons.get(state.card_id, ()))
             row = []
             for path in columns:
                 value: Any = obj
@@ -282,8 +409,9 @@ def write_summary(report: Report, out: BinaryIO) -> None:
 
 def summary_lines(report: Report) -> list[str]:
     totals = report.totals
-    counts = report.counts()
-    n = len(report.cards)
+    tally = report.counted
+    counts = tally.counts
+    n = tally.cards
     lines: list[str] = []
     if report.filtered:
         lines.append(f"{_n(n)} of {counted(totals.cards, 'card')} {_describe(report.filters)}.")
@@ -300,7 +428,7 @@ def summary_lines(report: Report) -> list[str]:
         *_table(((_label(s), c) for s, c in sorted(counts["operationStatus"].items())), n),
     ]
     lines += ["", "Anomalies (cards)", *_table(sorted(counts["anomalies"].items()), 0)]
-    with_gaps = typing.cast("int", summary["withGaps"])
+    with_gaps = tally.with_gaps
     gaps = typing.cast("dict[str, int]", summary["gaps"])
     lines += [
         "",
@@ -314,12 +442,12 @@ def summary_lines(report: Report) -> list[str]:
             "Unknown statuses (cards)",
             *_table(sorted(counts["unknownStatuses"].items()), 0),
         ]
-    if report.reasons is not None and report.now is not None:
-        candidates = [s for s in report.cards if report.reasons.get(s.card_id)]
+    if tally.reasons is not None and report.now is not None:
+        candidates = tally.candidates
         as_of = wire_time(report.now)
         lines += [
             "",
-            f"Reconcile candidates as of {as_of}: {counted(len(candidates), 'card')}",
+            f"Reconcile candidates as of {as_of}: {counted(candidates, 'card')}",
             *(
                 _table(((str(r), c) for r, c in sorted(counts["reconcile"].items())), 0)
                 if candidates
@@ -328,10 +456,10 @@ def summary_lines(report: Report) -> list[str]:
         ]
         if candidates and not report.filtered:
             lines.append("  for example:")
-            lines += _card_rows(report, candidates[:EXAMPLES], indent="    ")
+            lines += _card_rows(report, tally.examples, indent="    ")
             lines.append("  all of them: run again with --needs-reconcile --format jsonl (or csv)")
-    if report.filtered and report.cards:
-        lines += ["", "Cards", *_card_rows(report, report.cards[:LIST_LIMIT], indent="  ")]
+    if report.filtered and n:
+        lines += ["", "Cards", *_card_rows(report, tally.listed, indent="  ")]
         if n > LIST_LIMIT:
             lines.append(
                 f"  ... and {_n(n - LIST_LIMIT)} more: run again with --format jsonl for all"

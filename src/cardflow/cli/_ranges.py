@@ -1,0 +1,257 @@
+"""``cardflow fold --jobs N``, its second phase: the report written by ranges of card ids.
+
+Phase one (``_jobs.py``) left each group's states sorted by card id and spilled.
+Here the card ids are cut into ranges of about equal numbers of states, and each
+worker takes one range: it decodes that range's states from every spill, merges the
+states of each card (the fold is a join: any split merges to the one state), applies
+the filters, judges reconciliation, counts what the summary says (a :class:`Tally`,
+which adds up across ranges) and writes its range of the report in ``--format``.
+The parent writes the head, then the ranges' text in order, then the tail: a report
+sorted by card id, byte for byte what one process writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import bisect
+import io
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import BinaryIO, Final
+
+from .._codec import decode_state, encode_state
+from .._reconcile import ReconcileReason, needs_reconcile
+from .._state import CardState, merge
+from ._cards import encoded_cards
+from ._console import Console
+from ._jobs import Gathered, Spilled, Workers
+from ._report import (
+    JSON_SEPARATOR,
+    JSON_TAIL,
+    Report,
+    Tally,
+    Totals,
+    filters_of,
+    json_head,
+    write_csv_rows,
+    write_json_cards,
+    write_summary,
+    write_views,
+)
+
+__all__ = ["Asked", "Piece", "RangeWritten", "ranges", "report_range", "write_in_ranges"]
+
+RANGES_PER_JOB: Final = 2
+"""Ranges of card ids per job: a little slack for ranges that take longer."""
+_SAMPLES: Final = 256
+"""Card ids sampled per range and spill to place the cuts between ranges."""
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Consecutive states of one spill: at ``start`` of the file ``data`` names (or all
+    of ``data``, bytes), each ending at its entry of ``ends`` (an ``array("Q")`` as
+    bytes, offsets from ``start``)."""
+
+    data: str | bytes
+    start: int
+    ends: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What the report asks of each range: the format, the filters, the time to judge
+    reconciliation at (None: not judged), whether to send the selected states back (a
+    ``--card`` view), and where to write the range's text (None: send it back)."""
+
+    format: str
+    now: datetime | None
+    statuses: frozenset[str] | None
+    needs_reconcile: bool
+    keep: bool
+    directory: str | None
+
+
+@dataclass(slots=True)
+class RangeWritten:
+    """One range's report: its cards before the filters, the tally of those selected,
+    its text (or the path of the file holding it), and the kept states, encoded."""
+
+    cards: int
+    tally: Tally
+    text: str | bytes
+    kept: list[bytes] = field(default_factory=list)
+    kept_reasons: dict[str, tuple[ReconcileReason, ...]] = field(default_factory=dict)
+
+
+def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
+    """The card ids cut into at most ``count`` ranges of about equal numbers of states,
+    placed on a sample of each spill's ids; each range as the pieces of the spills that
+    fall in it (in spill order)."""
+    total = sum(len(s.ids) for s in spilled)
+    if total == 0:
+        return []
+    step = max(1, total // (count * _SAMPLES * max(1, len(spilled))))
+    sample = sorted(card for s in spilled for card in s.ids[::step])
+    cuts = sorted({sample[k * len(sample) // count] for k in range(1, count)})
+    out: list[list[Piece]] = [[] for _ in range(len(cuts) + 1)]
+    for s in spilled:
+        ends = array.array("Q")
+        ends.frombytes(s.ends)
+        bounds = [0, *(bisect.bisect_left(s.ids, cut) for cut in cuts), len(s.ids)]
+        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+            if lo == hi:
+                continue
+            start = ends[lo - 1] if lo else 0
+            stop = ends[hi - 1]
+            relative = array.array("Q", (end - start for end in ends[lo:hi])).tobytes()
+            if isinstance(s.data, bytes):
+                out[k].append(Piece(s.data[start:stop], 0, relative))
+            else:
+                out[k].append(Piece(s.data, start, relative))
+    return [pieces for pieces in out if pieces]
+
+
+def _states(pieces: Sequence[Piece]) -> list[CardState]:
+    """Every card's state in ``pieces``, merged, sorted by card id."""
+    states: dict[str, CardState] = {}
+    for piece in pieces:
+        ends = array.array("Q")
+        ends.frombytes(piece.ends)
+        if isinstance(piece.data, bytes):
+            blob = piece.data
+        else:
+            with open(piece.data, "rb") as file:
+                file.seek(piece.start)
+                blob = file.read(ends[-1])
+        view = memoryview(blob)
+        begin = 0
+        for end in ends:
+            state = decode_state(view[begin:end])
+            begin = end
+            old = states.get(state.card_id)
+            states[state.card_id] = state if old is None else merge(old, state)
+    return [states[card] for card in sorted(states)]
+
+
+def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
+    """Merge one range's states and write its part of the report (in a worker: a
+    module-level function, so it pickles)."""
+    cards = _states(pieces)
+    total = len(cards)
+    if asked.statuses is not None:
+        cards = [s for s in cards if s.status in asked.statuses]
+    reasons = None
+    if asked.now is not None:
+        now = asked.now
+        reasons = {s.card_id: needs_reconcile(s, now) for s in cards}
+        if asked.needs_reconcile:
+            cards = [s for s in cards if reasons[s.card_id]]
+    text: str | bytes
+    if asked.directory is None:
+        buffer = io.BytesIO()
+        _write(asked.format, cards, reasons, buffer)
+        text = buffer.getvalue()
+    else:
+        fd, text = tempfile.mkstemp(suffix=".report", dir=asked.directory)
+        with os.fdopen(fd, "wb") as file:
+            _write(asked.format, cards, reasons, file)
+    kept = [encode_state(s) for s in cards] if asked.keep else []
+    kept_reasons = {s.card_id: reasons[s.card_id] for s in cards} if asked.keep and reasons else {}
+    return RangeWritten(total, Tally.of(cards, reasons), text, kept, kept_reasons)
+
+
+def _write(
+    format: str,
+    cards: list[CardState],
+    reasons: dict[str, tuple[ReconcileReason, ...]] | None,
+    out: BinaryIO,
+) -> None:
+    """A range's cards as ``format`` lays them out (a summary writes none)."""
+    if format == "jsonl":
+        out.writelines(encoded_cards(cards, reasons, lines=True))
+    elif format == "json":
+        write_json_cards(cards, reasons, out)
+    elif format == "csv":
+        write_csv_rows(cards, reasons, out)
+
+
+def _copy(text: str | bytes, out: BinaryIO) -> None:
+    if isinstance(text, bytes):
+        out.write(text)
+        return
+    with open(text, "rb") as file:
+        shutil.copyfileobj(file, out, 1 << 20)
+
+
+def write_in_ranges(
+    args: argparse.Namespace, console: Console, gathered: Gathered, workers: Workers
+) -> tuple[Totals, list[str]]:
+    """Phase two: the report of what ``gathered`` holds, written by ranges on
+    ``workers``; the completed totals, and the watched cards that were not found."""
+    watching = gathered.watch is not None
+    now: datetime | None = args.now
+    if args.format == "summary" or args.needs_reconcile or now is not None:
+        now = now or console.clock().replace(microsecond=0)
+    asked = Asked(
+        format=args.format,
+        now=now,
+        statuses=frozenset(args.status) if args.status else None,
+        needs_reconcile=bool(args.needs_reconcile),
+        keep=watching and args.format == "summary",
+        directory=workers.directory,
+    )
+    count = workers.jobs * RANGES_PER_JOB
+    submit = workers.executor.submit
+    futures = [submit(report_range, pieces, asked) for pieces in ranges(gathered.spilled, count)]
+    written = [future.result() for future in futures]
+    tally = Tally.of([], None if now is None else {})
+    reasons = tally.reasons
+    for one in written:
+        tally += one.tally
+        if reasons is not None:
+            reasons.update(one.kept_reasons)
+    totals = gathered.totals.complete(
+        sum(one.cards for one in written), gathered.passed_over, gathered.added
+    )
+    report = Report(
+        totals=totals,
+        cards=[decode_state(data) for one in written for data in one.kept],
+        reasons=None if reasons is None else {**reasons, **(tally.reasons or {})},
+        now=now,
+        filters=filters_of(args),
+        lifecycle=args.lifecycle,
+        histories=gathered.histories,
+        tally=tally,
+    )
+    out = console.stdout
+    texts = [one.text for one in written if one.tally.cards]
+    if args.format == "jsonl":
+        for text in texts:
+            _copy(text, out)
+    elif args.format == "json":
+        out.write(json_head(report, empty=not texts))
+        if texts:
+            for i, text in enumerate(texts):
+                out.write(JSON_SEPARATOR if i else b"")
+                _copy(text, out)
+            out.write(JSON_TAIL)
+    elif args.format == "csv":
+        write_csv_rows(None, None, out, header=now is not None)
+        for text in texts:
+            _copy(text, out)
+    elif watching:
+        if report.cards:
+            write_views(report, out)
+    else:
+        write_summary(report, out)
+    out.flush()
+    present = {card for s in gathered.spilled for card in s.ids}
+    missing = sorted(card for card in gathered.watch or () if card not in present)
+    return totals, missing
