@@ -13,15 +13,16 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cardflow import decode, fold, needs_reconcile
+from cardflow import Folder, decode, fold, needs_reconcile
 from cardflow._simulate import SimulationOptions, simulate
 from cardflow.cli._console import Console
-from cardflow.cli._jobs import Spilled, Workers, _Gather, fold_group, local_pool
+from cardflow.cli._jobs import Spilled, Workers, _Gather, fold_group, local_pool, spill
 from cardflow.cli._parts import Part
-from cardflow.cli._ranges import Piece, ranges
+from cardflow.cli._ranges import Piece, decoded, ranges
 from cardflow.cli._report import Tally
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -149,3 +150,20 @@ def test_a_failed_input_drops_its_later_parts_even_in_later_groups(tmp_path: Pat
     alone = fold_group([broken, later], None, None)
     assert [p.skipped for p in alone.parts] == [False, True]
     assert alone.spilled.ids == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(1, 4),
+    block=st.integers(1, 3000),
+)
+def test_spilled_states_read_back_the_same_from_a_file_in_any_blocks(
+    tmp_path_factory: pytest.TempPathFactory, count: int, block: int
+) -> None:
+    folder = Folder(op for body in simulate(40, seed=3) for op in decode(body))
+    directory = str(tmp_path_factory.mktemp("spill"))
+    on_disk, in_memory = spill(folder, directory), spill(folder, None)
+    assert on_disk.ids == in_memory.ids == sorted(folder)
+    read = [s for pieces in ranges([on_disk], count) for p in pieces for s in decoded(p, block)]
+    kept = [s for pieces in ranges([in_memory], count) for p in pieces for s in decoded(p)]
+    assert read == kept == [folder[card] for card in sorted(folder)]

@@ -166,20 +166,26 @@ def spill(folder: Folder, directory: str | None) -> Spilled:
     """``folder``'s states sorted by card id and encoded, into a new file of
     ``directory`` (or kept in memory: None)."""
     ids = sorted(folder)
+    if directory is None:
+        buffer = io.BytesIO()
+        ends = _write_states(folder, ids, buffer)
+        return Spilled(ids, ends, buffer.getvalue())
+    fd, path = tempfile.mkstemp(suffix=".states", dir=directory)
+    with open(fd, "wb", buffering=1 << 20) as file:
+        ends = _write_states(folder, ids, file)
+    return Spilled(ids, ends, path)
+
+
+def _write_states(folder: Folder, ids: list[str], out: BinaryIO) -> bytes:
+    """Write the states of ``ids`` as they are encoded (never all of them in memory
+    beside the folder); their end offsets."""
     ends = array.array("Q")
-    chunks = []
+    write = out.write
     end = 0
     for card in ids:
-        data = encode_state(folder[card])
-        end += len(data)
+        end += write(encode_state(folder[card]))
         ends.append(end)
-        chunks.append(data)
-    if directory is None:
-        return Spilled(ids, ends.tobytes(), b"".join(chunks))
-    fd, path = tempfile.mkstemp(suffix=".states", dir=directory)
-    with os.fdopen(fd, "wb") as file:
-        file.writelines(chunks)
-    return Spilled(ids, ends.tobytes(), path)
+    return ends.tobytes()
 
 
 _progress: list[Any] = []

@@ -20,7 +20,7 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Final
@@ -45,10 +45,20 @@ from ._report import (
     write_views,
 )
 
-__all__ = ["Asked", "Piece", "RangeWritten", "ranges", "report_range", "write_in_ranges"]
+__all__ = [
+    "Asked",
+    "Piece",
+    "RangeWritten",
+    "decoded",
+    "ranges",
+    "report_range",
+    "write_in_ranges",
+]
 
 RANGES_PER_JOB: Final = 2
 """Ranges of card ids per job: a little slack for ranges that take longer."""
+_BLOCK: Final = 8 << 20
+"""Bytes of a spill read at once."""
 _SAMPLES: Final = 256
 """Card ids sampled per range and spill to place the cuts between ranges."""
 
@@ -118,24 +128,37 @@ def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
     return [pieces for pieces in out if pieces]
 
 
+def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
+    """The states of ``piece``, in order, read from its file ``size`` bytes at a time
+    (more when one state is longer)."""
+    ends = array.array("Q")
+    ends.frombytes(piece.ends)
+    if isinstance(piece.data, bytes):
+        data = piece.data
+        begin = 0
+        for end in ends:
+            yield decode_state(data[begin:end])
+            begin = end
+        return
+    with open(piece.data, "rb") as file:
+        file.seek(piece.start)
+        block = b""
+        base = begin = 0  # where ``block`` and the next state start, from ``start``
+        for end in ends:
+            if end - base > len(block):
+                block = block[begin - base :] + file.read(max(size, end - begin))
+                base = begin
+            yield decode_state(block[begin - base : end - base])
+            begin = end
+
+
 def _states(pieces: Sequence[Piece]) -> list[CardState]:
     """Every card's state in ``pieces``, merged, sorted by card id."""
     states: dict[str, CardState] = {}
+    get = states.get
     for piece in pieces:
-        ends = array.array("Q")
-        ends.frombytes(piece.ends)
-        if isinstance(piece.data, bytes):
-            blob = piece.data
-        else:
-            with open(piece.data, "rb") as file:
-                file.seek(piece.start)
-                blob = file.read(ends[-1])
-        view = memoryview(blob)
-        begin = 0
-        for end in ends:
-            state = decode_state(view[begin:end])
-            begin = end
-            old = states.get(state.card_id)
+        for state in decoded(piece):
+            old = get(state.card_id)
             states[state.card_id] = state if old is None else merge(old, state)
     return [states[card] for card in sorted(states)]
 
