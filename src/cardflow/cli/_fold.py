@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from datetime import datetime
 from typing import BinaryIO
 
 from .. import Folder
@@ -34,6 +33,7 @@ from ._report import (
     Totals,
     counted,
     filters_of,
+    judged_at,
     write_csv,
     write_json,
     write_jsonl,
@@ -282,11 +282,9 @@ def report_states(
 ) -> None:
     """Write the report of ``states`` in ``--format``, judged as of ``--now`` (the clock's
     when a format needs it), with ``--needs-reconcile`` applied: whatever they came from."""
-    human = args.format == "summary"
-    now: datetime | None = args.now
+    now = judged_at(args, console.clock)
     reasons: dict[str, tuple[ReconcileReason, ...]] | None = None
-    if human or args.needs_reconcile or now is not None:
-        now = now or console.clock().replace(microsecond=0)
+    if now is not None:
         reasons = {s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in states}
         if args.needs_reconcile:
             states = [s for s in states if reasons[s.card_id]]

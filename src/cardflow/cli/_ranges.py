@@ -39,6 +39,7 @@ from ._report import (
     Totals,
     filters_of,
     json_head,
+    judged_at,
     write_csv_rows,
     write_json_cards,
     write_summary,
@@ -219,9 +220,7 @@ def write_in_ranges(
     """Phase two: the report of what ``gathered`` holds, written by ranges on
     ``workers``; the completed totals, and the watched cards that were not found."""
     watching = gathered.watch is not None
-    now: datetime | None = args.now
-    if args.format == "summary" or args.needs_reconcile or now is not None:
-        now = now or console.clock().replace(microsecond=0)
+    now = judged_at(args, console.clock)
     asked = Asked(
         format=args.format,
         now=now,

@@ -12,7 +12,7 @@ import csv
 import io
 import typing
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, Final
@@ -38,6 +38,7 @@ __all__ = [
     "csv_columns",
     "filters_of",
     "json_head",
+    "judged_at",
     "write_csv",
     "write_csv_rows",
     "write_json",
@@ -257,6 +258,15 @@ def filters_of(args: argparse.Namespace) -> dict[str, object]:
     if args.needs_reconcile:
         filters["needsReconcile"] = True
     return filters
+
+
+def judged_at(args: argparse.Namespace, clock: Callable[[], datetime]) -> datetime | None:
+    """When ``cardflow fold`` judges reconciliation: ``--now``, else the clock's time (to
+    the second) when the summary or ``--needs-reconcile`` needs one; else never (None)."""
+    now: datetime | None = args.now
+    if now is None and (args.format == "summary" or args.needs_reconcile):
+        now = clock().replace(microsecond=0)
+    return now
 
 
 def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, int]:
