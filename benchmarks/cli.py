@@ -3,8 +3,10 @@
 Every contender is a fresh process over the same file of JSON lines (as ``cardflow
 simulate`` writes it), its output sent to /dev/null; each child's wall time, CPU time
 (user + system) and peak RSS come from ``wait4``, in a small launcher process
-(``benchmarks/_launch.py``: a child's peak RSS counts its parent's at the fork). Contenders run in
-interleaved rounds and a ratio is the median of the per-round ratios.
+(``benchmarks/_launch.py``: a child's peak RSS counts its parent's at the fork), which
+also samples the RSS of the child and its worker processes added up (what ``--jobs``
+holds in all; a figure's MB). Contenders run in interleaved rounds and a ratio is the
+median of the per-round ratios.
 
 - *library*: ``fold(chain.from_iterable(map(decode, file)))`` (``python -m
   benchmarks.cli FILE``), and the same plus writing the report that ``--format jsonl``
@@ -47,11 +49,14 @@ DUCKDB_MEMORY: Final = 1 / 3
 
 @dataclass(frozen=True)
 class Run:
-    """One child process: seconds of wall and CPU time, and its peak RSS in bytes."""
+    """One child process: seconds of wall and CPU time, its peak RSS in bytes, and the
+    peak of its and its worker processes' RSS added up."""
 
     wall: float
     cpu: float
     rss: int
+    rss_all: int
+    cpu_all: float
 
 
 _LAUNCH: Final = str(Path(__file__).with_name("_launch.py"))
@@ -66,7 +71,9 @@ def child(argv: list[str]) -> Run:
     figures = json.loads(done.stdout)
     if figures["code"] != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {figures['code']}: {done.stderr}")
-    return Run(figures["wall"], figures["cpu"], figures["rss"])
+    return Run(
+        figures["wall"], figures["cpu"], figures["rss"], figures["rss_all"], figures["cpu_all"]
+    )
 
 
 def jobs_option() -> bool:
@@ -86,8 +93,8 @@ def _ratio(runs: dict[str, list[Run]], a: str, b: str, measure: Callable[[Run], 
 
 def _figure(runs: list[Run]) -> str:
     wall = statistics.median(r.wall for r in runs)
-    cpu = statistics.median(r.cpu for r in runs)
-    rss = max(r.rss for r in runs) / 1e6
+    cpu = statistics.median(r.cpu_all for r in runs)
+    rss = max(r.rss_all for r in runs) / 1e6
     return f"{wall:.2f} s wall, {cpu:.2f} s CPU, {rss:.0f} MB"
 
 
@@ -101,6 +108,10 @@ def _cpu(run: Run) -> float:
 
 def _rss(run: Run) -> float:
     return run.rss
+
+
+def _rss_all(run: Run) -> float:
+    return run.rss_all
 
 
 def run(path: Path, count: int) -> list[Result]:
@@ -223,7 +234,7 @@ def run(path: Path, count: int) -> list[Result]:
     )
     if jobs and cores > 1:
         wall = ratio("jsonl, every core", "duckdb close, every core", _wall)
-        rss = ratio("jsonl, every core", "duckdb close, every core", _rss)
+        rss = ratio("jsonl, every core", "duckdb close, every core", _rss_all)
         results += [
             Result(
                 "cli",
