@@ -207,11 +207,14 @@ def _write(
 
 
 def _copy(text: str | bytes, out: BinaryIO) -> None:
+    """Write a range's text to ``out``; a file of it is removed then (disk is the limit
+    of a large fold)."""
     if isinstance(text, bytes):
         out.write(text)
         return
     with open(text, "rb") as file:
         shutil.copyfileobj(file, out, 1 << 20)
+    os.unlink(text)
 
 
 def write_in_ranges(
@@ -233,6 +236,9 @@ def write_in_ranges(
     submit = workers.executor.submit
     futures = [submit(report_range, pieces, asked) for pieces in ranges(gathered.spilled, count)]
     written = [future.result() for future in futures]
+    for spilled in gathered.spilled:
+        if isinstance(spilled.data, str):
+            os.unlink(spilled.data)  # read by every range: no longer needed
     tally = Tally.of([], None if now is None else {})
     reasons = tally.reasons
     for one in written:
