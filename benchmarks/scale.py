@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import cardflow
+from cardflow._decode import READING_MARK
 from cardflow.cli import run as run_cli
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Source
