@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from cardflow import Folder, decode, fold, needs_reconcile
 from cardflow._simulate import SimulationOptions, simulate
 from cardflow.cli._console import Console
+from cardflow.cli._inputs import Source
 from cardflow.cli._jobs import Spilled, Workers, _Gather, fold_group, local_pool, spill
-from cardflow.cli._parts import Part
+from cardflow.cli._parts import Part, groups, plan
 from cardflow.cli._ranges import Piece, decoded, ranges
 from cardflow.cli._report import Tally
 
@@ -167,3 +168,22 @@ def test_spilled_states_read_back_the_same_from_a_file_in_any_blocks(
     read = [s for pieces in ranges([on_disk], count) for p in pieces for s in decoded(p, block)]
     kept = [s for pieces in ranges([in_memory], count) for p in pieces for s in decoded(p)]
     assert read == kept == [folder[card] for card in sorted(folder)]
+
+
+def test_the_progress_bar_counts_every_part_the_workers_fold(tmp_path: Path) -> None:
+    """The workers add each part's bytes and operations to counters the parent's bar
+    reads; at the end they count the whole input."""
+    bodies = list(simulate(40, seed=5))
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b"\n".join(bodies) + b"\n")
+    size = path.stat().st_size
+    parts = plan([Source("log", str(path), size)], 2, size // 5)
+    assert len(parts) >= 4
+    console = Console(io.BytesIO(), io.BytesIO(), io.StringIO(), {})
+    with local_pool(2) as workers:
+        run = _Gather(console, None, None, workers)
+        spilled = run.run(groups(parts, 2))
+        done_bytes, operations, cards = run._snapshot()
+    assert done_bytes == size
+    assert operations == sum(len(decode(body)) for body in bodies)
+    assert cards == sum(len(s.ids) for s in spilled)
