@@ -194,6 +194,30 @@ def test_d1_exceptions_carry_an_error_and_a_return_is_a_success_of_its_operation
     assert "operation:SUCCESSFUL" in D1_LIFECYCLE.tags("CARD_RETURNED")
 
 
+# Each D1 status's traits, written out: the top-level operation statuses D1 may send
+# with it, the fields its events carry, whether it means production succeeded.
+D1_TRAITS = {
+    "CARD_PROD_REQUESTED": ({"PENDING"}, set(), False),
+    "DATA_PREPARED": ({"PENDING"}, {"due_date", "production_site"}, False),
+    "CARD_PROD_READY": ({"PENDING"}, set(), False),
+    "CARD_PROD_ONGOING": ({"PENDING"}, set(), False),
+    "CARD_PROD_EXCEPTION": ({"PENDING", "FAILED"}, {"reason", "error"}, False),
+    "CARD_PROD_DONE": ({"PENDING"}, set(), False),
+    "DATA_EXCEPTION": ({"FAILED"}, {"reason", "error"}, False),
+    "CARD_PROD_CANCELED": ({"FAILED", "SUCCESSFUL"}, set(), False),
+    "CARD_SHIPPED": ({"SUCCESSFUL"}, {"shipment"}, True),
+    "CARD_RETURNED": ({"SUCCESSFUL"}, {"shipment"}, False),
+}
+
+
+def test_d1_traits_of_every_status() -> None:
+    assert set(D1_TRAITS) == set(D1_ORDER)
+    for status, (operation_statuses, carried, success) in D1_TRAITS.items():
+        assert D1_LIFECYCLE.operation_statuses(status) == operation_statuses, status
+        assert D1_LIFECYCLE.carries(status) == carried, status
+        assert D1_LIFECYCLE.is_success(status) is success, status
+
+
 def test_d1_finals_and_edges_match_the_spec() -> None:
     assert D1_LIFECYCLE.finals == D1_FINALS
     assert "CARD_SHIPPED" not in D1_LIFECYCLE.finals
