@@ -23,7 +23,7 @@ children="${CHILDREN:-2}"
 every="${EVERY:-1}"
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
-    modules=(_summary _state _step _times _reconcile _lifecycle)
+    modules=(_summary _state _step _times _reconcile _lifecycle _lifecycle_definition _lifecycle_graph)
 fi
 
 # mutmut reruns every mutant it is given by name: give it those without a verdict

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, combinations
@@ -191,6 +192,30 @@ def test_d1_exceptions_carry_an_error_and_a_return_is_a_success_of_its_operation
     for status in ("DATA_EXCEPTION", "CARD_PROD_EXCEPTION"):
         assert {"operation:FAILED", "carries:reason", "carries:error"} <= D1_LIFECYCLE.tags(status)
     assert "operation:SUCCESSFUL" in D1_LIFECYCLE.tags("CARD_RETURNED")
+
+
+# Each D1 status's traits, written out: the top-level operation statuses D1 may send
+# with it, the fields its events carry, whether it means production succeeded.
+D1_TRAITS = {
+    "CARD_PROD_REQUESTED": ({"PENDING"}, set(), False),
+    "DATA_PREPARED": ({"PENDING"}, {"due_date", "production_site"}, False),
+    "CARD_PROD_READY": ({"PENDING"}, set(), False),
+    "CARD_PROD_ONGOING": ({"PENDING"}, set(), False),
+    "CARD_PROD_EXCEPTION": ({"PENDING", "FAILED"}, {"reason", "error"}, False),
+    "CARD_PROD_DONE": ({"PENDING"}, set(), False),
+    "DATA_EXCEPTION": ({"FAILED"}, {"reason", "error"}, False),
+    "CARD_PROD_CANCELED": ({"FAILED", "SUCCESSFUL"}, set(), False),
+    "CARD_SHIPPED": ({"SUCCESSFUL"}, {"shipment"}, True),
+    "CARD_RETURNED": ({"SUCCESSFUL"}, {"shipment"}, False),
+}
+
+
+def test_d1_traits_of_every_status() -> None:
+    assert set(D1_TRAITS) == set(D1_ORDER)
+    for status, (operation_statuses, carried, success) in D1_TRAITS.items():
+        assert D1_LIFECYCLE.operation_statuses(status) == operation_statuses, status
+        assert D1_LIFECYCLE.carries(status) == carried, status
+        assert D1_LIFECYCLE.is_success(status) is success, status
 
 
 def test_d1_finals_and_edges_match_the_spec() -> None:
@@ -632,3 +657,140 @@ def test_a_definition_transitions_refuses_is_named_with_its_reason() -> None:
             transitions=[["go", "A", "B"]],
             initial="A",
         )
+
+
+# Found by the full mutation run of the lifecycle's modules (docs/proof.md): errors say
+# exactly what was wrong and where, and what a definition may leave out.
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ({"states": ["A", 3]}, "states: a state must be a non-empty string, got 3"),
+        ({"states": ["A", {"name": ""}]}, "states: a state must be a non-empty string, got ''"),
+        ({"initial": [5]}, "initial: a state must be a non-empty string, got 5"),
+        ({"initial": None}, "missing initial state"),
+        (
+            {"transitions": [["go", "A", 5]]},
+            "edge 'go': a state must be a non-empty string, got 5",
+        ),
+        (
+            {"transitions": [["go", ["A", 5], "B"]]},
+            "edge 'go': a state must be a non-empty string, got 5",
+        ),
+        (
+            {"transitions": [["go", ["A", "B"], "="]]},
+            "cycle: edge 'go' from A, B stays in its state (internal or reflexive transition)",
+        ),
+        ({"transitions": [["go", ["A", "B"], "Q"]]}, "edge 'go' A | B -> Q: unknown state 'Q'"),
+        ({"precedence": ["A", 5, "C"]}, "precedence: a state must be a non-empty string, got 5"),
+        ({"precedence": ["A", "P", "Q"]}, "precedence names unknown state(s): P, Q"),
+        (
+            {"precedence": ["A"]},
+            "precedence is not a permutation of the states: missing B, C; repeated -",
+        ),
+        (
+            {"precedence": ["A", "A", "B", "B", "C"]},
+            "precedence is not a permutation of the states: missing -; repeated A, B",
+        ),
+        (
+            {"states": ["A", "B", "C", "D", "E"]},
+            "unreachable from the initial state A: D, E",
+        ),
+        ({"sources": {"Q": "?"}}, "sources name unknown key(s): Q"),
+        (
+            {"states": [{"name": "A", "tags": ["operation:DONE"]}, "B", "C"]},
+            "state A: tag 'operation:DONE' names no operation status"
+            " (one of PENDING, SUCCESSFUL, FAILED)",
+        ),
+        (
+            {"states": [{"name": "A", "tags": ["carries:due_date:x"]}, "B", "C"]},
+            "state A: tag 'carries:due_date:x' names no field"
+            " (one of due_date, production_site, shipment, reason, error)",
+        ),
+    ],
+)
+def test_a_refused_definition_is_told_what_and_where(
+    definition: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(LifecycleError, match=f"^{re.escape(message)}$"):
+        make(**definition)
+
+
+def test_a_transition_dict_without_a_trigger_source_or_dest_is_refused() -> None:
+    with pytest.raises(LifecycleError, match=r"the trigger must be an identifier, got None$"):
+        make(transitions=[{"source": "A", "dest": "B"}])
+    with pytest.raises(LifecycleError, match=r"^edge 'go': a state must be a non-empty string"):
+        make(transitions=[{"trigger": "go", "dest": "B"}])
+    with pytest.raises(LifecycleError, match=r"^cycle: edge 'go' from A stays in its state"):
+        make(transitions=[{"trigger": "go", "source": "A"}])
+
+
+def test_a_wildcard_source_includes_the_destination_itself() -> None:
+    with pytest.raises(LifecycleError, match=r"^cycle: C -> C$"):
+        make(transitions=[["go", "A", "B"], ["stop", "*", "C"]])
+
+
+def test_a_transition_list_may_give_every_field_and_no_more() -> None:
+    full = ["go", "A", "B", [], [], [], [], []]
+    lifecycle = make(transitions=[full, ["stop", "B", "C"]])
+    assert lifecycle.edges == (Edge("go", "A", "B"), Edge("stop", "B", "C"))
+    with pytest.raises(LifecycleError, match=r"expected a dict or \[trigger, source, dest\]"):
+        make(transitions=[[*full, []], ["stop", "B", "C"]])
+
+
+@pytest.mark.parametrize(
+    ("transitions", "cycle"),
+    [
+        # Through the first status of the precedence.
+        ([["go", "A", "B"], ["back", "B", "A"], ["stop", "B", "C"]], "A -> B -> A"),
+        # Out of reach from the statuses searched first.
+        ([["go", "A", "B"], ["x", "C", "D"], ["y", "D", "C"]], "C -> D -> C"),
+    ],
+)
+def test_a_cycle_is_named_wherever_it_lies(transitions: list[list[str]], cycle: str) -> None:
+    with pytest.raises(LifecycleError, match=f"^cycle: {cycle}$"):
+        make(states=["A", "B", "C", "D"], transitions=transitions)
+
+
+def test_edges_come_in_precedence_order_whatever_the_definition_order() -> None:
+    lifecycle = make(
+        transitions=[["z", "B", "C"], ["y", "A", "B"], ["b", "A", "C"], ["a", "A", "C"]]
+    )
+    assert lifecycle.edges == (
+        Edge("y", "A", "B"),
+        Edge("a", "A", "C"),
+        Edge("b", "A", "C"),
+        Edge("z", "B", "C"),
+    )
+
+
+def test_a_lifecycle_says_where_its_statuses_come_from() -> None:
+    lifecycle = make(sources={"A": "the spec"})
+    assert (lifecycle.source("A"), lifecycle.source("B"), lifecycle.source("NOPE")) == (
+        "the spec",
+        "",
+        "",
+    )
+
+
+def test_a_lifecycles_machine_starts_models_in_its_initial_state() -> None:
+    lifecycle = make(initial="A")
+    assert lifecycle.machine.initial == "A"
+
+    class Card:
+        state = "A"
+
+    card = Card()
+    assert lifecycle.machine.events["go"].trigger(card)
+    assert card.state == "B"
+
+
+def test_a_graph_machine_takes_its_options_and_is_its_own_model() -> None:
+    lifecycle = make()
+    titled = lifecycle.graph_machine(graph_engine="mermaid", title="Cards")
+    assert titled.title == "Cards"
+    assert titled.state == "A"
+    assert titled.go()
+    assert titled.state == "B"
+    assert lifecycle.graph_machine(graph_engine="mermaid").title == "t"

@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import pairwise
 from types import MappingProxyType
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, TypeVar
 
-from transitions import Machine, State
+from transitions import Machine
 from transitions.extensions import GraphMachine
-from transitions.extensions.states import Tags
 
-from cardflow._errors import LifecycleError
+from cardflow._lifecycle_definition import (
+    OPERATION_STATUSES,
+    Definition,
+    TaggedMachine,
+    build,
+    check_tags,
+    fail,
+    normalize,
+)
+from cardflow._lifecycle_graph import Edge, Graph
 
 __all__ = [
     "D1_LIFECYCLE",
@@ -134,176 +141,17 @@ _TRIGGER_SOURCES: Mapping[str, str] = MappingProxyType(
 )
 
 
-_M = TypeVar("_M", bound=Machine)
 _T = TypeVar("_T")
 
-_TRANSITION_FIELDS = (
-    "trigger",
-    "source",
-    "dest",
-    "conditions",
-    "unless",
-    "before",
-    "after",
-    "prepare",
-)
 
-
-class Edge(NamedTuple):
-    """One transition of a lifecycle: ``trigger`` moves a card from ``source`` to ``dest``."""
-
-    trigger: str
-    source: str
-    dest: str
-
-
-def _fail(message: str) -> NoReturn:
-    raise LifecycleError(message)
-
-
-def _state_name(state: object, where: str) -> str:
-    """The status string a state definition stands for (Enum members stand for their value)."""
-    if isinstance(state, Mapping):
-        if "name" not in state:
-            _fail(f"{where}: state definition without a 'name': {state!r}")
-        return _state_name(state["name"], where)
-    if isinstance(state, State):
-        return state.name
-    if isinstance(state, enum.Enum):
-        state = state.value
-    if not isinstance(state, str) or not state:
-        _fail(f"{where}: a state must be a non-empty string, got {state!r}")
-    return state
-
-
-class _Definition(NamedTuple):
-    states: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
-    transitions: tuple[tuple[str, tuple[str, ...], str, tuple[tuple[str, Any], ...]], ...]
-
-
-def _normalize(
-    states: Sequence[str | enum.Enum | Mapping[str, Any]],
-    transitions: Sequence[Mapping[str, Any] | Sequence[Any]],
-    initial: object,
-) -> tuple[_Definition, str]:
-    """Check names before ``transitions`` sees them (it silently adds unknown states)."""
-    if isinstance(states, str | bytes) or not isinstance(states, Sequence):
-        _fail(f"states must be a sequence of state definitions, got {states!r}")
-    names: list[str] = []
-    state_defs = []
-    for state in states:
-        name = _state_name(state, "states")
-        if name in names:
-            _fail(f"duplicate state {name!r}")
-        names.append(name)
-        extra: tuple[tuple[str, Any], ...] = ()
-        if isinstance(state, Mapping):
-            extra = tuple((k, v) for k, v in state.items() if k != "name")
-        state_defs.append((name, extra))
-    known = set(names)
-
-    if initial is None or initial == "":
-        _fail("missing initial state")
-    if isinstance(initial, Sequence) and not isinstance(initial, str):
-        starts = [_state_name(s, "initial") for s in initial]
-        if len(starts) != 1:
-            _fail(f"more than one initial state: {', '.join(starts) or '(none)'}")
-        initial = starts[0]
-    initial_name = _state_name(initial, "initial")
-    if initial_name not in known:
-        _fail(f"initial state {initial_name!r} is not one of the states")
-
-    transition_defs = []
-    for spec in transitions:
-        if isinstance(spec, Mapping):
-            fields = dict(spec)
-        elif isinstance(spec, Sequence) and 3 <= len(spec) <= len(_TRANSITION_FIELDS):
-            fields = dict(zip(_TRANSITION_FIELDS, spec, strict=False))
-        else:
-            _fail(f"transition {spec!r}: expected a dict or [trigger, source, dest]")
-        trigger = fields.pop("trigger", None)
-        if not isinstance(trigger, str) or not trigger.isidentifier():
-            _fail(f"transition {spec!r}: the trigger must be an identifier, got {trigger!r}")
-        source = fields.pop("source", None)
-        dest = fields.pop("dest", None)
-        if source == "*":
-            sources = tuple(names)
-        elif isinstance(source, Sequence) and not isinstance(source, str):
-            sources = tuple(_state_name(s, f"edge {trigger!r}") for s in source)
-        else:
-            sources = (_state_name(source, f"edge {trigger!r}"),)
-        if dest is None or dest == "=":
-            _fail(
-                f"cycle: edge {trigger!r} from {', '.join(sources)} stays in its state "
-                "(internal or reflexive transition)"
-            )
-        dest_name = _state_name(dest, f"edge {trigger!r}")
-        for name in (*sources, dest_name):
-            if name not in known:
-                _fail(
-                    f"edge {trigger!r} {' | '.join(sources)} -> {dest_name}: unknown state {name!r}"
-                )
-        transition_defs.append((trigger, sources, dest_name, tuple(fields.items())))
-    return _Definition(tuple(state_defs), tuple(transition_defs)), initial_name
-
-
-def _find_cycle(statuses: Sequence[str], succ: Mapping[str, Sequence[str]]) -> list[str] | None:
-    """One cycle of the graph as a closed walk ``[a, ..., a]``, or None when it is acyclic."""
-    colour = dict.fromkeys(statuses, 0)  # 0 unseen, 1 on the stack, 2 done
-    for root in statuses:
-        if colour[root]:
-            continue
-        stack: list[tuple[str, int]] = [(root, 0)]
-        colour[root] = 1
-        while stack:
-            node, i = stack[-1]
-            nexts = succ[node]
-            if i == len(nexts):
-                colour[node] = 2
-                stack.pop()
-                continue
-            stack[-1] = (node, i + 1)
-            child = nexts[i]
-            if colour[child] == 1:
-                path = [n for n, _ in stack]
-                return [*path[path.index(child) :], child]
-            if colour[child] == 0:
-                colour[child] = 1
-                stack.append((child, 0))
-    return None
-
-
-class _TaggedState(Tags):
-    """A state with ``tags`` (transitions' own state feature), which carry its traits."""
-
-
-class _TaggedMachine(Machine):
-    state_cls = _TaggedState
-
-
-OPERATION_STATUSES: tuple[str, ...] = ("PENDING", "SUCCESSFUL", "FAILED")
-"""D1's top-level operation statuses, which ``operation:<STATUS>`` tags name."""
-
-CARRIED_FIELDS: tuple[str, ...] = ("due_date", "production_site", "shipment", "reason", "error")
-"""What a ``carries:<field>`` tag may name: fields that events of a status carry."""
-
-
-def _check_tags(name: str, tags: Iterable[str]) -> frozenset[str]:
-    """The traits a state's tags give it; unknown ``operation:`` or ``carries:`` are errors.
-
-    Tags outside cardflow's vocabulary are the user's own and pass through.
-    """
-    out = frozenset(tags)
-    for tag in out:
-        kind, _, value = tag.partition(":")
-        if kind == "operation" and value not in OPERATION_STATUSES:
-            _fail(
-                f"state {name}: tag {tag!r} names no operation status"
-                f" (one of {', '.join(OPERATION_STATUSES)})"
-            )
-        if kind == "carries" and value not in CARRIED_FIELDS:
-            _fail(f"state {name}: tag {tag!r} names no field (one of {', '.join(CARRIED_FIELDS)})")
-    return out
+def _texts(what: str, texts: Mapping[str, str] | None, keys: Iterable[str]) -> Mapping[str, str]:
+    """Free text per status or trigger, read-only; a key that names none is an error."""
+    allowed = set(keys)
+    out = {str(k): v for k, v in (texts or {}).items()}
+    stray = sorted(set(out) - allowed)
+    if stray:
+        fail(f"{what} name unknown key(s): {', '.join(stray)}")
+    return MappingProxyType(out)
 
 
 class Lifecycle:
@@ -336,13 +184,10 @@ class Lifecycle:
     __slots__ = (
         "_definition",
         "_descriptions",
-        "_edges_from",
+        "_graph",
         "_machine",
         "_memo",
-        "_must_pass",
-        "_reach",
         "_sources",
-        "_successors",
         "_tags",
         "_trigger_sources",
         "edges",
@@ -361,12 +206,9 @@ class Lifecycle:
     edges: tuple[Edge, ...]
     triggers: tuple[str, ...]
     ranks: Mapping[str, int]
-    _definition: _Definition
+    _definition: Definition
     _machine: Machine
-    _reach: Mapping[str, frozenset[str]]
-    _must_pass: Mapping[str, Mapping[str, frozenset[str]]]
-    _edges_from: Mapping[str, tuple[Edge, ...]]
-    _successors: Mapping[str, tuple[str, ...]]
+    _graph: Graph
     _descriptions: Mapping[str, str]
     _sources: Mapping[str, str]
     _trigger_sources: Mapping[str, str]
@@ -385,114 +227,25 @@ class Lifecycle:
         sources: Mapping[str, str] | None = None,
         trigger_sources: Mapping[str, str] | None = None,
     ) -> None:
-        definition, initial_name = _normalize(states, transitions, initial)
-        machine = _build(_TaggedMachine, definition, initial_name)
-
+        definition, initial_name = normalize(states, transitions, initial)
+        machine = build(TaggedMachine, definition, initial_name)
         # The machine is the source of truth: read everything back from it.
-        names = tuple(machine.states)
-        finals = frozenset(n for n, s in machine.states.items() if s.final)
-        tags = {n: _check_tags(n, getattr(s, "tags", ())) for n, s in machine.states.items()}
-        found: dict[Edge, None] = {}
-        for trigger, event in machine.events.items():
-            for source, moves in event.transitions.items():
-                for move in moves:
-                    if move.dest is None:  # pragma: no cover - refused by _normalize
-                        _fail(f"cycle: edge {trigger!r} from {source} stays in its state")
-                    found[Edge(trigger, source, move.dest)] = None
-
-        order = tuple(
-            names if precedence is None else (_state_name(s, "precedence") for s in precedence)
-        )
-        unknown = [s for s in order if s not in machine.states]
-        if unknown:
-            _fail(f"precedence names unknown state(s): {', '.join(unknown)}")
-        if len(set(order)) != len(order) or set(order) != set(names):
-            repeated = sorted({s for s in order if order.count(s) > 1})
-            missing = [s for s in names if s not in order]
-            _fail(
-                "precedence is not a permutation of the states: "
-                f"missing {', '.join(missing) or '-'}; repeated {', '.join(repeated) or '-'}"
-            )
-        ranks = {s: i for i, s in enumerate(order)}
-
-        succ: dict[str, list[str]] = {s: [] for s in order}
-        for edge in found:
-            if edge.dest not in succ[edge.source]:
-                succ[edge.source].append(edge.dest)
-        cycle = _find_cycle(order, succ)
-        if cycle is not None:
-            _fail(f"cycle: {' -> '.join(cycle)}")
-        for edge in found:
-            if ranks[edge.dest] < ranks[edge.source]:
-                _fail(
-                    f"edge {edge.trigger!r} {edge.source} -> {edge.dest} goes down the "
-                    f"precedence (rank {ranks[edge.source]} -> {ranks[edge.dest]})"
-                )
-        for edge in found:
-            if edge.source in finals:
-                _fail(
-                    f"final state {edge.source} has an exit: "
-                    f"edge {edge.trigger!r} {edge.source} -> {edge.dest}"
-                )
-
-        # Reachability and must-pass sets, in reverse / forward precedence order (which
-        # is a topological order, as every edge goes up).
-        reach: dict[str, frozenset[str]] = {}
-        for s in reversed(order):
-            below: set[str] = set()
-            for d in succ[s]:
-                below |= reach[d] | {d}
-            reach[s] = frozenset(below)
-        unreachable = [s for s in order if s != initial_name and s not in reach[initial_name]]
-        if unreachable:
-            _fail(f"unreachable from the initial state {initial_name}: {', '.join(unreachable)}")
-
-        preds: dict[str, list[str]] = {s: [] for s in order}
-        for s in order:
-            for d in succ[s]:
-                preds[d].append(s)
-        # must_pass[a][b]: the statuses on every path from a to b (both ends included).
-        must_pass: dict[str, dict[str, frozenset[str]]] = {}
-        for a in order:
-            row: dict[str, frozenset[str]] = {a: frozenset((a,))}
-            for b in order[ranks[a] + 1 :]:
-                via = [row[p] for p in preds[b] if p in row]
-                if via:
-                    row[b] = frozenset.intersection(*via) | {b}
-            must_pass[a] = row
-
-        edges = tuple(sorted(found, key=lambda e: (ranks[e.source], ranks[e.dest], e.trigger)))
-        edges_from = {s: tuple(e for e in edges if e.source == s) for s in order}
-        successors = {s: tuple(sorted(set(succ[s]), key=ranks.__getitem__)) for s in order}
-
-        def _texts(
-            what: str, texts: Mapping[str, str] | None, keys: Iterable[str]
-        ) -> Mapping[str, str]:
-            allowed = set(keys)
-            out = {str(k): v for k, v in (texts or {}).items()}
-            stray = sorted(set(out) - allowed)
-            if stray:
-                _fail(f"{what} name unknown key(s): {', '.join(stray)}")
-            return MappingProxyType(out)
-
-        triggers = tuple(dict.fromkeys(e.trigger for e in found))
+        tags = {n: check_tags(n, getattr(s, "tags", ())) for n, s in machine.states.items()}
+        graph = Graph(machine, initial_name, precedence)
         init = object.__setattr__
         init(self, "name", name)
         init(self, "initial", initial_name)
-        init(self, "statuses", order)
-        init(self, "finals", finals)
-        init(self, "edges", edges)
-        init(self, "triggers", triggers)
-        init(self, "ranks", ranks)
+        init(self, "statuses", graph.statuses)
+        init(self, "finals", graph.finals)
+        init(self, "edges", graph.edges)
+        init(self, "triggers", graph.triggers)
+        init(self, "ranks", graph.ranks)
         init(self, "_definition", definition)
         init(self, "_machine", machine)
-        init(self, "_reach", reach)
-        init(self, "_must_pass", must_pass)
-        init(self, "_edges_from", edges_from)
-        init(self, "_successors", successors)
-        init(self, "_descriptions", _texts("descriptions", descriptions, order))
-        init(self, "_sources", _texts("sources", sources, order))
-        init(self, "_trigger_sources", _texts("trigger_sources", trigger_sources, triggers))
+        init(self, "_graph", graph)
+        init(self, "_descriptions", _texts("descriptions", descriptions, graph.statuses))
+        init(self, "_sources", _texts("sources", sources, graph.statuses))
+        init(self, "_trigger_sources", _texts("trigger_sources", trigger_sources, graph.triggers))
         init(self, "_tags", MappingProxyType(tags))
         init(self, "_memo", {})
 
@@ -522,7 +275,7 @@ class Lifecycle:
         """
         kwargs.setdefault("title", self.name)
         kwargs.setdefault("model", GraphMachine.self_literal)
-        return _build(GraphMachine, self._definition, self.initial, self.statuses, **kwargs)
+        return build(GraphMachine, self._definition, self.initial, self.statuses, **kwargs)
 
     def tags(self, status: str) -> frozenset[str]:
         """The tags of ``status`` in the definition (empty for an unknown status)."""
@@ -568,7 +321,7 @@ class Lifecycle:
 
     def can_precede(self, a: str, b: str) -> bool:
         """Whether some path leads from ``a`` to a different status ``b``."""
-        reach = self._reach.get(a)
+        reach = self._graph.reach.get(a)
         return reach is not None and b in reach
 
     def on_one_path(self, statuses: Iterable[str]) -> bool:
@@ -577,8 +330,7 @@ class Lifecycle:
         Unknown statuses are ignored. False means the statuses contradict each other:
         a card cannot have passed through all of them.
         """
-        chain = sorted({s for s in statuses if s in self.ranks}, key=self.ranks.__getitem__)
-        return all(b in self._reach[a] for a, b in pairwise(chain))
+        return self._graph.on_one_path(statuses)
 
     def gaps(self, observed: Iterable[str], current: str) -> frozenset[str]:
         """The statuses a card in ``current`` must have passed but was not seen in.
@@ -589,27 +341,15 @@ class Lifecycle:
         one path (contradicting evidence), every path to ``current`` is considered
         instead. Unknown statuses are ignored; an unknown ``current`` has no gaps.
         """
-        to_current = self._must_pass[self.initial].get(current)
-        if to_current is None:
-            return frozenset()
-        seen = {s for s in observed if s in self.ranks}
-        chain = sorted((s for s in seen if current in self._reach[s]), key=self.ranks.__getitem__)
-        passed: frozenset[str] = to_current
-        if self.on_one_path(chain):
-            passed = frozenset()
-            start = self.initial
-            for step in (*chain, current):
-                passed |= self._must_pass[start][step]
-                start = step
-        return passed - seen - {current}
+        return self._graph.gaps(observed, current)
 
     def successors(self, status: str) -> tuple[str, ...]:
         """The statuses one edge away from ``status``, in precedence order."""
-        return self._successors.get(status, ())
+        return self._graph.successors.get(status, ())
 
     def edges_from(self, status: str) -> tuple[Edge, ...]:
         """The edges leaving ``status``, in precedence order of their destinations."""
-        return self._edges_from.get(status, ())
+        return self._graph.edges_from.get(status, ())
 
     def describe(self, status: str) -> str:
         """What ``status`` means, or "" when the definition does not say."""
@@ -622,37 +362,6 @@ class Lifecycle:
     def trigger_source(self, trigger: str) -> str:
         """Where the edges of ``trigger`` come from (a source or our reading), or ""."""
         return self._trigger_sources.get(trigger, "")
-
-
-def _build(
-    cls: type[_M],
-    definition: _Definition,
-    initial: str,
-    order: Sequence[str] | None = None,
-    **kwargs: Any,
-) -> _M:
-    """A machine of ``cls`` from a checked definition (states in ``order`` if given)."""
-    state_defs = dict(definition.states)  # name -> ((key, value), ...)
-    names = list(state_defs) if order is None else list(order)
-    tagged = issubclass(cls.state_cls, Tags)
-    states = [
-        {"name": n, **{k: v for k, v in state_defs[n] if tagged or k != "tags"}} for n in names
-    ]
-    transitions = [
-        {"trigger": t, "source": list(src), "dest": dest, **dict(extra)}
-        for t, src, dest, extra in definition.transitions
-    ]
-    kwargs.setdefault("model", None)
-    try:
-        return cls(
-            states=states,
-            transitions=transitions,
-            initial=initial,
-            auto_transitions=False,
-            **kwargs,
-        )
-    except (ValueError, TypeError) as exc:
-        raise LifecycleError(f"transitions refused the definition: {exc}") from exc
 
 
 def _d1_lifecycle() -> Lifecycle:

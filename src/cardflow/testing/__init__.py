@@ -49,22 +49,17 @@ if TYPE_CHECKING:
         compare_view,
         http_views,
     )
+    from ._delivery import Delivery, Traffic, deliveries, describe_bodies, traffic
+    from ._draws import card_ids, operation_ids
     from ._fake_d1 import DeliveryReport, FakeD1, Fault, notification_url
     from ._stateful import HandlerStateMachine
     from ._strategies import (
-        Delivery,
-        Traffic,
-        card_ids,
         checkpoints,
-        deliveries,
-        describe_bodies,
         details,
         histories,
-        operation_ids,
         operations,
         plans,
         shipments,
-        traffic,
         walks,
     )
 
@@ -129,22 +124,11 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Compare", "Handler", "HandlerMismatchError", "check_handler"), "_check"),
     "HandlerStateMachine": "_stateful",
     **dict.fromkeys(
-        (
-            "Delivery",
-            "Traffic",
-            "card_ids",
-            "checkpoints",
-            "deliveries",
-            "describe_bodies",
-            "details",
-            "histories",
-            "operation_ids",
-            "operations",
-            "plans",
-            "shipments",
-            "traffic",
-            "walks",
-        ),
+        ("Delivery", "Traffic", "deliveries", "describe_bodies", "traffic"), "_delivery"
+    ),
+    **dict.fromkeys(("card_ids", "operation_ids"), "_draws"),
+    **dict.fromkeys(
+        ("checkpoints", "details", "histories", "operations", "plans", "shipments", "walks"),
         "_strategies",
     ),
 }

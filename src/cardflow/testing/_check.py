@@ -25,7 +25,8 @@ from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._model import CardHistory, Expected, History
 from .._wire import Operation
 from ._coverage import Coverage, edge_coverage
-from ._strategies import Traffic, _check_count, _check_lifecycle, describe_bodies, traffic
+from ._delivery import Traffic, describe_bodies, traffic
+from ._draws import check_count, check_lifecycle
 
 __all__ = ["Compare", "Handler", "HandlerMismatchError", "check_handler"]
 
@@ -325,9 +326,9 @@ def check_handler(
     """
     if not callable(make_handler):
         raise TypeError(f"make_handler must be callable, got {make_handler!r}")
-    lifecycle = _check_lifecycle(lifecycle)
+    lifecycle = check_lifecycle(lifecycle)
     if max_examples is not None:
-        _check_count("max_examples", max_examples, 1)
+        check_count("max_examples", max_examples, 1)
     if settings is not None and not isinstance(settings, hypothesis.settings):
         raise TypeError(f"settings must be a hypothesis.settings, got {settings!r}")
     if compare is not None and not callable(compare):

@@ -22,7 +22,8 @@ from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._model import CardHistory, History, expected_state
 from .._wire import Operation
 from ._check import Compare, Handler, HandlerMismatchError, _RaisedError, compare_with_oracle
-from ._strategies import _body, _op_json, _time_digits, histories
+from ._delivery import body_of, op_json, time_digits
+from ._strategies import histories
 
 __all__ = ["HandlerStateMachine"]
 
@@ -125,13 +126,13 @@ class HandlerStateMachine(RuleBasedStateMachine):
             label="history",
         )
         self.in_flight = self.history.notifications()
-        self.time_digits = _time_digits(self.history)
+        self.time_digits = time_digits(self.history)
         base = HandlerStateMachine
         if cls.handle is base.handle or cls.status is base.status:
             self.handler = self.make_handler()
 
     def _send(self, notes: list[Operation]) -> None:
-        body = _body([_op_json(n, self.time_digits.get(n)) for n in notes])
+        body = body_of([op_json(n, self.time_digits.get(n)) for n in notes])
         self.bodies.append(body)
         for note in notes:
             if note in self.in_flight:
@@ -220,7 +221,7 @@ class HandlerStateMachine(RuleBasedStateMachine):
     def deliver_other(self, data: st.DataObject) -> None:
         """An operation of another type for one of the cards, which must change nothing."""
         other = data.draw(st.sampled_from(self._history().others), label="operation")
-        body = _body([other])
+        body = body_of([other])
         self.bodies.append(body)
         self._handle(body)
 

@@ -1,5 +1,7 @@
-"""Hypothesis strategies for realistic D1 traffic: true histories, deliveries, the oracle.
+"""Hypothesis strategies for true D1 histories: walks, plans, histories, the wire types.
 
+Their atoms (ids, start times, argument checks) are in ``_draws``; how a history is
+delivered, and the traffic that pairs it with the oracle's states, in ``_delivery``.
 Every strategy checks its arguments when it is called (not when it is drawn from),
 draws only through Hypothesis (no ``random``), and shrinks towards small, plain
 cases: fewer cards, shorter walks that keep to the main path, no loss, one copy of
@@ -14,10 +16,8 @@ spends its time on.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import msgspec
@@ -28,30 +28,34 @@ from .._model import (
     CARRIERS,
     SITES,
     CardHistory,
-    Expected,
     History,
     Plan,
     TrueOperation,
     _shipment,
-    expected_state,
     render,
 )
-from .._wire import Checkpoint, Details, Operation, Shipment, encode
+from .._wire import Checkpoint, Details, Operation, Shipment
+from ._draws import (
+    UUID_BITS,
+    Increasing,
+    card_id_of,
+    card_ids,
+    check,
+    check_count,
+    check_lifecycle,
+    next_start,
+    operation_ids,
+    start_time,
+    uuid_of,
+)
 
 __all__ = [
-    "Delivery",
-    "Traffic",
-    "card_ids",
     "checkpoints",
-    "deliveries",
-    "describe_bodies",
     "details",
     "histories",
-    "operation_ids",
     "operations",
     "plans",
     "shipments",
-    "traffic",
     "walks",
 ]
 
@@ -69,7 +73,6 @@ OTHER_OPERATIONS: Final = (
 )
 """Operation types that share D1's notification endpoint with PRODUCE."""
 
-_EPOCH: Final = datetime(2024, 1, 1, tzinfo=UTC)
 _FILE_NAMES: Final = ("cards-20240101.csv", "batch_0042.json", "ISSUER-7.txt")
 _MAX_OTHERS: Final = 3
 """The most operations of other types a history sends beside its cards'."""
@@ -83,125 +86,6 @@ _FLAVOURS: Final = (
 _SHIPPING: Final = tuple(
     s for s in D1_LIFECYCLE.statuses if "shipment" in D1_LIFECYCLE.carries(s)
 ) or (D1_LIFECYCLE.initial,)
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(message)
-
-
-def _check_count(name: str, value: object, minimum: int) -> None:
-    """``value`` must be an int (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    _check(value >= minimum, f"{name} must be at least {minimum}, got {value}")
-
-
-def _check_lifecycle(lifecycle: object) -> Lifecycle:
-    _check(isinstance(lifecycle, Lifecycle), f"lifecycle must be a Lifecycle, got {lifecycle!r}")
-    assert isinstance(lifecycle, Lifecycle)
-    return lifecycle
-
-
-def _card_id(number: int) -> str:
-    digits = f"{number:016x}"
-    return "-".join(digits[i : i + 4] for i in range(0, 16, 4))
-
-
-def card_ids() -> st.SearchStrategy[str]:
-    """Card identifiers shaped like D1's (``271b-6e47-8ec3-7f3f``); shrink to all zeros.
-
-    One choice per identifier (not one per character): generation and shrinking of
-    whole histories stay fast.
-    """
-    return st.integers(0, 2**64 - 1).map(_card_id)
-
-
-class _Increasing:
-    """Distinct integers drawn one at a time, each above the one before: running sums
-    of positive steps below ``step``. Neither generation nor shrinking ever rejects a
-    draw, and they shrink towards 0, 1, 2, ... Up to ``bound // step`` of them stay
-    below ``bound``."""
-
-    def __init__(self, draw: st.DrawFn, step: int) -> None:
-        self._draw = draw
-        self._step = step
-        self._last = -1
-
-    def next(self) -> int:
-        self._last += 1 + self._draw(st.integers(0, self._step - 2))
-        return self._last
-
-
-_UUID_BITS: Final = 122
-"""The bits of a version 4 UUID that are not its version and variant."""
-
-
-def _uuid(number: int) -> str:
-    """The version 4 UUID numbered ``number`` (below ``2**122``), one per number.
-
-    The number's bits go around the version and variant bits, which ``uuid.UUID``
-    would overwrite: two numbers never give one UUID (distinct numbers drawn for
-    distinct operations stay distinct).
-    """
-    low, rest = number & (2**62 - 1), number >> 62
-    value = low | ((rest & 0xFFF) << 64) | ((rest >> 12) << 80)
-    return str(uuid.UUID(int=value, version=4))
-
-
-def operation_ids() -> st.SearchStrategy[str]:
-    """Operation identifiers as D1 sends them (UUIDs: ``[A-Za-z0-9_-]``, 36 characters).
-
-    Version 4 UUIDs that shrink to ``00000000-0000-4000-8000-000000000000``.
-    """
-    return st.integers(0, 2**_UUID_BITS - 1).map(_uuid)
-
-
-_OFFSETS: Final = tuple(
-    timezone(timedelta(minutes=m)) for m in (0, 120, -330, 840, -720, 345, 60, -180)
-)
-"""The offsets D1 may write a timestamp in: UTC (``Z``, where shrinking goes) first,
-then offsets whose local time is far from UTC's (+14:00, -12:00), or not whole hours."""
-
-
-@st.composite
-def _time(draw: st.DrawFn) -> datetime:
-    """An operation start time, 2024 to 2027, in any offset, at mixed precision.
-
-    Whole seconds, milliseconds or microseconds, in UTC or another offset: the text of
-    two timestamps then orders unlike their instants (``10:00:00Z`` sorts after
-    ``10:00:00.5Z`` and after ``11:00:00+02:00``). Shrinks to whole seconds in UTC.
-    """
-    # The same choices whatever the precision: shrinking then moves one of them without
-    # shifting the others (the same goes for _next_start).
-    seconds = draw(st.integers(0, 4 * 365 * 24 * 3600))
-    precision = draw(st.integers(0, 2))
-    micros = draw(st.integers(0, 999_999))
-    fraction = (0, micros // 1000 * 1000, micros)[precision]
-    instant = _EPOCH + timedelta(seconds=seconds, microseconds=fraction)
-    return instant.astimezone(draw(st.sampled_from(_OFFSETS)))
-
-
-@st.composite
-def _next_start(draw: st.DrawFn, start: datetime) -> datetime:
-    """When a card's next operation starts: an instant at or after ``start``, any offset.
-
-    Mostly close to ``start``, so that the order of the timestamps' text and of their
-    instants disagree often: the same instant (two operations of one card started at
-    once, ordered by operationId), under a second or two minutes later, or one hour to
-    two months later (where shrinking goes).
-    """
-    kind = draw(st.integers(0, 5))
-    amount = draw(st.integers(0, 999_999))
-    gap = (
-        timedelta(hours=1 + amount % (60 * 24)),
-        timedelta(0),  # a tie, the likeliest: it shows only when two operations' events mix
-        timedelta(0),
-        timedelta(0),
-        timedelta(microseconds=1 + amount % 999_999),
-        timedelta(milliseconds=1 + amount % 120_000),
-    )[kind]
-    return (start + gap).astimezone(draw(st.sampled_from(_OFFSETS)))
 
 
 class _WalkTables:
@@ -317,9 +201,9 @@ def walks(
     towards short walks along the main path: successors that go on come before those
     that end in failure.
     """
-    lifecycle = _check_lifecycle(lifecycle)
+    lifecycle = check_lifecycle(lifecycle)
     limit = len(lifecycle.statuses) if max_length is None else max_length
-    _check_count("max_length", limit, 1)
+    check_count("max_length", limit, 1)
     return _walk(lifecycle, limit)
 
 
@@ -384,7 +268,7 @@ def _one_plan(
     draw: st.DrawFn, lifecycle: Lifecycle, card_id: str | None, unknown_statuses: bool
 ) -> Plan:
     card = draw(card_ids()) if card_id is None else card_id
-    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(_time()), unknown_statuses))
+    return draw(_plan(lifecycle, card, draw(operation_ids()), draw(start_time()), unknown_statuses))
 
 
 def plans(
@@ -394,8 +278,8 @@ def plans(
     unknown_statuses: bool = False,
 ) -> st.SearchStrategy[Plan]:
     """What really happened to one operation of one card (see :class:`Plan`)."""
-    lifecycle = _check_lifecycle(lifecycle)
-    _check(
+    lifecycle = check_lifecycle(lifecycle)
+    check(
         card_id is None or (isinstance(card_id, str) and card_id != ""),
         f"card_id must be a non-empty string or None, got {card_id!r}",
     )
@@ -435,8 +319,8 @@ def _history(
     # D1 never reuses an operationId, across cards too, and gives each one startTime.
     # A card's later operation (a re-order) starts at the same instant or later:
     # (startTime, operationId) orders a card's operations.
-    card_ids = _Increasing(draw, 2**64 // max_cards)
-    op_ids = _Increasing(draw, 2**_UUID_BITS // (max_cards * max_operations + _MAX_OTHERS))
+    card_ids = Increasing(draw, 2**64 // max_cards)
+    op_ids = Increasing(draw, 2**UUID_BITS // (max_cards * max_operations + _MAX_OTHERS))
     # The walks of one history take turns at the aims (see _walk), from a drawn
     # first one: a history of several cards takes several edges, and the edges are
     # reached far more evenly than with an aim drawn per walk. A first aim of 0
@@ -448,18 +332,18 @@ def _history(
     # deleting its choices, without shifting those of the cards after it. Two in
     # three histories go on to one more card.
     while len(cards) < min_cards or (len(cards) < max_cards and draw(st.integers(0, 2)) != 0):
-        card_id = _card_id(card_ids.next())
-        start = draw(_time())
+        card_id = card_id_of(card_ids.next())
+        start = draw(start_time())
         operations: list[TrueOperation] = []
         # Operation after operation, each drawn whole (one in two cards goes on to
         # one more, up to max_operations), for the same reason as the cards.
         while not operations or (len(operations) < max_operations and draw(st.integers(0, 1)) != 0):
             if operations:
-                start = draw(_next_start(start))
+                start = draw(next_start(start))
             aim = first and first + turn
             turn += 1
             plan = draw(
-                _plan(lifecycle, card_id, _uuid(op_ids.next()), start, unknown_statuses, aim)
+                _plan(lifecycle, card_id, uuid_of(op_ids.next()), start, unknown_statuses, aim)
             )
             operations.append(TrueOperation(plan, render(plan, lifecycle)))
         # The operationIds rise with the operations, or (drawn) fall: when two start at
@@ -478,8 +362,8 @@ def _history(
         _other_operation(
             draw(st.sampled_from(ids)),
             draw(st.sampled_from(OTHER_OPERATIONS)),
-            _uuid(op_ids.next()),
-            draw(_time()),
+            uuid_of(op_ids.next()),
+            draw(start_time()),
         )
         for _ in range(extra)
     ]
@@ -505,10 +389,10 @@ def histories(
     know; with ``other_operations`` non-PRODUCE operations for the same cards travel in
     the same bodies.
     """
-    lifecycle = _check_lifecycle(lifecycle)
-    _check_count("min_cards", min_cards, 1)
-    _check_count("max_cards", max_cards, min_cards)
-    _check_count("max_operations", max_operations, 1)
+    lifecycle = check_lifecycle(lifecycle)
+    check_count("min_cards", min_cards, 1)
+    check_count("max_cards", max_cards, min_cards)
+    check_count("max_operations", max_operations, 1)
     return _history(
         lifecycle,
         min_cards,
@@ -517,217 +401,6 @@ def histories(
         bool(unknown_statuses),
         bool(other_operations),
     )
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How D1 delivered a history: the bodies in arrival order, and what they carried.
-
-    ``contents[i]`` holds the PRODUCE notifications that body ``i`` carried (copies
-    included, other operation types left out). ``delivered`` holds every PRODUCE
-    notification that arrived at least once (on-demand responses included); ``lost``
-    the ones that never did; ``repairs`` the on-demand responses appended after a
-    loss, one per card that lost something.
-    """
-
-    bodies: tuple[bytes, ...]
-    contents: tuple[tuple[Operation, ...], ...]
-    delivered: frozenset[Operation]
-    lost: tuple[Operation, ...]
-    repairs: tuple[Operation, ...]
-
-    def describe(self, upto: int | None = None) -> str:
-        """The bodies (the first ``upto`` of them), one operation per line, for a person."""
-        return describe_bodies(self.bodies[:upto])
-
-
-def describe_bodies(bodies: Sequence[bytes]) -> str:
-    """Bodies as text: a header per body, then each of its operations as one JSON line."""
-    lines = []
-    for number, body in enumerate(bodies, 1):
-        try:
-            items = msgspec.json.decode(body, type=dict[str, list[msgspec.Raw]])["operations"]
-        except (msgspec.DecodeError, KeyError):
-            lines.append(f"  body {number}: {body!r}")
-            continue
-        lines.append(f"  body {number} ({len(items)} operation{'s' * (len(items) != 1)}):")
-        lines.extend(f"    {bytes(item).decode()}" for item in items)
-    return "\n".join(lines)
-
-
-def _spelled(value: datetime, digits: int | None) -> str:
-    """``value`` in its own offset (UTC as ``Z``), with at least ``digits`` fraction digits."""
-    needed = 0 if value.microsecond == 0 else 3 if value.microsecond % 1000 == 0 else 6
-    width = max(needed, digits or 0)
-    text = value.isoformat(timespec={0: "seconds", 3: "milliseconds", 6: "microseconds"}[width])
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def _spell_times(value: Any, digits: int | None) -> Any:
-    if isinstance(value, dict):
-        return {k: _spell_times(v, digits) for k, v in value.items()}
-    if isinstance(value, datetime):
-        return _spelled(value, digits)
-    return value
-
-
-def _op_json(op: Operation, digits: int | None = None) -> bytes:
-    """One operation's JSON, its timestamps written with at least ``digits`` fraction
-    digits (None: D1's own spelling, as ``cardflow.encode`` writes it)."""
-    if digits is None:
-        return encode([op])[len(b'{"operations":[') : -2]
-    plain = msgspec.to_builtins(op, builtin_types=(datetime,))
-    return msgspec.json.encode(_spell_times(plain, digits))
-
-
-def _time_digits(history: History) -> dict[Operation, int | None]:
-    """How each notification of ``history`` writes its timestamps (its plan says)."""
-    return {
-        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
-    }
-
-
-def _body(items: Sequence[bytes]) -> bytes:
-    return b'{"operations":[' + b",".join(items) + b"]}"
-
-
-@st.composite
-def _delivery(
-    draw: st.DrawFn, history: History, max_bulk: int, max_copies: int, lose: bool
-) -> Delivery:
-    sent: list[tuple[bytes, Operation | None]] = []
-    delivered: set[Operation] = set()
-    lost: list[Operation] = []
-    digits = {
-        n: o.plan.time_digits for c in history.cards for o in c.operations for n in o.notifications
-    }
-    for note in history.notifications():
-        # The last choice loses: shrinking goes towards delivering everything.
-        if lose and draw(st.integers(0, 4)) == 4:
-            lost.append(note)
-            continue
-        delivered.add(note)
-        sent.extend([(_op_json(note, digits[note]), note)] * draw(st.integers(1, max_copies)))
-    sent.extend((other, None) for other in history.others)
-    order = draw(st.permutations(sent)) if sent else []
-    bodies: list[bytes] = []
-    contents: list[tuple[Operation, ...]] = []
-    at = 0
-    while at < len(order):
-        # Shrinks towards full bodies: the fewest bodies to read in a failure.
-        most = min(max_bulk, len(order) - at)
-        size = most - draw(st.integers(0, most - 1))
-        chunk = order[at : at + size]
-        bodies.append(_body([item for item, _ in chunk]))
-        contents.append(tuple(note for _, note in chunk if note is not None))
-        at += size
-    repairs: list[Operation] = []
-    lost_cards = {n.card_id for n in lost}
-    for card in history.cards:
-        if card.card_id in lost_cards:
-            latest = card.current.notifications[-1]
-            repairs.append(latest)
-            delivered.add(latest)
-            bodies.append(_body([_op_json(latest, digits[latest])]))
-            contents.append((latest,))
-    return Delivery(
-        bodies=tuple(bodies),
-        contents=tuple(contents),
-        delivered=frozenset(delivered),
-        lost=tuple(lost),
-        repairs=tuple(repairs),
-    )
-
-
-def deliveries(
-    history: History, *, max_bulk: int = 4, max_copies: int = 3, lose: bool = False
-) -> st.SearchStrategy[Delivery]:
-    """At-least-once delivery of ``history``: copies, any order, bulk bodies mixing cards.
-
-    Every notification arrives one to ``max_copies`` times, in any order, in bodies of
-    one to ``max_bulk`` operations. With ``lose``, some notifications never arrive;
-    each card that lost one then gets an on-demand status response (its latest event).
-    Shrinks towards no loss, single copies, true order and full bodies.
-    """
-    _check(isinstance(history, History), f"history must be a History, got {history!r}")
-    _check_count("max_bulk", max_bulk, 1)
-    _check_count("max_copies", max_copies, 1)
-    return _delivery(history, max_bulk, max_copies, bool(lose))
-
-
-@dataclass(frozen=True)
-class Traffic:
-    """A true history, how it was delivered, and what a correct consumer must report."""
-
-    history: History
-    delivery: Delivery
-    expected: dict[str, Expected]
-    lifecycle: Lifecycle
-
-    @property
-    def bodies(self) -> tuple[bytes, ...]:
-        """The bodies to feed a handler, in arrival order."""
-        return self.delivery.bodies
-
-    def expected_after(self, count: int) -> dict[str, Expected | None]:
-        """What a correct consumer reports for every card once the first ``count`` bodies
-        arrived (None for a card none of whose notifications arrived yet)."""
-        arrived = {n for body in self.delivery.contents[:count] for n in body}
-        return {
-            card.card_id: expected_state(card, arrived, self.lifecycle)
-            for card in self.history.cards
-        }
-
-
-def _expect(history: History, delivery: Delivery, lifecycle: Lifecycle) -> dict[str, Expected]:
-    out: dict[str, Expected] = {}
-    for card in history.cards:
-        mine = [n for o in card.operations for n in o.notifications if n in delivery.delivered]
-        found = expected_state(card, mine, lifecycle)
-        if found is not None:
-            out[card.card_id] = found
-    return out
-
-
-def traffic(
-    lifecycle: Lifecycle = D1_LIFECYCLE,
-    *,
-    min_cards: int = 1,
-    max_cards: int = 4,
-    max_operations: int = 2,
-    max_bulk: int = 4,
-    max_copies: int = 3,
-    lose: bool = False,
-    unknown_statuses: bool = False,
-    other_operations: bool = False,
-) -> st.SearchStrategy[Traffic]:
-    """Histories, their at-least-once delivery, and the oracle's expected states."""
-    lifecycle = _check_lifecycle(lifecycle)
-    hist = histories(
-        lifecycle,
-        min_cards=min_cards,
-        max_cards=max_cards,
-        max_operations=max_operations,
-        unknown_statuses=unknown_statuses,
-        other_operations=other_operations,
-    )
-    _check_count("max_bulk", max_bulk, 1)
-    _check_count("max_copies", max_copies, 1)
-    return _traffic(hist, lifecycle, max_bulk, max_copies, bool(lose))
-
-
-@st.composite
-def _traffic(
-    draw: st.DrawFn,
-    hist: st.SearchStrategy[History],
-    lifecycle: Lifecycle,
-    max_bulk: int,
-    max_copies: int,
-    lose: bool,
-) -> Traffic:
-    history = draw(hist)
-    delivery = draw(_delivery(history, max_bulk, max_copies, lose))
-    return Traffic(history, delivery, _expect(history, delivery, lifecycle), lifecycle)
 
 
 # -- the wire types, realistic: what from_type(Operation) and friends draw ------------
@@ -743,7 +416,7 @@ def operations(
     lifecycle: Lifecycle = D1_LIFECYCLE, *, unknown_statuses: bool = False
 ) -> st.SearchStrategy[Operation]:
     """One PRODUCE notification from a true history: any status, consistent fields."""
-    return _operation(_check_lifecycle(lifecycle), bool(unknown_statuses))
+    return _operation(check_lifecycle(lifecycle), bool(unknown_statuses))
 
 
 def details(lifecycle: Lifecycle = D1_LIFECYCLE) -> st.SearchStrategy[Details]:
