@@ -40,6 +40,7 @@ __all__ = [
     "TrueOperation",
     "expected_state",
     "must_pass",
+    "planned_shipment",
     "render",
 ]
 
@@ -175,7 +176,7 @@ def _operation_status(lifecycle: Lifecycle, status: str, last: bool, fail: bool)
     return min(allowed) if allowed else PENDING
 
 
-def _shipment(plan: Plan, update: int, status: str) -> Shipment:
+def planned_shipment(plan: Plan, update: int, status: str) -> Shipment:
     """The ``update``-th shipment data of the plan (0: the first, estimate only)."""
     eta = plan.start_time + plan.duration + timedelta(days=2)
     if update == 0:
@@ -238,7 +239,7 @@ def render(plan: Plan, lifecycle: Lifecycle) -> tuple[Operation, ...]:
         for _ in range(copies):
             shipment = None
             if "shipment" in carries:
-                shipment = _shipment(plan, shipments, status)
+                shipment = planned_shipment(plan, shipments, status)
                 shipments += 1
             details = Details(
                 status=status,

@@ -173,7 +173,7 @@ def _acceptable(expected: Expected | None, lifecycle: Lifecycle) -> tuple[object
     return tuple(sorted(expected.unknown_statuses))
 
 
-class _RaisedError(Exception):
+class RaisedError(Exception):
     """A handler method (or ``compare``) raised while being asked about a card."""
 
     def __init__(self, what: str, error: Exception) -> None:
@@ -186,7 +186,7 @@ def _ask(what: str, call: Callable[[], object]) -> object:
     try:
         return call()
     except Exception as exc:
-        raise _RaisedError(what, exc) from exc
+        raise RaisedError(what, exc) from exc
 
 
 def compare_with_oracle(
@@ -198,7 +198,7 @@ def compare_with_oracle(
 ) -> _Wrong | None:
     """The first answer of ``handler`` about ``card_id`` that disagrees with the oracle.
 
-    Raises ``_RaisedError`` when one of the handler's methods (or ``compare``, with
+    Raises ``RaisedError`` when one of the handler's methods (or ``compare``, with
     anything but an AssertionError) raises.
     """
     right = _acceptable(expected, lifecycle)
@@ -215,7 +215,7 @@ def compare_with_oracle(
     if compare is not None:
         try:
             _ask("compare", lambda: compare(handler, card_id, expected))
-        except _RaisedError as raised:
+        except RaisedError as raised:
             if not isinstance(raised.error, AssertionError):
                 raise
             return _Wrong("compare", expected, status, str(raised.error) or repr(raised.error))
@@ -242,7 +242,7 @@ def drive(handler: Any, case: Traffic, compare: Compare | None = None) -> None:
         for card_id, expected in case.expected_after(count).items():
             try:
                 wrong = compare_with_oracle(handler, card_id, expected, case.lifecycle, compare)
-            except _RaisedError as raised:
+            except RaisedError as raised:
                 error = raised.error
                 raise HandlerMismatchError(
                     what=raised.what,

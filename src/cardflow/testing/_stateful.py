@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._model import CardHistory, History, expected_state
 from .._wire import Operation
-from ._check import Compare, Handler, HandlerMismatchError, _RaisedError, compare_with_oracle
+from ._check import Compare, Handler, HandlerMismatchError, RaisedError, compare_with_oracle
 from ._delivery import body_of, op_json, time_digits
 from ._strategies import histories
 
@@ -241,7 +241,7 @@ class HandlerStateMachine(RuleBasedStateMachine):
                 wrong = compare_with_oracle(
                     target, card.card_id, expected, type(self).lifecycle, compare
                 )
-            except _RaisedError as raised:
+            except RaisedError as raised:
                 raise HandlerMismatchError(
                     what=raised.what,
                     card_id=card.card_id,

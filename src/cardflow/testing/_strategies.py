@@ -31,7 +31,7 @@ from .._model import (
     History,
     Plan,
     TrueOperation,
-    _shipment,
+    planned_shipment,
     render,
 )
 from .._wire import Checkpoint, Details, Operation, Shipment
@@ -427,7 +427,9 @@ def details(lifecycle: Lifecycle = D1_LIFECYCLE) -> st.SearchStrategy[Details]:
 @st.composite
 def _shipment_of(draw: st.DrawFn, first_update: int) -> Shipment:
     plan = draw(_one_plan(D1_LIFECYCLE, None, False))
-    return _shipment(plan, draw(st.integers(first_update, 4)), draw(st.sampled_from(_SHIPPING)))
+    return planned_shipment(
+        plan, draw(st.integers(first_update, 4)), draw(st.sampled_from(_SHIPPING))
+    )
 
 
 def shipments() -> st.SearchStrategy[Shipment]:
