@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         results += operations.run(data(small), 5)
     if "operationId" in groups:
         step("operationId checks")
-        results += operation_id.run(data(small), 5)
+        results += operation_id.run(data(small), 9)
     if "history" in groups:
         step("history (many operations on one card, adversarial documents)")
         results += history.run(data(small), 3)

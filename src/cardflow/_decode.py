@@ -19,6 +19,7 @@ import msgspec
 from ._errors import InvalidNotification
 from ._jsonscan import operation_spans
 from ._wire import (
+    BAD_OPERATION_ID,
     DECODE_ERRORS,
     PRODUCE,
     UNPARSED,
@@ -28,6 +29,7 @@ from ._wire import (
     OperationId,
     Shipment,
     Timestamp,
+    valid_operation_id,
 )
 
 __all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "reading_time"]
@@ -125,12 +127,20 @@ _BOM: Final = b"\xef\xbb\xbf"
 
 
 def fast_operations(body: object) -> list[Operation] | None:
-    """The operations of a body that decodes as a whole (the fast path), else None."""
+    """The operations of a body that decodes as a whole (the fast path), else None.
+
+    msgspec checks every field but the characters of ``operationId``, checked here: a
+    body with a refused one takes the slow path, which names it.
+    """
     if type(body) is bytes or type(body) is str:
         try:
-            return _decode_body(body).operations
+            operations = _decode_body(body).operations
         except DECODE_ERRORS:
-            pass
+            return None
+        for op in operations:
+            if valid_operation_id(op.operation_id) is None:
+                return None
+        return operations
     return None
 
 
@@ -143,9 +153,15 @@ def decode(body: Body) -> list[Operation]:
     # The fast path, in line (this runs once per body): bytes first, the usual type.
     if type(body) is bytes or type(body) is str:
         try:
-            return _decode_body(body).operations
+            operations = _decode_body(body).operations
         except DECODE_ERRORS:
             pass
+        else:
+            for op in operations:
+                if valid_operation_id(op.operation_id) is None:
+                    break
+            else:
+                return operations
     decoded = _decode_slow(body)
     if decoded.rejects:
         raise decoded.rejects[0].error()
@@ -239,10 +255,9 @@ def _decode_slow(body: object) -> Decoded:
         return Decoded(
             operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")]
         )
-    try:
-        return Decoded(operations=_decode_body(raw_body).operations, rejects=[])
-    except DECODE_ERRORS:
-        pass
+    whole = fast_operations(raw_body)
+    if whole is not None:
+        return Decoded(operations=whole, rejects=[])
     items: Sequence[msgspec.Raw | bytes]
     try:
         items = _raw_body_decoder.decode(raw_body).operations
@@ -262,30 +277,38 @@ def _decode_slow(body: object) -> Decoded:
     operations: list[Operation] = []
     rejects: list[Reject] = []
     for index, raw in enumerate(items):
-        error: BaseException
-        try:
-            operations.append(_operation_decoder.decode(raw))
-            continue
-        except DECODE_ERRORS as exc:
-            error = exc
-        try:
-            loose = _loose_decoder.decode(raw)
-        except DECODE_ERRORS as exc:
-            # A fault outside ``details``: it stands whatever the operation, so name
-            # it rather than a ``details`` fault that a non-PRODUCE op would be excused.
-            error = exc
-        else:
-            if loose.operation != PRODUCE:
-                operations.append(_tolerate_details(loose))
-                continue
-            tolerated = _tolerate_shipment(loose)
-            if tolerated is not None:
-                operations.append(tolerated)
-                continue
-        reason, path = _split_error(error)
         prefix = f"$.operations[{index}]"
-        rejects.append(Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw)))
+        found = _decode_operation(raw)
+        if not isinstance(found, Operation):
+            reason, path = _split_error(found)
+            rejects.append(
+                Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw))
+            )
+        elif valid_operation_id(found.operation_id) is None:
+            path = prefix + ".operationId"
+            rejects.append(Reject(index=index, path=path, reason=BAD_OPERATION_ID, raw=bytes(raw)))
+        else:
+            operations.append(found)
     return Decoded(operations=operations, rejects=rejects)
+
+
+def _decode_operation(raw: msgspec.Raw | bytes) -> Operation | BaseException:
+    """One operation's JSON text decoded (its ``operationId`` characters not yet checked),
+    tolerating what may be tolerated, or the error that rejects it."""
+    try:
+        return _operation_decoder.decode(raw)
+    except DECODE_ERRORS as exc:
+        error: BaseException = exc
+    try:
+        loose = _loose_decoder.decode(raw)
+    except DECODE_ERRORS as exc:
+        # A fault outside ``details``: it stands whatever the operation, so name it
+        # rather than a ``details`` fault that a non-PRODUCE op would be excused.
+        return exc
+    if loose.operation != PRODUCE:
+        return _tolerate_details(loose)
+    tolerated = _tolerate_shipment(loose)
+    return error if tolerated is None else tolerated
 
 
 def _decode_members(
