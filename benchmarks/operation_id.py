@@ -50,7 +50,7 @@ _old: Final = msgspec.json.Decoder(_OldBody).decode
 _unchecked: Final = msgspec.json.Decoder(_Body).decode
 
 
-def decode_old(body: bytes) -> list[Any]:
+def decode_old(body: bytes | str) -> list[Any]:
     """``cardflow.decode`` as it was: the pattern in msgspec, nothing after."""
     if type(body) is bytes or type(body) is str:
         try:
@@ -60,7 +60,7 @@ def decode_old(body: bytes) -> list[Any]:
     return cardflow.decode(body)
 
 
-def decode_unchecked(body: bytes) -> list[Any]:
+def decode_unchecked(body: bytes | str) -> list[Any]:
     """The same without the characters checked (the length bounds only)."""
     if type(body) is bytes or type(body) is str:
         try:
