@@ -33,6 +33,7 @@ from ._wire import (
 )
 
 __all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "reading_time"]
+# ``fast_operations`` and ``notified_operations`` are shared with the tracker, not public.
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,6 +69,13 @@ class _Body(msgspec.Struct, gc=False):
     operations: list[Operation]
 
 
+class _MaybeReadBody(msgspec.Struct, gc=False):
+    """A body, and whether it holds a ``confirmedAt`` (a logged reading) at its top."""
+
+    operations: list[Operation]
+    confirmedAt: msgspec.Raw = msgspec.Raw()  # noqa: N815 (the wire's name)
+
+
 class _RawBody(msgspec.Struct, gc=False):
     operations: list[msgspec.Raw]
 
@@ -90,6 +98,7 @@ class _LooseOperation(msgspec.Struct, kw_only=True, rename="camel"):
 
 _body_decoder: Final = msgspec.json.Decoder(_Body)
 _decode_body: Final = _body_decoder.decode
+_decode_maybe_read: Final = msgspec.json.Decoder(_MaybeReadBody).decode
 _raw_body_decoder: Final = msgspec.json.Decoder(_RawBody)
 _operation_decoder: Final = msgspec.json.Decoder(Operation)
 _loose_decoder: Final = msgspec.json.Decoder(_LooseOperation)
@@ -137,6 +146,28 @@ def fast_operations(body: object) -> list[Operation] | None:
             operations = _decode_body(body).operations
         except DECODE_ERRORS:
             return None
+        for op in operations:
+            if valid_operation_id(op.operation_id) is None:
+                return None
+        return operations
+    return None
+
+
+def notified_operations(body: object) -> list[Operation] | None:
+    """The operations of a body that decodes as a whole and is a notification (its
+    envelope holds no ``confirmedAt``: no logged reading), else None.
+
+    As ``fast_operations``, and tells a reading apart in the same decoding: cheaper
+    than looking for ``READING_MARK`` in the bytes first (a fifth of a microsecond a body).
+    """
+    if type(body) is bytes or type(body) is str:
+        try:
+            decoded = _decode_maybe_read(body)
+        except DECODE_ERRORS:
+            return None
+        if decoded.confirmedAt:
+            return None
+        operations = decoded.operations
         for op in operations:
             if valid_operation_id(op.operation_id) is None:
                 return None

@@ -134,7 +134,6 @@ def diff(
     old: CardState | None,
     new: CardState,
     tables: Tables,
-    *,
     passed: bool = False,
     operation_id: str | None = None,
 ) -> list[Change]:
