@@ -50,24 +50,24 @@ _old: Final = msgspec.json.Decoder(_OldBody).decode
 _unchecked: Final = msgspec.json.Decoder(_Body).decode
 
 
-def decode_old(body: bytes | str) -> list[Any]:
-    """``cardflow.decode`` as it was: the pattern in msgspec, nothing after."""
-    if type(body) is bytes or type(body) is str:
-        try:
-            return _old(body).operations
-        except DECODE_ERRORS:
-            pass
-    return cardflow.decode(body)
+def _shaped_as_decode(fast: Callable[[bytes | str], Any]) -> Callable[[bytes | str], list[Any]]:
+    """A decoder shaped as ``cardflow.decode`` (its fast path first) around ``fast``."""
+
+    def decode(body: bytes | str) -> list[Any]:
+        if type(body) is bytes or type(body) is str:
+            try:
+                return fast(body).operations  # type: ignore[no-any-return]
+            except DECODE_ERRORS:
+                pass
+        return cardflow.decode(body)
+
+    return decode
 
 
-def decode_unchecked(body: bytes | str) -> list[Any]:
-    """The same without the characters checked (the length bounds only)."""
-    if type(body) is bytes or type(body) is str:
-        try:
-            return _unchecked(body).operations
-        except DECODE_ERRORS:
-            pass
-    return cardflow.decode(body)
+decode_old: Final = _shaped_as_decode(_old)
+"""``cardflow.decode`` as it was: the pattern in msgspec, nothing after."""
+decode_unchecked: Final = _shaped_as_decode(_unchecked)
+"""The same without the characters checked (the length bounds only)."""
 
 
 def _consume(decode: Callable[[bytes], Any], data: Dataset) -> None:

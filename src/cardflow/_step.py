@@ -180,18 +180,7 @@ def diff(
         (before is old and old._older == new._older and old.operation_ids == new.operation_ids)
         or _reported(before) != _reported(new)
     ):
-        # The most usual change of all (a late status filling a gap, a field).
-        return [
-            Change(
-                kind=_REVISED,
-                card_id=new.card_id,
-                operation_id=new.operation_id,
-                status=status,
-                previous_status=previous,
-                skipped=(),
-                state=new,
-            )
-        ]
+        return [_change(_REVISED, new, status, previous)]
     about = _same_operation(new, operation_id or new.operation_id) or new
     return [_change(_OLDER, new, about.status, None, operation_id=about.operation_id)]
 
