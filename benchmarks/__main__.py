@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick]``: every target, side by side, as one table.
 
---quick (under a minute): throughput at 10k and 100k events; baselines, merge,
+--quick (under a minute): throughput at 10k and 100k events, on the simulator's
+traffic and on a shipment-heavy stream; baselines, merge,
 tracker, lenient decoding, the operationId checks and the history costs at 10k events;
 the report at 100k events; the command line
 against the library and DuckDB, and memory, at 100k events (10k cards). The scale
@@ -9,7 +10,8 @@ PostgreSQL) groups run only when named: --only scale, --only store.
 
 The full run (under 10 minutes on 2 shared cores, plus about 3 the first time to
 generate the 10M-event file): throughput at 10k, 1M and 10M events (10M streamed
-from a cache file of JSON lines); baselines at 10k and 50k events, and
+from a cache file of JSON lines), and on the shipment-heavy stream at 10k and 1M
+(--large adds 10M, from a file of its own); baselines at 10k and 50k events, and
 transitions' add_model at 300k; merge, tracker, lenient decoding and the
 operationId checks and the history costs at 100k events; the report at 1M events;
 the command line against the library and
@@ -49,6 +51,7 @@ from ._timing import Result, table
 
 GROUPS = (
     "throughput",
+    "shipments",
     "baselines",
     "operations",
     "operationId",
@@ -77,6 +80,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="run only these groups (repeatable; scale and store run only when named)",
     )
     parser.add_argument(
+        "--large",
+        action="store_true",
+        help="the shipment-heavy stream at 10M events too (a 4 GB file, generated once)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="profile decode + fold with pyinstrument instead of timing (bench extra)",
@@ -99,22 +107,30 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [10_000, 100_000] if args.quick else [10_000, 1_000_000, 10_000_000]
     small = 10_000 if args.quick else 100_000
     results: list[Result] = []
-    made: dict[int, _data.Dataset] = {}
+    made: dict[tuple[int, str], _data.Dataset] = {}
 
     def step(what: str) -> None:
         """Say what runs next, when, and under what load."""
         elapsed = time.perf_counter() - started
         print(f"[{elapsed:4.0f} s, load {load()}] {what}...", flush=True)
 
-    def data(size: int) -> _data.Dataset:
+    def data(size: int, kind: str = _data.TRAFFIC) -> _data.Dataset:
         """Each size is generated once, when a group first needs it."""
-        if size not in made:
-            made[size] = _data.dataset(size)
-        return made[size]
+        if (size, kind) not in made:
+            made[size, kind] = _data.dataset(size, kind=kind)
+        return made[size, kind]
 
     if "throughput" in groups:
         step("throughput")
         results += throughput.run([data(size) for size in sizes])
+    if "shipments" in groups:
+        step("throughput on the shipment-heavy stream")
+        heavy = sizes[:2] + ([10_000_000] if args.large and not args.quick else [])
+        results += throughput.run(
+            [data(size, _data.SHIPMENTS) for size in heavy], group="shipments"
+        )
+        for size in heavy:
+            made.pop((size, _data.SHIPMENTS), None)
     if "baselines" in groups:
         for size, count in ((10_000, 2),) if args.quick else ((10_000, 3), (50_000, 1)):
             step(f"baselines at {size:,} events")
@@ -128,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         results += operations.run(data(small), 5)
     if "operationId" in groups:
         step("operationId checks")
-        results += operation_id.run(data(small), 5)
+        results += operation_id.run(data(small), 9)
     if "history" in groups:
         step("history (many operations on one card, adversarial documents)")
         results += history.run(data(small), 3)

@@ -9,6 +9,8 @@ them, consumed in C (``deque(maxlen=0)``) so that no Python loop is counted:
   offsets (``benchmarks/_plain.py``), what msgspec costs with no check at all.
 
 The contender is what a user writes: ``fold(chain.from_iterable(map(decode, bodies)))``.
+The same measures run on the simulator's traffic (group ``throughput``) and on the
+shipment-heavy stream (group ``shipments``, ``_data.SHIPMENTS``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def rounds_for(events: int) -> int:
     return 1
 
 
-def run(datasets: list[Dataset]) -> list[Result]:
+def run(datasets: list[Dataset], group: str = "throughput") -> list[Result]:
     """Each size side by side with the floors; the same Structs' floor only where the data
     is in memory (a streamed size is there for flatness, against plain Structs)."""
     results: list[Result] = []
@@ -88,13 +90,13 @@ def run(datasets: list[Dataset]) -> list[Result]:
             same = median(times["same"])
             results += [
                 Result(
-                    "throughput",
+                    group,
                     "bare msgspec, same Structs",
                     size,
                     f"{us(same, n)}/event, {mb / same:.0f} MB/s",
                 ),
                 Result(
-                    "throughput",
+                    group,
                     "decode + fold, share of bare (same Structs)",
                     size,
                     "",
@@ -103,13 +105,13 @@ def run(datasets: list[Dataset]) -> list[Result]:
             ]
         results += [
             Result(
-                "throughput",
+                group,
                 "bare msgspec, plain Structs",
                 size,
                 f"{us(plain, n)}/event, {mb / plain:.0f} MB/s",
             ),
             Result(
-                "throughput",
+                group,
                 "decode + fold, share of bare (plain Structs)",
                 size,
                 f"{us(fold, n)}/event, {n / fold / 1e6:.2f} M events/s",
@@ -124,7 +126,7 @@ def run(datasets: list[Dataset]) -> list[Result]:
             growth = normalized[data.name] / normalized[first]
             results.append(
                 Result(
-                    "throughput",
+                    group,
                     f"cost per event (relative to plain Structs) vs {first}",
                     data.name,
                     "",

@@ -19,6 +19,7 @@ import msgspec
 from ._errors import InvalidNotification
 from ._jsonscan import operation_spans
 from ._wire import (
+    BAD_OPERATION_ID,
     DECODE_ERRORS,
     PRODUCE,
     UNPARSED,
@@ -28,9 +29,11 @@ from ._wire import (
     OperationId,
     Shipment,
     Timestamp,
+    valid_operation_id,
 )
 
 __all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "reading_time"]
+# ``fast_operations`` and ``notified_operations`` are shared with the tracker, not public.
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +69,13 @@ class _Body(msgspec.Struct, gc=False):
     operations: list[Operation]
 
 
+class _MaybeReadBody(msgspec.Struct, gc=False):
+    """A body, and whether it holds a ``confirmedAt`` (a logged reading) at its top."""
+
+    operations: list[Operation]
+    confirmedAt: msgspec.Raw = msgspec.Raw()  # noqa: N815 (the wire's name)
+
+
 class _RawBody(msgspec.Struct, gc=False):
     operations: list[msgspec.Raw]
 
@@ -88,6 +98,7 @@ class _LooseOperation(msgspec.Struct, kw_only=True, rename="camel"):
 
 _body_decoder: Final = msgspec.json.Decoder(_Body)
 _decode_body: Final = _body_decoder.decode
+_decode_maybe_read: Final = msgspec.json.Decoder(_MaybeReadBody).decode
 _raw_body_decoder: Final = msgspec.json.Decoder(_RawBody)
 _operation_decoder: Final = msgspec.json.Decoder(Operation)
 _loose_decoder: Final = msgspec.json.Decoder(_LooseOperation)
@@ -125,12 +136,42 @@ _BOM: Final = b"\xef\xbb\xbf"
 
 
 def fast_operations(body: object) -> list[Operation] | None:
-    """The operations of a body that decodes as a whole (the fast path), else None."""
+    """The operations of a body that decodes as a whole (the fast path), else None.
+
+    msgspec checks every field but the characters of ``operationId``, checked here: a
+    body with a refused one takes the slow path, which names it.
+    """
     if type(body) is bytes or type(body) is str:
         try:
-            return _decode_body(body).operations
+            operations = _decode_body(body).operations
         except DECODE_ERRORS:
-            pass
+            return None
+        for op in operations:
+            if valid_operation_id(op.operation_id) is None:
+                return None
+        return operations
+    return None
+
+
+def notified_operations(body: object) -> list[Operation] | None:
+    """The operations of a body that decodes as a whole and is a notification (its
+    envelope holds no ``confirmedAt``: no logged reading), else None.
+
+    As ``fast_operations``, and tells a reading apart in the same decoding: cheaper
+    than looking for ``READING_MARK`` in the bytes first (a fifth of a microsecond a body).
+    """
+    if type(body) is bytes or type(body) is str:
+        try:
+            decoded = _decode_maybe_read(body)
+        except DECODE_ERRORS:
+            return None
+        if decoded.confirmedAt:
+            return None
+        operations = decoded.operations
+        for op in operations:
+            if valid_operation_id(op.operation_id) is None:
+                return None
+        return operations
     return None
 
 
@@ -143,9 +184,15 @@ def decode(body: Body) -> list[Operation]:
     # The fast path, in line (this runs once per body): bytes first, the usual type.
     if type(body) is bytes or type(body) is str:
         try:
-            return _decode_body(body).operations
+            operations = _decode_body(body).operations
         except DECODE_ERRORS:
             pass
+        else:
+            for op in operations:
+                if valid_operation_id(op.operation_id) is None:
+                    break
+            else:
+                return operations
     decoded = _decode_slow(body)
     if decoded.rejects:
         raise decoded.rejects[0].error()
@@ -239,10 +286,9 @@ def _decode_slow(body: object) -> Decoded:
         return Decoded(
             operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")]
         )
-    try:
-        return Decoded(operations=_decode_body(raw_body).operations, rejects=[])
-    except DECODE_ERRORS:
-        pass
+    whole = fast_operations(raw_body)
+    if whole is not None:
+        return Decoded(operations=whole, rejects=[])
     items: Sequence[msgspec.Raw | bytes]
     try:
         items = _raw_body_decoder.decode(raw_body).operations
@@ -262,30 +308,38 @@ def _decode_slow(body: object) -> Decoded:
     operations: list[Operation] = []
     rejects: list[Reject] = []
     for index, raw in enumerate(items):
-        error: BaseException
-        try:
-            operations.append(_operation_decoder.decode(raw))
-            continue
-        except DECODE_ERRORS as exc:
-            error = exc
-        try:
-            loose = _loose_decoder.decode(raw)
-        except DECODE_ERRORS as exc:
-            # A fault outside ``details``: it stands whatever the operation, so name
-            # it rather than a ``details`` fault that a non-PRODUCE op would be excused.
-            error = exc
-        else:
-            if loose.operation != PRODUCE:
-                operations.append(_tolerate_details(loose))
-                continue
-            tolerated = _tolerate_shipment(loose)
-            if tolerated is not None:
-                operations.append(tolerated)
-                continue
-        reason, path = _split_error(error)
         prefix = f"$.operations[{index}]"
-        rejects.append(Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw)))
+        found = _decode_operation(raw)
+        if not isinstance(found, Operation):
+            reason, path = _split_error(found)
+            rejects.append(
+                Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw))
+            )
+        elif valid_operation_id(found.operation_id) is None:
+            path = prefix + ".operationId"
+            rejects.append(Reject(index=index, path=path, reason=BAD_OPERATION_ID, raw=bytes(raw)))
+        else:
+            operations.append(found)
     return Decoded(operations=operations, rejects=rejects)
+
+
+def _decode_operation(raw: msgspec.Raw | bytes) -> Operation | BaseException:
+    """One operation's JSON text decoded (its ``operationId`` characters not yet checked),
+    tolerating what may be tolerated, or the error that rejects it."""
+    try:
+        return _operation_decoder.decode(raw)
+    except DECODE_ERRORS as exc:
+        error: BaseException = exc
+    try:
+        loose = _loose_decoder.decode(raw)
+    except DECODE_ERRORS as exc:
+        # A fault outside ``details``: it stands whatever the operation, so name it
+        # rather than a ``details`` fault that a non-PRODUCE op would be excused.
+        return exc
+    if loose.operation != PRODUCE:
+        return _tolerate_details(loose)
+    tolerated = _tolerate_shipment(loose)
+    return error if tolerated is None else tolerated
 
 
 def _decode_members(

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from ._cardstate import MAX_OPERATIONS, Anomaly, CardState, Folded
-from ._decode import Body, Decoded, decode_reading
+from ._decode import Body, Decoded, decode_reading, notified_operations
 from ._errors import CardMismatchError, NotProduceError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._summary import Summary
@@ -165,6 +165,10 @@ class Folder(Mapping[str, CardState]):
         reading at that time (``reading_time``); a ``confirmedAt`` that is not a time
         rejects the body as a whole. Never raises on bad input.
         """
+        operations = notified_operations(body)
+        if operations is not None:  # the usual body, decoded once
+            self.update(operations)
+            return Decoded(operations=operations, rejects=[])
         decoded, at = decode_reading(body)
         if at is None:
             self.update(decoded.operations)

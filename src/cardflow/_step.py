@@ -58,6 +58,7 @@ _STATUS: Final = ChangeKind.STATUS.value
 _SHIPMENT: Final = ChangeKind.SHIPMENT.value
 _REVISED: Final = ChangeKind.REVISED.value
 _OLDER: Final = ChangeKind.OLDER.value
+_IN_ORDER: Final = Observation.IN_ORDER.value
 _msgpack: Final = msgspec.msgpack.Encoder()
 
 
@@ -93,10 +94,8 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
         return f"{self.card_id}/{self.operation_id}/{what}"
 
 
-def _same_operation(old: CardState | None, operation_id: str) -> CardState | None:
+def _same_operation(old: CardState, operation_id: str) -> CardState | None:
     """What ``old`` held of one operation: its current one, or one of its older ones."""
-    if old is None:
-        return None
     if old.operation_id == operation_id:
         return old
     for state in old._older:
@@ -134,25 +133,45 @@ def diff(
     old: CardState | None,
     new: CardState,
     tables: Tables,
-    *,
     passed: bool = False,
     operation_id: str | None = None,
 ) -> list[Change]:
-    """``changes`` for two states known to differ (the tracker knows it: its summary rose)."""
-    before = _same_operation(old, new.operation_id)
-    out: list[Change] = []
+    """``changes`` for two states known to differ (the tracker knows it: its summary rose).
+
+    The tracker's hot path: the usual case (the same current operation, a status that
+    became current) is written out in line.
+    """
+    if old is None or old.operation_id == new.operation_id:
+        before = old
+    else:
+        before = _same_operation(old, new.operation_id)
     previous = None if before is None else before.status
+    status = new.status
+    out: list[Change] = []
     if passed:
         out += _passed(before, new, tables)
-    elif before is None or previous != new.status:
-        skipped: tuple[str, ...] = ()
-        if new.gaps:
+    elif before is None or previous != status:
+        skipped: tuple[str, ...] = new.gaps
+        if skipped and previous is not None:
             ranks = tables.ranks
-            floor = -1 if previous is None else ranks.get(previous, -1)
-            skipped = tuple(s for s in new.gaps if ranks[s] > floor)
-        out.append(_change(_STATUS, new, new.status, previous, skipped, "IN_ORDER"))
-    if new.shipment is not None and (before is None or before.shipment != new.shipment):
-        out.append(_change(_SHIPMENT, new, new.status, previous))
+            floor = ranks.get(previous, -1)
+            if floor >= 0:
+                skipped = tuple([s for s in skipped if ranks[s] > floor])
+        out.append(
+            Change(
+                kind=_STATUS,
+                card_id=new.card_id,
+                operation_id=new.operation_id,
+                status=status,
+                previous_status=previous,
+                skipped=skipped,
+                state=new,
+                observation=_IN_ORDER,
+            )
+        )
+    shipment = new.shipment
+    if shipment is not None and (before is None or before.shipment != shipment):
+        out.append(_change(_SHIPMENT, new, status, previous))
     if out:
         return out
     if before is not None and (
@@ -161,7 +180,7 @@ def diff(
         (before is old and old._older == new._older and old.operation_ids == new.operation_ids)
         or _reported(before) != _reported(new)
     ):
-        return [_change(_REVISED, new, new.status, previous)]
+        return [_change(_REVISED, new, status, previous)]
     about = _same_operation(new, operation_id or new.operation_id) or new
     return [_change(_OLDER, new, about.status, None, operation_id=about.operation_id)]
 

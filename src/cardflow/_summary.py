@@ -254,7 +254,10 @@ class Summary(msgspec.Struct, gc=False):
         encoding of the canonical shipment; an equal one changes nothing.
         """
         current = self.ship
-        clock = shipment_clock(ship)
+        # ``shipment_clock``, in line for the usual shipment (a UTC lastUpdatedAt).
+        clock = ship.last_updated_at
+        if clock is None or clock.tzinfo is not UTC:
+            clock = shipment_clock(ship)
         if current is not None:
             mine = self.ship_clock
             if clock is None:
@@ -263,10 +266,13 @@ class Summary(msgspec.Struct, gc=False):
             elif mine is not None and clock < mine:
                 return False
             if clock == mine:
-                if rank < self.ship_rank:
+                ship_rank = self.ship_rank
+                # A duplicate (the same shipment: equal values whatever their spelling)
+                # changes nothing, and costs no canonical copy.
+                if rank < ship_rank or (rank == ship_rank and ship == current):
                     return False
                 ship = tables.shipment(ship)
-                if rank == self.ship_rank and (
+                if rank == ship_rank and (
                     ship == current or _msgpack.encode(ship) < _msgpack.encode(current)
                 ):
                     return False

@@ -23,7 +23,15 @@ import msgspec
 from transitions import Machine
 
 from ._cardstate import CardState
-from ._decode import READING_MARK, Body, Reject, decode_lenient, decode_reading, fast_operations
+from ._decode import (
+    READING_MARK,
+    Body,
+    Reject,
+    decode_lenient,
+    decode_reading,
+    fast_operations,
+    notified_operations,
+)
 from ._errors import ReactionError
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._step import Change, ChangeKind, diff
@@ -116,6 +124,15 @@ class Tracker(Mapping[str, CardState]):
         ``ReactionError`` after the whole body when reactions raised (its
         ``ingested`` is what this call would have returned).
         """
+        # The usual body first (this runs once per body): one that decodes as a whole
+        # and is no logged reading.
+        operations = notified_operations(body)
+        if operations is not None:
+            found, passed_over, failures = self._run(operations, None)
+            ingested = Ingested(changes=found, rejects=[], passed_over=passed_over)
+            if failures:
+                raise ReactionError.of(failures, ingested)
+            return ingested
         return self._ingest(body, None)
 
     def reconcile(self, body: Body, at: datetime) -> Ingested:
@@ -143,14 +160,7 @@ class Tracker(Mapping[str, CardState]):
             else:
                 decoded = decode_lenient(body)
             operations, rejects = decoded.operations, decoded.rejects
-        found: list[Change] = []
-        failures: list[tuple[Change, Exception]] = []
-        passed_over = 0
-        for op in operations:
-            if op.operation != PRODUCE:
-                passed_over += 1
-                continue
-            found += self._apply(op, at, failures)
+        found, passed_over, failures = self._run(operations, at)
         ingested = Ingested(changes=found, rejects=rejects, passed_over=passed_over)
         if failures:
             raise ReactionError.of(failures, ingested)
@@ -161,11 +171,7 @@ class Tracker(Mapping[str, CardState]):
 
         Raises ``ReactionError`` after all of them when reactions raised.
         """
-        found: list[Change] = []
-        failures: list[tuple[Change, Exception]] = []
-        for op in ops:
-            if op.operation == PRODUCE:
-                found += self._apply(op, None, failures)
+        found, _, failures = self._run(ops, None)
         if failures:
             raise ReactionError.of(failures, found)
         return found
@@ -176,37 +182,52 @@ class Tracker(Mapping[str, CardState]):
         raised, after the state was updated."""
         return self.ingest_operations((op,))
 
-    def _apply(
-        self, op: Operation, at: datetime | None, failures: list[tuple[Change, Exception]]
-    ) -> list[Change]:
-        card_id = op.card_id
-        if self._pending:
-            waiting = self._pending.pop((card_id, op.operation_id), None)
-            if waiting:
-                self._react(waiting, failures)
+    def _run(
+        self, ops: Iterable[Operation], at: datetime | None
+    ) -> tuple[list[Change], int, list[tuple[Change, Exception]]]:
+        """Apply operations (read at ``at``, or notified): (the changes, how many were
+        passed over, the reactions that raised). The loop every ingestion runs."""
+        found: list[Change] = []
+        failures: list[tuple[Change, Exception]] = []
+        passed_over = 0
         tables = self._tables
-        summary = self._summaries.get(card_id)
-        if summary is None:
-            restored = self._states.get(card_id)
-            if restored is None:
-                summary = Summary.empty(card_id, utc(op.start_time), op.operation_id)
-            else:
-                summary = Summary.thaw(restored, tables)
-            self._summaries[card_id] = summary
-        # The summary says whether the event changed anything (a summary changes only
-        # when one of its joins rises, and then so does the state): a duplicate or a
-        # dominated event costs no state at all.
-        if at is None:
-            if not summary.add(op, tables):
-                return []
-        elif not summary.add_reading(op, at, tables):
-            return []
-        old = self._states.get(card_id)
-        new = self._states[card_id] = summary.freeze(tables)
-        found = diff(old, new, tables, passed=self._passed, operation_id=op.operation_id)
-        if self._machine is not None:
-            self._react(found, failures)
-        return found
+        summaries = self._summaries
+        states = self._states
+        pending = self._pending
+        passed = self._passed
+        machine = self._machine
+        for op in ops:
+            if op.operation != PRODUCE:
+                passed_over += 1
+                continue
+            card_id = op.card_id
+            if pending:
+                waiting = pending.pop((card_id, op.operation_id), None)
+                if waiting:
+                    self._react(waiting, failures)
+            summary = summaries.get(card_id)
+            if summary is None:
+                restored = states.get(card_id)
+                if restored is None:
+                    summary = Summary(card_id, utc(op.start_time), op.operation_id)
+                else:
+                    summary = Summary.thaw(restored, tables)
+                summaries[card_id] = summary
+            # The summary says whether the event changed anything (a summary changes
+            # only when one of its joins rises, and then so does the state): a duplicate
+            # or a dominated event costs no state at all.
+            if at is None:
+                if not summary.add(op, tables):
+                    continue
+            elif not summary.add_reading(op, at, tables):
+                continue
+            old = states.get(card_id)
+            new = states[card_id] = summary.freeze(tables)
+            changes = diff(old, new, tables, passed, op.operation_id)
+            if machine is not None:
+                self._react(changes, failures)
+            found += changes
+        return found, passed_over, failures
 
     # -- reactions -------------------------------------------------------------------
 
