@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import cardflow
-from cardflow._decode import READING_MARK
 from cardflow.cli import run as run_cli
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Source
@@ -120,17 +119,10 @@ def jobs(path: Path, label: str, count: int) -> list[Result]:
 
 
 def _one_process(path: Path) -> int:
-    """One process's fold of the file, the way the Dask tasks fold a partition: the
-    strict decoder first, the lenient one for a line it refuses."""
+    """One process's fold of the file, the way the Dask tasks fold a partition."""
     folder = cardflow.Folder()
     with path.open("rb") as stream:
         for line in stream:
-            if READING_MARK not in line:
-                try:
-                    folder.update(cardflow.decode(line))
-                    continue
-                except cardflow.InvalidNotification:
-                    pass
             if line.strip():
                 folder.ingest(line)
     return len(folder.states())

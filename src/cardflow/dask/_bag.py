@@ -29,8 +29,7 @@ from dask.delayed import delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from .._codec import decode_state, encode_state
-from .._decode import READING_MARK, Reject, decode
-from .._errors import InvalidNotification
+from .._decode import Reject
 from .._state import CardState, Folder, merge
 
 __all__ = ["DaskFold", "Rejected", "fold", "fold_with_rejects", "read_bodies"]
@@ -113,13 +112,7 @@ def _fold_partition(
         body = item.strip().removeprefix(_BOM)
         if not body:
             continue
-        if READING_MARK not in body:  # a reading (rare) goes the lenient way: its time
-            try:
-                folder.update(decode(body))  # the fast path: a body that decodes whole
-                continue
-            except InvalidNotification:
-                pass
-        decoded = folder.ingest(body)
+        decoded = folder.ingest(body)  # one decoding for the usual body
         rejected += [Rejected(source, reject) for reject in decoded.rejects]
     buckets: list[list[bytes]] = [[] for _ in range(partitions)]
     for card_id, state in folder.states().items():
