@@ -15,16 +15,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import BinaryIO, Final, cast
 
-from .. import Folder, InvalidNotification, decode
-from .._decode import READING_MARK, Reject
+from .. import Folder
+from .._decode import Reject, notified_operations
 from .._wire import Operation
 from ._inputs import Body, Reader
 
 __all__ = ["Reading"]
 
 _BOM: Final = codecs.BOM_UTF8
-_READ_AS_A_READING: Final = InvalidNotification("a logged on-demand response")
-"""Sends a line to the lenient path, which tells a reading from a notification."""
 
 
 class Reading:
@@ -80,10 +78,11 @@ class Reading:
         """The operations of each body of ``stream``, one list a body, as they are read.
 
         The fast path first: a line that decodes as a whole (the usual case) costs one
-        strict ``decode``. A line that does not (a blank line, a bad line, the first line
-        of a pretty-printed document) goes to a :class:`Reader`, the lenient path that
-        reports every reject with its line; the Reader is left as soon as it has read no
-        further than the body it gave, so that one bad line never slows the lines after it.
+        strict decoding (``notified_operations``). A line that does not (a blank line,
+        a bad line, a logged reading, the first line of a pretty-printed document) goes
+        to a :class:`Reader`, the lenient path that reports every reject with its line;
+        the Reader is left as soon as it has read no further than the body it gave, so
+        that one bad line never slows the lines after it.
         """
         poll = self.poll
         watching = self.watch is not None
@@ -96,17 +95,17 @@ class Reading:
                 first = first[len(_BOM) :]
             lines = itertools.chain((first,), lines)
         count = bodies = operations = 0
+        notified = notified_operations
         try:
             for line in lines:
                 count += 1
                 if poll is not None:
                     self.bytes += len(line)
                     poll()
-                try:
-                    if READING_MARK in line:
-                        raise _READ_AS_A_READING  # rare: the Reader says when it was read
-                    ops = decode(line)
-                except InvalidNotification:
+                # One decoding for the usual line; a reading (the Reader says when it
+                # was read) or a line that does not decode whole goes the lenient way.
+                ops = notified(line)
+                if ops is None:
                     if not line.strip():
                         continue
                     # The Reader's line 1 is a blank line that it skips; the line that
