@@ -269,7 +269,8 @@ def library(path: Path, write: bool) -> None:
     with path.open("rb", buffering=1 << 20) as file:
         states = cardflow.fold(itertools.chain.from_iterable(map(cardflow.decode, file)))
     if write:
-        from cardflow.cli._report import Report, Totals, write_jsonl
+        from cardflow.cli._formats import write_jsonl
+        from cardflow.cli._report import Report, Totals
 
         cards = [states[card] for card in sorted(states)]
         report = Report(totals=Totals(), cards=cards, reasons=None, now=None, filters={})

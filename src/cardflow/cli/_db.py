@@ -28,12 +28,8 @@ from ._console import Console
 from ._fold import closing, report_states
 from ._inputs import STDIN, Reader, readable
 from ._inputs import Body as ReadBody
-from ._report import (
-    EventLog,
-    Seen,
-    Totals,
-    counted,
-)
+from ._readable import counted
+from ._report import EventLog, Seen, Totals
 
 __all__ = ["add_commands", "add_fold_options", "run_dispatch", "run_fold_db", "run_outbox"]
 

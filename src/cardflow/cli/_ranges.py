@@ -30,21 +30,10 @@ from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState, merge
 from ._cards import encoded_cards
 from ._console import Console
+from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows, write_json_cards
 from ._jobs import Gathered, Spilled, Workers
-from ._report import (
-    JSON_SEPARATOR,
-    JSON_TAIL,
-    Report,
-    Tally,
-    Totals,
-    filters_of,
-    json_head,
-    judged_at,
-    write_csv_rows,
-    write_json_cards,
-    write_summary,
-    write_views,
-)
+from ._readable import write_summary, write_views
+from ._report import Report, Tally, Totals, filters_of, judged_at
 
 __all__ = [
     "Asked",

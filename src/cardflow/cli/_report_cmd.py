@@ -20,7 +20,7 @@ from ..report import Fleet, aggregate, render
 from ..store import open as open_store
 from ._console import Console
 from ._fold import OK, REJECTED, UNREADABLE, USAGE, add_reading_options, fold_inputs
-from ._report import counted
+from ._readable import counted
 
 UNAVAILABLE: Final = 5
 
