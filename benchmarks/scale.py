@@ -6,7 +6,7 @@
   The machine is shared, and wall time with it, so a second line predicts the speedup
   on two idle cores from CPU times, which load changes less: ``--jobs 1``'s, against
   the parent's of ``--jobs 2`` (in this process) plus one worker's share of the two
-  phases (the slower group's fold, then half the ranges' reports), each measured by
+  phases (half the groups' folds, then half the ranges' reports), each measured by
   running that task in this process.
 - *Dask*: ``cardflow.dask.fold`` over ``read_bodies(FILE)`` on a ``LocalCluster`` of two
   worker processes (started beforehand, not timed), counting the states on the workers,
@@ -35,7 +35,7 @@ import cardflow
 from cardflow.cli import run as run_cli
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Source
-from cardflow.cli._jobs import fold_group
+from cardflow.cli._jobs import GROUPS_PER_JOB, fold_group
 from cardflow.cli._parts import groups, plan
 from cardflow.cli._ranges import RANGES_PER_JOB, Asked, ranges, report_range
 
@@ -75,7 +75,7 @@ def _model(path: Path) -> tuple[float, float, float]:
     reports: list[float] = []
     with tempfile.TemporaryDirectory() as directory:
         spilled = []
-        for group in groups(parts, 2):
+        for group in groups(parts, 2 * GROUPS_PER_JOB):
             started = time.process_time()
             spilled.append(fold_group(group, None, directory).spilled)
             folds.append(time.process_time() - started)
@@ -84,7 +84,7 @@ def _model(path: Path) -> tuple[float, float, float]:
             started = time.process_time()
             report_range(pieces, asked)
             reports.append(time.process_time() - started)
-    return one, parent, max(folds) + sum(reports) / 2
+    return one, parent, (sum(folds) + sum(reports)) / 2
 
 
 def jobs(path: Path, label: str, count: int) -> list[Result]:
@@ -94,7 +94,7 @@ def jobs(path: Path, label: str, count: int) -> list[Result]:
     figure = f"{median(times['1']):.1f} s -> {median(times['2']):.1f} s"
     load = os.getloadavg()[0]
     one, parent, worker = _model(path)
-    # Two idle cores: each worker folds a group, then reports half the ranges; the
+    # Two idle cores: each worker folds half the groups, then reports half the ranges; the
     # parent's work (planning, rejects, joining the ranges' text) counted as if none of
     # it overlapped with theirs.
     predicted = one / (parent + worker)

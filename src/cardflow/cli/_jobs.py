@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from .._codec import encode_state
 from .._decode import Reject
@@ -187,6 +187,12 @@ def _write_states(folder: Folder, ids: list[str], out: BinaryIO) -> bytes:
         ends.append(end)
     return ends.tobytes()
 
+
+GROUPS_PER_JOB: Final = 4
+"""Groups of parts per job: a worker that finishes early takes another group, so the
+first phase ends with the workers close together; and a worker holds one group's
+states at a time. Each group adds a partial state for the few cards it shares with
+its neighbours."""
 
 _progress: list[Any] = []
 """In a worker process of ``local_pool``: the counters it shares with the parent."""
@@ -475,7 +481,7 @@ def gather(
         total = None if None in sizes else sum(s or 0 for s in sizes)
         run.progress = Progress(console.stderr, run._snapshot, total)
     try:
-        spilled = run.run(groups(parts, workers.jobs))
+        spilled = run.run(groups(parts, workers.jobs * GROUPS_PER_JOB))
     finally:
         if run.progress is not None:
             run.progress.clear()

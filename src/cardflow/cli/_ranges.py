@@ -224,7 +224,18 @@ def write_in_ranges(
     count = workers.jobs * RANGES_PER_JOB
     submit = workers.executor.submit
     futures = [submit(report_range, pieces, asked) for pieces in ranges(gathered.spilled, count)]
-    written = [future.result() for future in futures]
+    out = console.stdout
+    # JSON Lines and CSV have no head that counts the cards: each range's text is
+    # written as soon as it and the ranges before it are done.
+    streamed = args.format in ("jsonl", "csv")
+    if args.format == "csv":
+        write_csv_rows(None, None, out, header=now is not None)
+    written = []
+    for future in futures:
+        one = future.result()
+        written.append(one)
+        if streamed and one.tally.cards:
+            _copy(one.text, out)
     for spilled in gathered.spilled:
         if isinstance(spilled.data, str):
             os.unlink(spilled.data)  # read by every range: no longer needed
@@ -247,22 +258,16 @@ def write_in_ranges(
         histories=gathered.histories,
         tally=tally,
     )
-    out = console.stdout
-    texts = [one.text for one in written if one.tally.cards]
-    if args.format == "jsonl":
-        for text in texts:
-            _copy(text, out)
-    elif args.format == "json":
+    if args.format == "json":
+        texts = [one.text for one in written if one.tally.cards]
         out.write(json_head(report, empty=not texts))
         if texts:
             for i, text in enumerate(texts):
                 out.write(JSON_SEPARATOR if i else b"")
                 _copy(text, out)
             out.write(JSON_TAIL)
-    elif args.format == "csv":
-        write_csv_rows(None, None, out, header=now is not None)
-        for text in texts:
-            _copy(text, out)
+    elif streamed:
+        pass
     elif watching:
         if report.cards:
             write_views(report, out)
