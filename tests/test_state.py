@@ -329,6 +329,21 @@ def test_shipments_of_one_clock_go_to_the_higher_status() -> None:
         assert state.shipment.carrier == "dhl"
 
 
+def test_a_shipment_repeated_by_a_higher_status_keeps_that_status_precedence() -> None:
+    """One clock: the same shipment notified again by a higher status holds that status's
+    precedence, so a shipment of a status between them loses, in every order (found by
+    mutation testing)."""
+    ups = cardflow.Shipment(carrier="ups", last_updated_at=END)
+    dhl = cardflow.Shipment(carrier="dhl", last_updated_at=END)
+    ongoing = produce("CARD_PROD_ONGOING", details={"shipment": ups})
+    done = produce("CARD_PROD_DONE", details={"shipment": dhl})
+    shipped = produce(
+        "CARD_SHIPPED", op_status="SUCCESSFUL", end_time=END, details={"shipment": ups}
+    )
+    for state in every_way([ongoing, done, shipped]):
+        assert state.shipment == ups
+
+
 def test_shipment_clocks_past_what_utc_spells_tie_at_its_end() -> None:
     """Clocks are compared clamped (docs/semantics.md, "Times"): a clock an offset puts
     past the last instant UTC spells ties with that instant, and precedence decides."""

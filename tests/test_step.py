@@ -75,6 +75,49 @@ def test_the_tracker_reports_what_step_reports(t: Traffic) -> None:
         assert tracker.apply(op) == found
 
 
+def test_an_event_of_an_older_operation_is_an_older_change_about_that_operation() -> None:
+    """The operation that started last stays current; an event of an older one, its
+    first or a later one, changes nothing the card reports: one OLDER change, naming
+    that operation and its status (found by mutation testing)."""
+    state = fold(cardflow.decode(_body("CARD_PROD_DONE", "op-3", "2025-03-01T00:00:00Z")))
+    current = state["c-1"]
+    events = [
+        ("op-1", "CARD_PROD_READY", "2025-01-01T00:00:00Z"),
+        ("op-2", "CARD_PROD_ONGOING", "2025-02-01T00:00:00Z"),
+        ("op-1", "CARD_PROD_DONE", "2025-01-01T00:00:00Z"),
+    ]
+    for op_id, status, start in events:
+        new, found = step(current, cardflow.decode(_body(status, op_id, start))[0])
+        assert [(c.kind, c.operation_id, c.status, c.previous_status) for c in found] == [
+            (ChangeKind.OLDER, op_id, status, None)
+        ]
+        assert (new.operation_id, new.status) == ("op-3", "CARD_PROD_DONE")
+        current = new
+    assert set(current.operation_ids) == {"op-1", "op-2", "op-3"}
+
+
+def test_changes_report_the_status_that_became_current_unless_asked_for_each_passed() -> None:
+    """By default one STATUS change for the new current status, the gaps it skipped
+    listed; ``passed=True`` one per status passed (found by mutation testing)."""
+    old = fold(cardflow.decode(_body("CARD_PROD_REQUESTED")))["c-1"]
+    new = cardflow.apply(old, cardflow.decode(_body("CARD_PROD_READY"))[0])
+    found = cardflow.changes(old, new)
+    assert [(c.kind, c.status, c.previous_status, c.skipped, c.observation) for c in found] == [
+        (
+            ChangeKind.STATUS,
+            "CARD_PROD_READY",
+            "CARD_PROD_REQUESTED",
+            ("DATA_PREPARED",),
+            "IN_ORDER",
+        )
+    ]
+    passed = cardflow.changes(old, new, passed=True)
+    assert [(c.status, c.observation) for c in passed] == [
+        ("DATA_PREPARED", Observation.INFERRED),
+        ("CARD_PROD_READY", Observation.IN_ORDER),
+    ]
+
+
 def test_step_refuses_another_card_and_a_first_event_of_another_type() -> None:
     body = b"""{"operations": [{"operationId": "a", "operation": "PRODUCE", "status": "PENDING",
       "startTime": "2025-01-17T06:28:02Z", "cardId": "c-1",
@@ -453,6 +496,12 @@ def test_step_folds_with_the_lifecycle_given() -> None:
     new, found = step(None, cardflow.decode(_body("B"))[0], lifecycle=mine)
     assert (new.status, new.gaps, new.unknown_statuses) == ("B", ("A",), ())
     assert [(c.kind, c.status) for c in found] == [(ChangeKind.STATUS, "B")]
+    # Its changes too: the statuses passed are the lifecycle's.
+    _, found = step(None, cardflow.decode(_body("B"))[0], passed=True, lifecycle=mine)
+    assert [(c.kind, c.status, c.observation) for c in found] == [
+        (ChangeKind.STATUS, "A", Observation.INFERRED),
+        (ChangeKind.STATUS, "B", Observation.IN_ORDER),
+    ]
 
 
 def test_decode_reading_gives_the_reading_time_or_rejects_the_whole_body() -> None:

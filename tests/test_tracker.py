@@ -250,3 +250,35 @@ def test_the_tracker_takes_a_shipment_that_wins_a_tie_of_clocks() -> None:
         for op in order:
             tracker.ingest(cardflow.encode([op]))
         assert tracker["c-1"] == fold(ops)["c-1"]
+
+
+def test_a_shipment_that_loses_a_tie_of_clocks_changes_nothing() -> None:
+    """At one clock and one status, the greater canonical shipment wins: the lesser one,
+    after it, changes nothing and reports nothing; before it, it is replaced (a SHIPMENT
+    change). Found by mutation testing."""
+    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
+    ups, dhl = (
+        cardflow.Operation(
+            operation_id="op-1",
+            operation=cardflow.PRODUCE,
+            status="SUCCESSFUL",
+            start_time=datetime(2025, 1, 17, tzinfo=UTC),
+            card_id="c-1",
+            end_time=clock,
+            details=cardflow.Details(
+                status="CARD_SHIPPED",
+                shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
+            ),
+        )
+        for carrier in ("ups", "dhl")
+    )
+    tracker = Tracker()
+    tracker.apply(ups)
+    kept = tracker["c-1"]
+    assert tracker.apply(dhl) == []
+    assert tracker["c-1"] == kept
+    tracker = Tracker()
+    tracker.apply(dhl)
+    assert [(c.kind, c.state.shipment) for c in tracker.apply(ups)] == [
+        (ChangeKind.SHIPMENT, kept.shipment)
+    ]
