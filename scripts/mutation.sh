@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Mutation testing of the fold's rules (docs/proof.md, "Mutation testing"). Not in CI:
-# it takes about half an hour on two cores for the state's modules.
+# it takes about nine minutes on two cores for the state's modules (docs/proof.md).
 #
 #   scripts/mutation.sh                    # every module of [tool.mutmut] only_mutate
 #   scripts/mutation.sh _summary _step     # some of them

@@ -513,3 +513,21 @@ def test_decode_reading_gives_the_reading_time_or_rejects_the_whole_body() -> No
     decoded, at = cardflow.decode_reading(bad)
     assert (decoded.operations, at) == ([], None)
     assert [(r.index, r.path, r.raw) for r in decoded.rejects] == [(None, "$.confirmedAt", bad)]
+
+
+@pytest.mark.parametrize("again", [timedelta(0), -timedelta(days=1)])
+def test_a_reading_that_changes_nothing_is_no_change_in_the_tracker(again: timedelta) -> None:
+    """The same reading again, or an older one of the same status, leaves the state as
+    it is: the tracker reports what ``step`` reports, nothing."""
+    tracker = Tracker()
+    tracker.ingest(_body("CARD_PROD_READY"))
+    assert [c.kind for c in tracker.reconcile(_body("CARD_PROD_READY"), at=AT).changes] == [
+        ChangeKind.REVISED
+    ]
+    before = tracker["c-1"]
+    op = cardflow.decode(_body("CARD_PROD_READY"))[0]
+    after, expected = step(before, op, at=AT + again)
+    assert after == before
+    assert expected == []
+    assert tracker.reconcile(_body("CARD_PROD_READY"), at=AT + again).changes == expected
+    assert tracker["c-1"] == before

@@ -6,6 +6,7 @@ rules of ``docs/semantics.md`` live in one place.
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, date, datetime
 from typing import Final
 
@@ -296,8 +297,9 @@ class Summary(msgspec.Struct, gc=False):
     def _absorb(self, one: Summary, tables: Tables) -> bool:
         """Join the summary of one operation (no ``older``) in; whether anything changed."""
         if one.operation_id == self.operation_id:
+            before = _operation_values(self)
             self._join_operation(one, tables)
-            return True
+            return _operation_values(self) != before
         older = self.older
         known = None if older is None else older.get(one.operation_id)
         if known is not None:
@@ -504,3 +506,6 @@ OPERATION_FIELDS: Final = tuple(
     name for name in Summary.__struct_fields__ if name not in ("card_id", "older")
 )
 """What a summary says of its current operation: what changes when another becomes current."""
+_operation_values: Final = operator.attrgetter(*OPERATION_FIELDS)
+"""Those values, to tell whether a join changed any (every one is replaced, never
+mutated in place, when it changes)."""
