@@ -75,6 +75,27 @@ def test_the_tracker_reports_what_step_reports(t: Traffic) -> None:
         assert tracker.apply(op) == found
 
 
+@given(many_traffic, st.lists(st.sampled_from([None, 0, 1, 2]), min_size=1))
+def test_the_tracker_reports_what_step_reports_with_readings(
+    t: Traffic, readings: list[int | None]
+) -> None:
+    """Some events read on demand (at one of three times, in any order, repeated):
+    the tracker's changes are step's, and none exactly when the state stays equal."""
+    tracker = Tracker()
+    states: dict[str, CardState] = {}
+    for i, op in enumerate(produce_ops(t)):
+        day = readings[i % len(readings)]
+        at = None if day is None else AT + timedelta(days=day)
+        old = states.get(op.card_id)
+        new, found = step(old, op, at=at)
+        states[op.card_id] = new
+        body = cardflow.encode([op])
+        got = tracker.ingest(body) if at is None else tracker.reconcile(body, at=at)
+        assert got.changes == found
+        assert (found == []) == (new == old)
+        assert tracker[op.card_id] == new
+
+
 def test_an_event_of_an_older_operation_is_an_older_change_about_that_operation() -> None:
     """The operation that started last stays current; an event of an older one, its
     first or a later one, changes nothing the card reports: one OLDER change, naming
