@@ -155,14 +155,22 @@ def test_the_cli_on_the_cluster_reports_what_one_process_reports(
     def fold_cli(*extra: str) -> tuple[int, bytes, str]:
         out, err = io.BytesIO(), io.StringIO()
         console = Console(stdin=io.BytesIO(), stdout=out, stderr=err, environ={})
-        code = run(["fold", str(tmp_path), "--format", "jsonl", *extra], console)
+        code = run(["fold", str(tmp_path), *extra], console)
         return code, out.getvalue(), err.getvalue()
 
-    one = fold_cli("--jobs", "1")
-    on_dask = fold_cli("--dask", client.scheduler.address, "--part-size", "5000")
-    assert on_dask == one
-    assert one[0] == 1
-    assert "a.jsonl:151: $: JSON is malformed" in one[2]
+    now = ["--now", "2025-03-01T00:00:00Z"]
+    for options in (
+        ["--format", "jsonl"],
+        ["--format", "json", *now],
+        ["--format", "csv", "--needs-reconcile", *now],
+        ["--format", "summary", *now],
+    ):
+        one = fold_cli(*options, "--jobs", "1")
+        on_dask = fold_cli(*options, "--dask", client.scheduler.address, "--part-size", "5000")
+        assert on_dask == one
+        assert one[0] == 1
+        assert one[1]
+        assert "a.jsonl:151: $: JSON is malformed" in one[2]
 
 
 def test_the_cli_names_an_unreachable_scheduler() -> None:
