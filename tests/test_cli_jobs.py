@@ -153,6 +153,25 @@ def test_stdin_among_files_is_read_by_the_parent(logs: Path) -> None:
     assert two == one
 
 
+def test_stdin_from_a_pipe_among_files_in_worker_processes(logs: Path) -> None:
+    """A real pipe (it cannot tell or seek) read by the parent beside the workers."""
+    command = [sys.executable, "-m", "cardflow.cli", "fold", str(logs / "a.jsonl"), "-"]
+    command += [str(logs / "c.json"), "--format", "jsonl"]
+    stdin = (logs / "b.jsonl").read_bytes()
+    one = subprocess.run(
+        [*command, "--jobs", "1"], input=stdin, capture_output=True, timeout=120, check=False
+    )
+    two = subprocess.run(
+        [*command, "--jobs", "2", "--part-size", str(PART)],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert (two.returncode, two.stdout, two.stderr) == (one.returncode, one.stdout, one.stderr)
+    assert one.stdout
+
+
 def test_an_unreadable_path_is_reported_alike(logs: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.jsonl"
     one = fold_cli(logs, missing, "--jobs", "1", "--format", "jsonl")

@@ -140,7 +140,8 @@ class _PartReading(Reading):
             self._first[key] = (op, line)
 
     def part(self, part: Part, stream: BinaryIO) -> PartFolded:
-        """Fold ``stream``, which holds ``part``: what it gave."""
+        """Fold ``stream``, which holds ``part``: what it gave (``bytes_read`` is the
+        caller's to fill: a pipe cannot say where it is)."""
         out = self._result = PartFolded()
         self._first = {}
         self._deliveries = Counter()
@@ -151,7 +152,6 @@ class _PartReading(Reading):
         except OSError as exc:
             out.error = exc.strerror or str(exc)
         out.lines = self.lines
-        out.bytes_read = part.size if part.end is not None else stream.tell() - part.start
         out.bodies = self.bodies - before[0]
         out.operations = self.operations - before[1]
         out.added = self.added - before[2]
