@@ -292,7 +292,10 @@ class Summary(msgspec.Struct, gc=False):
             other.older = None
             for state in older.values():
                 self._absorb(Summary.thaw(state, tables), tables)
-        self._absorb(other, tables)
+        if other.operation_id == self.operation_id:
+            self._join_operation(other, tables)  # the usual merge: no need to ask what changed
+        else:
+            self._absorb(other, tables)
 
     def _absorb(self, one: Summary, tables: Tables) -> bool:
         """Join the summary of one operation (no ``older``) in; whether anything changed."""

@@ -87,7 +87,6 @@ class RangeWritten:
     tally: Tally
     text: str | bytes
     kept: list[bytes] = field(default_factory=list)
-    kept_reasons: dict[str, tuple[ReconcileReason, ...]] = field(default_factory=dict)
 
 
 def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
@@ -176,8 +175,7 @@ def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
         with os.fdopen(fd, "wb") as file:
             _write(asked.format, cards, reasons, file)
     kept = [encode_state(s) for s in cards] if asked.keep else []
-    kept_reasons = {s.card_id: reasons[s.card_id] for s in cards} if asked.keep and reasons else {}
-    return RangeWritten(total, Tally.of(cards, reasons), text, kept, kept_reasons)
+    return RangeWritten(total, Tally.of(cards, reasons), text, kept)
 
 
 def _write(
@@ -240,18 +238,19 @@ def write_in_ranges(
         if isinstance(spilled.data, str):
             os.unlink(spilled.data)  # read by every range: no longer needed
     tally = Tally.of([], None if now is None else {})
-    reasons = tally.reasons
     for one in written:
         tally += one.tally
-        if reasons is not None:
-            reasons.update(one.kept_reasons)
     totals = gathered.totals.complete(
         sum(one.cards for one in written), gathered.passed_over, gathered.added
     )
+    kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
+    reasons = tally.reasons
+    if reasons is not None and now is not None:
+        reasons = {**reasons, **{s.card_id: needs_reconcile(s, now) for s in kept}}
     report = Report(
         totals=totals,
-        cards=[decode_state(data) for one in written for data in one.kept],
-        reasons=None if reasons is None else {**reasons, **(tally.reasons or {})},
+        cards=kept,
+        reasons=reasons,
         now=now,
         filters=filters_of(args),
         lifecycle=args.lifecycle,
@@ -266,14 +265,14 @@ def write_in_ranges(
                 out.write(JSON_SEPARATOR if i else b"")
                 _copy(text, out)
             out.write(JSON_TAIL)
-    elif streamed:
-        pass
-    elif watching:
-        if report.cards:
+    elif not streamed:  # the summary, or --card's views of each card
+        if not watching:
+            write_summary(report, out)
+        elif report.cards:
             write_views(report, out)
-    else:
-        write_summary(report, out)
     out.flush()
-    present = {card for s in gathered.spilled for card in s.ids}
-    missing = sorted(card for card in gathered.watch or () if card not in present)
+    missing: list[str] = []
+    if gathered.watch is not None:
+        present = {card for s in gathered.spilled for card in s.ids}
+        missing = sorted(card for card in gathered.watch if card not in present)
     return totals, missing
