@@ -226,25 +226,27 @@ def test_the_tracker_follows_the_fold_past_the_bound_on_operations() -> None:
         assert bool(found) == (fold(order[: n - 1]).get("c-1") != tracker["c-1"])
 
 
+def _shipped(carrier: str) -> cardflow.Operation:
+    """A CARD_SHIPPED event of c-1's op-1 whose shipment's clock is one fixed time."""
+    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
+    return cardflow.Operation(
+        operation_id="op-1",
+        operation=cardflow.PRODUCE,
+        status="SUCCESSFUL",
+        start_time=datetime(2025, 1, 17, tzinfo=UTC),
+        card_id="c-1",
+        end_time=clock,
+        details=cardflow.Details(
+            status="CARD_SHIPPED",
+            shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
+        ),
+    )
+
+
 def test_the_tracker_takes_a_shipment_that_wins_a_tie_of_clocks() -> None:
     """Two shipments with one clock on events of one status: one of them wins (the
     canonical order), whichever came first, and the tracker's state follows the fold."""
-    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
-    ops = [
-        cardflow.Operation(
-            operation_id="op-1",
-            operation=cardflow.PRODUCE,
-            status="SUCCESSFUL",
-            start_time=datetime(2025, 1, 17, tzinfo=UTC),
-            card_id="c-1",
-            end_time=clock,
-            details=cardflow.Details(
-                status="CARD_SHIPPED",
-                shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
-            ),
-        )
-        for carrier in ("dhl", "ups")
-    ]
+    ops = [_shipped(carrier) for carrier in ("dhl", "ups")]
     for order in (ops, ops[::-1]):
         tracker = Tracker()
         for op in order:
@@ -256,22 +258,7 @@ def test_a_shipment_that_loses_a_tie_of_clocks_changes_nothing() -> None:
     """At one clock and one status, the greater canonical shipment wins: the lesser one,
     after it, changes nothing and reports nothing; before it, it is replaced (a SHIPMENT
     change). Found by mutation testing."""
-    clock = datetime(2025, 1, 20, 10, tzinfo=UTC)
-    ups, dhl = (
-        cardflow.Operation(
-            operation_id="op-1",
-            operation=cardflow.PRODUCE,
-            status="SUCCESSFUL",
-            start_time=datetime(2025, 1, 17, tzinfo=UTC),
-            card_id="c-1",
-            end_time=clock,
-            details=cardflow.Details(
-                status="CARD_SHIPPED",
-                shipment=cardflow.Shipment(carrier=carrier, last_updated_at=clock),
-            ),
-        )
-        for carrier in ("ups", "dhl")
-    )
+    ups, dhl = _shipped("ups"), _shipped("dhl")
     tracker = Tracker()
     tracker.apply(ups)
     kept = tracker["c-1"]
