@@ -54,7 +54,7 @@ NO_SUMMARY: Final = (0, 0, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, ABSENT)
 """``CardState._summary`` of a state that nothing was joined into."""
 
 
-class CardState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class CardState(msgspec.Struct, frozen=True, gc=False):
     """One card's state, folded from its PRODUCE events. A frozen, comparable value.
 
     The public attributes report the current operation; every time is in UTC.
