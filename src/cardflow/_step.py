@@ -62,8 +62,11 @@ _IN_ORDER: Final = Observation.IN_ORDER.value
 _msgpack: Final = msgspec.msgpack.Encoder()
 
 
-class Change(msgspec.Struct, frozen=True, kw_only=True):
-    """One change to one card, with the state it produced."""
+class Change(msgspec.Struct, frozen=True):
+    """One change to one card, with the state it produced.
+
+    Build one with keywords; the tracker's hot path passes positions (in field order).
+    """
 
     kind: str
     card_id: str
@@ -157,20 +160,13 @@ def diff(
             floor = ranks.get(previous, -1)
             if floor >= 0:
                 skipped = tuple([s for s in skipped if ranks[s] > floor])
-        out.append(
-            Change(
-                kind=_STATUS,
-                card_id=new.card_id,
-                operation_id=new.operation_id,
-                status=status,
-                previous_status=previous,
-                skipped=skipped,
-                state=new,
-                observation=_IN_ORDER,
-            )
-        )
+        card, operation = new.card_id, new.operation_id
+        out.append(Change(_STATUS, card, operation, status, previous, skipped, new, _IN_ORDER))
     shipment = new.shipment
-    if shipment is not None and (before is None or before.shipment != shipment):
+    # Most states share their predecessor's shipment object: ``is`` first.
+    if shipment is not None and (
+        before is None or (before.shipment is not shipment and before.shipment != shipment)
+    ):
         out.append(_change(_SHIPMENT, new, status, previous))
     if out:
         return out
@@ -218,14 +214,14 @@ def _change(
     operation_id: str | None = None,
 ) -> Change:
     return Change(
-        kind=kind,
-        card_id=state.card_id,
-        operation_id=operation_id or state.operation_id,
-        status=status,
-        previous_status=previous,
-        skipped=skipped,
-        state=state,
-        observation=observation,
+        kind,
+        state.card_id,
+        operation_id or state.operation_id,
+        status,
+        previous,
+        skipped,
+        state,
+        observation,
     )
 
 

@@ -46,7 +46,7 @@ _MODEL_ATTRIBUTE: Final = "cardflow_status"
 """Where the shared machine keeps the status on the reactions object."""
 
 
-class Ingested(msgspec.Struct, frozen=True, kw_only=True):
+class Ingested(msgspec.Struct, frozen=True):
     """What one body did: its changes, the operations that did not decode, and the
     operations of other types that were passed over."""
 
@@ -129,7 +129,7 @@ class Tracker(Mapping[str, CardState]):
         operations = notified_operations(body)
         if operations is not None:
             found, passed_over, failures = self._run(operations, None)
-            ingested = Ingested(changes=found, rejects=[], passed_over=passed_over)
+            ingested = Ingested(found, [], passed_over)
             if failures:
                 raise ReactionError.of(failures, ingested)
             return ingested
