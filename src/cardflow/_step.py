@@ -176,7 +176,7 @@ def diff(
         (before is old and old._older == new._older and old.operation_ids == new.operation_ids)
         or _reported(before) != _reported(new)
     ):
-        return [_change(_REVISED, new, status, previous)]
+        return [Change(_REVISED, new.card_id, new.operation_id, status, previous, (), new)]
     about = _same_operation(new, operation_id or new.operation_id) or new
     return [_change(_OLDER, new, about.status, None, operation_id=about.operation_id)]
 
