@@ -66,7 +66,8 @@ class CardState(msgspec.Struct, frozen=True, gc=False):
     observed statuses as a bit set, the anomaly flags, and the rank of the event each
     optional field came from (reason, due date, site, request, file, shipment). Two
     states are ``==`` exactly when they are the same element of the lattice, and then
-    ``encode_state`` gives them the same bytes.
+    ``encode_state`` gives them the same bytes. Build one with keywords: ``freeze``
+    passes positions, in field order, because that is one cheap call.
     """
 
     card_id: str

@@ -48,7 +48,8 @@ _MODEL_ATTRIBUTE: Final = "cardflow_status"
 
 class Ingested(msgspec.Struct, frozen=True):
     """What one body did: its changes, the operations that did not decode, and the
-    operations of other types that were passed over."""
+    operations of other types that were passed over (built with keywords, or positions
+    in that order)."""
 
     changes: list[Change]
     rejects: list[Reject]
