@@ -6,6 +6,10 @@ import collections
 from typing import Final
 
 import cardflow
+from cardflow._lifecycle import D1_LIFECYCLE
+from cardflow._summary import Summary
+from cardflow._tables import tables_for
+from cardflow._times import utc
 
 from ._data import Dataset
 from ._timing import Result, median, ratio, rounds, us
@@ -45,6 +49,24 @@ def ingest(data: Dataset) -> cardflow.Tracker:
     return tracker
 
 
+def state_per_change(data: Dataset) -> int:
+    """The floor of any tracker: decode + fold as ``Tracker.ingest`` does (a body at a
+    time, the fast path), and the card's new state made each time an event changed it,
+    which every change carries. No change is computed, no ``Ingested`` made."""
+    tables = tables_for(D1_LIFECYCLE).session()
+    summaries: dict[str, Summary] = {}
+    states: dict[str, cardflow.CardState] = {}
+    for body in data.stream():
+        for op in cardflow.decode(body):
+            card = op.card_id
+            summary = summaries.get(card)
+            if summary is None:
+                summary = summaries[card] = Summary(card, utc(op.start_time), op.operation_id)
+            if summary.add(op, tables):
+                states[card] = summary.freeze(tables)
+    return len(states)
+
+
 def _merges(pairs: list[tuple[cardflow.CardState, cardflow.CardState]], passes: int) -> None:
     merge = cardflow.merge
     for _ in range(passes):
@@ -78,6 +100,7 @@ def run(data: Dataset, count: int) -> list[Result]:
             "merge, cold": lambda: _merges(pairs, 1),
             "fold": lambda: decode_fold(data),
             "ingest": lambda: ingest(data),
+            "state per change": lambda: state_per_change(data),
             "strict": lambda: collections.deque(map(cardflow.decode, data.stream()), maxlen=0),
             "lenient": lambda: collections.deque(
                 map(cardflow.decode_lenient, data.stream()), maxlen=0
@@ -125,6 +148,14 @@ def run(data: Dataset, count: int) -> list[Result]:
             tracker,
             f"<= {TRACKER_LIMIT:.1f}",
             tracker <= TRACKER_LIMIT,
+        ),
+        Result(
+            "operations",
+            "floor of a tracker: decode + fold + a state per change, no change computed,"
+            " time vs decode + fold",
+            size,
+            f"{us(median(times['state per change']), n)}/event",
+            ratio(times["state per change"], times["fold"]),
         ),
         Result(
             "operations",
