@@ -23,7 +23,7 @@ from .._state import CardState
 from .._view import VIEW_FIELDS, json_view
 from .._wire import UNPARSED
 
-__all__ = ["CHUNK", "card_object", "csv_columns", "encoded_cards"]
+__all__ = ["CHUNK", "card_object", "csv_columns", "encoded_cards", "public_row"]
 
 CHUNK: Final = 1000
 """Cards encoded at once."""
@@ -127,6 +127,12 @@ def _values(state: CardState) -> tuple[object, ...]:
         listed[_SHIPMENT_AT] = json_view(state)["shipment"]
         values = tuple(listed)
     return values
+
+
+def public_row(state: CardState) -> msgspec.Struct:
+    """A card's public fields as the Struct that the machine formats encode (its times
+    as msgspec spells them: ``encoded_cards`` fixes them in bulk)."""
+    return _Card(*_values(state))
 
 
 def _row(state: CardState, reasons: Sequence[ReconcileReason] | None) -> msgspec.Struct:
