@@ -80,3 +80,24 @@ def _body_ops() -> tuple[Operation, Operation]:
     )
     produce, other = decode_lenient(body).operations
     return produce, other
+
+
+@settings(max_examples=40, deadline=None)
+@given(traffic(max_cards=4, lose=True, unknown_statuses=True, other_operations=True))
+def test_finish_gives_the_states_and_leaves_the_folder_as_new(t: Traffic) -> None:
+    ops = _operations(t)
+    half = len(ops) // 2
+    folder = Folder(ops)
+    expected = folder.states()
+    finished = folder.finish()
+    assert finished == expected
+    assert finished.passed_over == expected.passed_over
+    assert len(folder) == 0
+    assert folder.passed_over == 0
+    assert folder.states() == {}
+    # Still usable: what it folds next is a fold of its own.
+    folder.update(ops[half:])
+    again = fold(ops[half:])
+    last = folder.finish()
+    assert last == again
+    assert last.passed_over == again.passed_over

@@ -217,15 +217,19 @@ class Folder(Mapping[str, CardState]):
             self.passed_over,
         )
 
-    def _finish(self) -> Folded:
-        """Every card's state, freezing each summary in place, so that each one is
-        released as soon as its state exists: the fold never holds both for every card,
-        and the states reuse the memory. The folder is empty afterwards."""
+    def finish(self) -> Folded:
+        """Every card's state, as ``states()`` gives them, leaving the folder empty (as new).
+
+        Each summary is frozen in place and released as soon as its state exists, so
+        the fold never holds both for every card and the states reuse the memory: the
+        way to end a fold of many cards (``fold`` ends this way).
+        """
         summaries, self._summaries = self._summaries, {}
+        passed_over, self.passed_over = self.passed_over, 0
         states = cast("dict[str, Any]", summaries)
         for card_id, summary in summaries.items():
             states[card_id] = summary.freeze(self._tables)
-        return Folded(states, self.passed_over)
+        return Folded(states, passed_over)
 
 
 def fold(ops: Iterable[Operation], *, lifecycle: Lifecycle = D1_LIFECYCLE) -> Folded:
@@ -234,4 +238,4 @@ def fold(ops: Iterable[Operation], *, lifecycle: Lifecycle = D1_LIFECYCLE) -> Fo
     Operations of other types are passed over and counted (``Folded.passed_over``).
     Streams: give it an iterator and it keeps one summary per card, never the events.
     """
-    return Folder(ops, lifecycle=lifecycle)._finish()
+    return Folder(ops, lifecycle=lifecycle).finish()

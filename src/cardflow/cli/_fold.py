@@ -232,14 +232,15 @@ def fold_inputs(
 
 def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
     totals = run.finish()
-    folder = run.folder
+    folded = run.folder.finish()  # each summary released as its state is made
     missing: list[str] = []
     if run.watch is not None:
-        ids = sorted(card for card in run.watch if card in folder)
-        missing = sorted(card for card in run.watch if card not in folder)
+        ids = sorted(card for card in run.watch if card in folded)
+        missing = sorted(card for card in run.watch if card not in folded)
     else:
-        ids = sorted(folder)
-    states: list[CardState] = [folder[card] for card in ids]
+        ids = sorted(folded)
+    states: list[CardState] = [folded[card] for card in ids]
+    del folded
     if args.status:
         wanted_statuses = set(args.status)
         states = [s for s in states if s.status in wanted_statuses]
