@@ -115,7 +115,7 @@ def _fold_partition(
         decoded = folder.ingest(body)  # one decoding for the usual body
         rejected += [Rejected(source, reject) for reject in decoded.rejects]
     buckets: list[list[bytes]] = [[] for _ in range(partitions)]
-    for card_id, state in folder.states().items():
+    for card_id, state in folder.finish().items():  # each summary released as it is frozen
         buckets[_bucket(card_id, partitions)].append(encode_state(state))
     return buckets, rejected
 
