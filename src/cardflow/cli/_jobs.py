@@ -29,13 +29,12 @@ from __future__ import annotations
 import array
 import contextlib
 import io
-import multiprocessing
 import os
 import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
@@ -47,6 +46,7 @@ from .._wire import Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, one_line, readable
 from ._parts import Part, groups, plan
+from ._pool import LocalPool, running, start_context, worker_index
 from ._progress import Progress, wanted
 from ._reading import Reading
 from ._report import EventLog, Seen, Totals
@@ -61,6 +61,7 @@ __all__ = [
     "fold_group",
     "fold_part",
     "gather",
+    "held",
     "local_pool",
     "spill",
 ]
@@ -110,6 +111,9 @@ class Spilled:
     ends: bytes
     """The end offsets, an ``array("Q")`` as bytes."""
     data: str | bytes
+    worker: int | None = None
+    """The local worker that holds these states in memory (``ends`` and ``data`` are
+    then empty): phase two asks it for them."""
 
 
 @dataclass(slots=True)
@@ -216,9 +220,11 @@ def fold_group(
     watch: frozenset[str] | None,
     directory: str | None,
     skip: frozenset[tuple[int, int]] = frozenset(),
+    hold: int | None = None,
 ) -> GroupFolded:
     """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
-    folder; spill its states to ``directory`` (None: return them).
+    folder; spill its states to ``directory`` (None: return them), or, in a worker of
+    a ``LocalPool`` given ``hold`` (the group's number), keep them there for phase two.
 
     A part whose input failed to read ends that input for the group: its later parts
     are skipped, as one pass would stop there. ``skip`` names parts (source, start) to
@@ -244,7 +250,25 @@ def fold_group(
             broken.add(part.source)
         _count(result)
         results.append(result)
+    worker = worker_index()
+    if hold is not None and worker is not None:
+        ids = sorted(reading.folder)
+        _held[hold] = (reading.folder, ids)
+        return GroupFolded(results, Spilled(ids, b"", b"", worker))
     return GroupFolded(results, spill(reading.folder, directory))
+
+
+_held: dict[int, tuple[Folder, list[str]]] = {}
+"""In a worker of a ``LocalPool``: the groups it folded and holds, by number: the
+folder and its card ids, sorted."""
+
+
+def held(keep: list[int]) -> list[tuple[Folder, list[str]]]:
+    """The groups numbered ``keep`` that this worker holds (folder, sorted card ids);
+    any other it holds is dropped (folded again elsewhere)."""
+    for stale in set(_held) - set(keep):
+        del _held[stale]
+    return [_held[group] for group in keep]
 
 
 def fold_part(part: Part, watch: frozenset[str] | None) -> PartFolded:
@@ -255,35 +279,30 @@ def fold_part(part: Part, watch: frozenset[str] | None) -> PartFolded:
 @dataclass(frozen=True)
 class Workers:
     """Where groups are folded: an executor and how many tasks it runs at once; for
-    worker processes on this machine, the directory they spill to and the counters
-    (bytes read, operations) they share with the parent's progress bar."""
+    worker processes on this machine (a ``LocalPool``: they hold their groups' states
+    between the phases), the directory they spill to and the counters (bytes read,
+    operations) they share with the parent's progress bar."""
 
     executor: Executor
     jobs: int
     directory: str | None = None
     counter: Any = None
 
-
-def _start_method() -> str:
-    """forkserver where there is one (POSIX): children start from a clean, preloaded
-    process, which is safe although the parent runs threads (fork is not) and quicker
-    than spawn, which every platform has and re-imports cardflow in each worker."""
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    @property
+    def local(self) -> LocalPool | None:
+        """The pool of local workers, None for a cluster's executor."""
+        return self.executor if isinstance(self.executor, LocalPool) else None
 
 
 @contextlib.contextmanager
 def local_pool(jobs: int) -> Iterator[Workers]:
     """``jobs`` worker processes on this machine, spilling to a temporary directory
     (removed afterwards; ``TMPDIR`` says where)."""
-    context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload([__name__, "cardflow.cli._ranges"])
+    context = start_context([__name__, "cardflow.cli._ranges"])
     counter = context.Array("q", 2)
     with (
         tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,
-        ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_attach, initargs=(counter,)
-        ) as pool,
+        running(LocalPool(jobs, context, _attach, (counter,))) as pool,
     ):
         yield Workers(pool, jobs, directory, counter)
 
@@ -400,7 +419,7 @@ class _Gather:
         try:
             for i, group in enumerate(planned):
                 if not group[0].local:
-                    futures[i] = submit(fold_group, group, self.watch, directory)
+                    futures[i] = submit(fold_group, group, self.watch, directory, frozenset(), i)
                     futures[i].add_done_callback(self._finished)
             for i, group in enumerate(planned):
                 future = futures.pop(i, None)
@@ -410,7 +429,7 @@ class _Gather:
                 self._cards += len(result.spilled.ids)
             for i, skip in self._refold.items():
                 spilled[i] = self._wait(
-                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip))
+                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip), i)
                 ).spilled
         finally:
             for pending in futures.values():

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Final
@@ -31,7 +32,8 @@ from .._state import CardState, merge
 from ._cards import encoded_cards
 from ._console import Console
 from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows, write_json_cards
-from ._jobs import Gathered, Spilled, Workers
+from ._jobs import Gathered, Spilled, Workers, held
+from ._pool import LocalPool, worker_index
 from ._readable import write_summary, write_views
 from ._report import Report, Tally, Totals, filters_of, judged_at
 
@@ -39,8 +41,12 @@ __all__ = [
     "Asked",
     "Piece",
     "RangeWritten",
+    "cuts",
     "decoded",
+    "exchange",
+    "pieces_between",
     "ranges",
+    "report_held",
     "report_range",
     "write_in_ranges",
 ]
@@ -93,18 +99,38 @@ def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
     """The card ids cut into at most ``count`` ranges of about equal numbers of states,
     placed on a sample of each spill's ids; each range as the pieces of the spills that
     fall in it (in spill order)."""
+    out = pieces_between(spilled, cuts(spilled, count))
+    return [pieces for pieces in out if pieces]
+
+
+def cuts(spilled: Sequence[Spilled], count: int) -> list[str]:
+    """Where to cut the card ids into at most ``count`` ranges of about equal numbers of
+    states, placed on a sample of each spill's ids: range ``k`` is from cut ``k - 1``
+    (included) to cut ``k`` (excluded)."""
     total = sum(len(s.ids) for s in spilled)
     if total == 0:
         return []
     step = max(1, total // (count * _SAMPLES * max(1, len(spilled))))
     sample = sorted(card for s in spilled for card in s.ids[::step])
-    cuts = sorted({sample[k * len(sample) // count] for k in range(1, count)})
-    out: list[list[Piece]] = [[] for _ in range(len(cuts) + 1)]
+    return sorted({sample[k * len(sample) // count] for k in range(1, count)})
+
+
+def _bounds(ids: list[str], cut: list[str]) -> Iterator[tuple[int, int]]:
+    """For each range between ``cut``, the slice of the sorted ``ids`` it holds."""
+    bounds = [0, *(bisect.bisect_left(ids, c) for c in cut), len(ids)]
+    return itertools.pairwise(bounds)
+
+
+def pieces_between(spilled: Sequence[Spilled], cut: list[str]) -> list[list[Piece]]:
+    """Each range between ``cut`` as the pieces of the spills in it (in spill order);
+    states that a worker holds are left out."""
+    out: list[list[Piece]] = [[] for _ in range(len(cut) + 1)]
     for s in spilled:
+        if s.worker is not None:
+            continue
         ends = array.array("Q")
         ends.frombytes(s.ends)
-        bounds = [0, *(bisect.bisect_left(s.ids, cut) for cut in cuts), len(s.ids)]
-        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        for k, (lo, hi) in enumerate(_bounds(s.ids, cut)):
             if lo == hi:
                 continue
             start = ends[lo - 1] if lo else 0
@@ -114,7 +140,7 @@ def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
                 out[k].append(Piece(s.data[start:stop], 0, relative))
             else:
                 out[k].append(Piece(s.data, start, relative))
-    return [pieces for pieces in out if pieces]
+    return out
 
 
 def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
@@ -141,9 +167,9 @@ def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
             begin = end
 
 
-def _states(pieces: Sequence[Piece]) -> list[CardState]:
-    """Every card's state in ``pieces``, merged, sorted by card id."""
-    states: dict[str, CardState] = {}
+def _states(pieces: Sequence[Piece], states: dict[str, CardState] | None = None) -> list[CardState]:
+    """Every card's state in ``pieces`` and ``states``, merged, sorted by card id."""
+    states = {} if states is None else states
     get = states.get
     for piece in pieces:
         for state in decoded(piece):
@@ -155,7 +181,83 @@ def _states(pieces: Sequence[Piece]) -> list[CardState]:
 def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
     """Merge one range's states and write its part of the report (in a worker: a
     module-level function, so it pickles)."""
-    cards = _states(pieces)
+    return _report_cards(_states(pieces), asked)
+
+
+def exchange(groups: list[int], cut: list[str], jobs: int, directory: str) -> list[list[Piece]]:
+    """Spill, for each range between ``cut`` that another worker reports (range ``k`` is
+    worker ``k % jobs``'s), this worker's states of it from the groups it holds; the
+    pieces of each range (none for its own). In a worker of a ``LocalPool``."""
+    me = worker_index()
+    out: list[list[Piece]] = [[] for _ in range(len(cut) + 1)]
+    fd, path = tempfile.mkstemp(suffix=".states", dir=directory)
+    offset = 0
+    with open(fd, "wb", buffering=1 << 20) as file:
+        write = file.write
+        for folder, ids in held(groups):
+            for k, (lo, hi) in enumerate(_bounds(ids, cut)):
+                if k % jobs == me or lo == hi:
+                    continue
+                ends = array.array("Q")
+                end = 0
+                for card in ids[lo:hi]:
+                    end += write(encode_state(folder[card]))
+                    ends.append(end)
+                out[k].append(Piece(path, offset, ends.tobytes()))
+                offset += end
+    if not offset:
+        os.unlink(path)
+    return out
+
+
+def report_held(
+    groups: list[int], low: str | None, high: str | None, pieces: list[Piece], asked: Asked
+) -> RangeWritten:
+    """Report the range of card ids from ``low`` (included) to ``high`` (excluded): the
+    states of the groups this worker holds, merged with those of ``pieces`` (the other
+    workers' and the parent's). In a worker of a ``LocalPool``."""
+    states: dict[str, CardState] = {}
+    get = states.get
+    for folder, ids in held(groups):
+        lo = 0 if low is None else bisect.bisect_left(ids, low)
+        hi = len(ids) if high is None else bisect.bisect_left(ids, high)
+        for card in ids[lo:hi]:
+            state = folder[card]
+            old = get(card)
+            states[card] = state if old is None else merge(old, state)
+    return _report_cards(_states(pieces, states), asked)
+
+
+def _held_ranges(
+    spilled: list[Spilled], pool: LocalPool, asked: Asked, count: int
+) -> tuple[list[Future[RangeWritten]], set[str]]:
+    """Phase two on local workers that hold their groups' states: each range is
+    reported by one worker, which is sent only the states of it that others hold; the
+    ranges' futures, and the files that carry those states."""
+    cut = cuts(spilled, count)
+    jobs = pool.jobs
+    mine = [[i for i, s in enumerate(spilled) if s.worker == w] for w in range(jobs)]
+    directory = asked.directory
+    assert directory is not None
+    sent = [pool.submit_to(w, exchange, mine[w], cut, jobs, directory) for w in range(jobs)]
+    incoming = pieces_between(spilled, cut)  # the parent's own spills
+    files: set[str] = set()
+    for future in sent:
+        for k, pieces in enumerate(future.result()):
+            incoming[k] += pieces
+            files.update(p.data for p in pieces if isinstance(p.data, str))
+    bounds: list[str | None] = [None, *cut, None]
+    futures = [
+        pool.submit_to(k % jobs, report_held, mine[k % jobs], low, high, pieces, asked)
+        for k, (pieces, (low, high)) in enumerate(
+            zip(incoming, itertools.pairwise(bounds), strict=True)
+        )
+    ]
+    return futures, files
+
+
+def _report_cards(cards: list[CardState], asked: Asked) -> RangeWritten:
+    """One range's part of the report, of its cards' states (sorted by card id)."""
     total = len(cards)
     if asked.statuses is not None:
         cards = [s for s in cards if s.status in asked.statuses]
@@ -220,8 +322,14 @@ def write_in_ranges(
         directory=workers.directory,
     )
     count = workers.jobs * RANGES_PER_JOB
-    submit = workers.executor.submit
-    futures = [submit(report_range, pieces, asked) for pieces in ranges(gathered.spilled, count)]
+    pool = workers.local
+    files = {s.data for s in gathered.spilled if isinstance(s.data, str)}
+    if pool is not None:
+        futures, sent = _held_ranges(gathered.spilled, pool, asked, count)
+        files |= sent
+    else:
+        submit = workers.executor.submit
+        futures = [submit(report_range, p, asked) for p in ranges(gathered.spilled, count)]
     out = console.stdout
     # JSON Lines and CSV have no head that counts the cards: each range's text is
     # written as soon as it and the ranges before it are done.
@@ -234,9 +342,8 @@ def write_in_ranges(
         written.append(one)
         if streamed and one.tally.cards:
             _copy(one.text, out)
-    for spilled in gathered.spilled:
-        if isinstance(spilled.data, str):
-            os.unlink(spilled.data)  # read by every range: no longer needed
+    for path in files:
+        os.unlink(path)  # read by every range: no longer needed
     tally = Tally.of([], None if now is None else {})
     for one in written:
         tally += one.tally
