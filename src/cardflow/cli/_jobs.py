@@ -45,7 +45,7 @@ from .._state import Folder
 from .._wire import Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, one_line, readable
-from ._parts import Part, groups, plan
+from ._parts import Part, PartReader, groups, plan
 from ._pool import LocalPool, running, start_context, worker_index
 from ._progress import Progress, wanted
 from ._reading import Reading
@@ -238,14 +238,13 @@ def fold_group(
             results.append(PartFolded(skipped=True))
             continue
         try:
-            with open(part.path, "rb") as stream:
-                stream.seek(part.start)
-                data = stream.read() if part.end is None else stream.read(part.size)
+            raw = PartReader(part)
         except OSError as exc:
             result = PartFolded(error=exc.strerror or str(exc), opened=False)
         else:
-            result = reading.part(part, io.BytesIO(data))
-            result.bytes_read = len(data)
+            with raw, io.BufferedReader(raw, 1 << 20) as stream:
+                result = reading.part(part, stream)
+            result.bytes_read = raw.bytes_read
         if result.error is not None:
             broken.add(part.source)
         _count(result)
@@ -298,7 +297,7 @@ class Workers:
 def local_pool(jobs: int) -> Iterator[Workers]:
     """``jobs`` worker processes on this machine, spilling to a temporary directory
     (removed afterwards; ``TMPDIR`` says where)."""
-    context = start_context([__name__, "cardflow.cli._ranges"])
+    context = start_context([__name__, "cardflow.cli._exchange"])
     counter = context.Array("q", 2)
     with (
         tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,

@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, ParamSpec, TypeVar
 
 __all__ = ["LocalPool", "running", "start_context", "worker_index"]
@@ -150,9 +151,15 @@ class LocalPool(Executor):
                 if not queue:
                     break
                 task = queue.popleft()
-                if task.future.set_running_or_notify_cancel():
-                    conn.send((task.fn, task.args))
-                    self._busy[index] = task
+                if not task.future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    message = ForkingPickler.dumps((task.fn, task.args))
+                except Exception as exc:  # the task does not pickle: never sent
+                    task.future.set_exception(exc)
+                    continue
+                conn.send_bytes(message)
+                self._busy[index] = task
 
     def _dispatch(self) -> None:
         """The parent's thread: assign tasks, take results back, until shut down."""
@@ -160,7 +167,7 @@ class LocalPool(Executor):
             with self._lock:
                 try:
                     self._assign()
-                except (OSError, ValueError) as exc:
+                except OSError as exc:
                     self._fail(f"a worker process cannot take a task: {exc}")
                     return
                 if self._closing and not self._busy:
