@@ -83,7 +83,7 @@ def _lines(
     cards: list[CardState], asked: Asked, out: BinaryIO
 ) -> tuple[list[str], array.array[int], Tally]:
     """Write the cards the filters select as JSON lines to ``out``: their ids, where
-    each line ends (from where ``out`` was), their tally."""
+    each line ends (from where ``out`` was), their count (as a tally)."""
     chosen, reasons = selected(cards, asked)
     ends = array.array("Q")
     end = 0
@@ -96,7 +96,8 @@ def _lines(
             ends.append(end)
     if len(ends) != len(chosen):  # pragma: no cover (a guard on the JSON Lines layout)
         raise AssertionError(f"{len(chosen)} cards gave {len(ends)} JSON lines")
-    return [s.card_id for s in chosen], ends, Tally.of(chosen, reasons)
+    # A JSON Lines report has no summary: of its tally, only the count is read.
+    return [s.card_id for s in chosen], ends, Tally(len(chosen))
 
 
 def _held_states(groups: list[int], low: str | None, high: str | None) -> Iterator[CardState]:
@@ -172,7 +173,7 @@ def _joined_lines(
                 stack.enter_context(mapped)
                 lines += _views(stack.enter_context(memoryview(mapped)), ends)
                 ids += one.ids
-            tally += one.tally  # the counts; JSON Lines names no card in a summary
+            tally += one.tally
             count += one.cards
         # Sorted runs, one per worker: merged by card id.
         order = sorted(range(len(ids)), key=ids.__getitem__)
@@ -194,7 +195,7 @@ def _shared(spilled: list[Spilled], jobs: int) -> frozenset[str]:
     seen: set[str] = set()
     shared: set[str] = set()
     for holder in [*range(jobs), None]:
-        ids = {card for s in spilled if s.worker == holder for card in s.ids}
+        ids = set().union(*(s.ids for s in spilled if s.worker == holder))
         shared |= seen & ids
         seen |= ids
     return frozenset(shared)
