@@ -40,7 +40,7 @@ from .._state import CardState, merge
 from ._cards import CHUNK, encoded_cards
 from ._console import Console
 from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows
-from ._jobs import Gathered, Spilled, Workers, held
+from ._jobs import Gathered, Spilled
 from ._pool import LocalPool, worker_index
 from ._ranges import (
     RANGES_PER_JOB,
@@ -59,6 +59,7 @@ from ._ranges import (
 )
 from ._readable import write_summary, write_views
 from ._report import Report, Tally, Totals, filters_of, judged_at
+from ._workers import Workers, held
 
 __all__ = ["Lines", "exchange", "lines_of", "report_held", "write_in_ranges"]
 

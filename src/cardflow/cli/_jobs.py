@@ -27,17 +27,15 @@ cannot open them.
 from __future__ import annotations
 
 import array
-import contextlib
 import io
 import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 from .._codec import encode_state
 from .._decode import Reject
@@ -46,10 +44,11 @@ from .._wire import Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, one_line, readable
 from ._parts import Part, PartReader, groups, plan
-from ._pool import LocalPool, running, start_context, worker_index
+from ._pool import worker_index
 from ._progress import Progress, wanted
 from ._reading import Reading
 from ._report import EventLog, Seen, Totals
+from ._workers import Workers, count_done, keep
 
 __all__ = [
     "Gathered",
@@ -57,12 +56,9 @@ __all__ = [
     "PartFolded",
     "RejectsWriteError",
     "Spilled",
-    "Workers",
     "fold_group",
     "fold_part",
     "gather",
-    "held",
-    "local_pool",
     "spill",
 ]
 
@@ -198,22 +194,6 @@ first phase ends with the workers close together; and a worker holds one group's
 states at a time. Each group adds a partial state for the few cards it shares with
 its neighbours."""
 
-_progress: list[Any] = []
-"""In a worker process of ``local_pool``: the counters it shares with the parent."""
-
-
-def _attach(counter: Any) -> None:
-    _progress.append(counter)
-
-
-def _count(result: PartFolded) -> None:
-    """Tell the parent's progress bar of a part done (in a worker of ``local_pool``)."""
-    if _progress:
-        counter = _progress[0]
-        with counter.get_lock():
-            counter[0] += result.bytes_read
-            counter[1] += result.operations
-
 
 def fold_group(
     parts: list[Part],
@@ -247,63 +227,19 @@ def fold_group(
             result.bytes_read = raw.bytes_read
         if result.error is not None:
             broken.add(part.source)
-        _count(result)
+        count_done(result.bytes_read, result.operations)
         results.append(result)
     worker = worker_index()
     if hold is not None and worker is not None:
         ids = sorted(reading.folder)
-        _held[hold] = (reading.folder, ids)
+        keep(hold, reading.folder, ids)
         return GroupFolded(results, Spilled(ids, b"", b"", worker))
     return GroupFolded(results, spill(reading.folder, directory))
-
-
-_held: dict[int, tuple[Folder, list[str]]] = {}
-"""In a worker of a ``LocalPool``: the groups it folded and holds, by number: the
-folder and its card ids, sorted."""
-
-
-def held(keep: list[int]) -> list[tuple[Folder, list[str]]]:
-    """The groups numbered ``keep`` that this worker holds (folder, sorted card ids);
-    any other it holds is dropped (folded again elsewhere)."""
-    for stale in set(_held) - set(keep):
-        del _held[stale]
-    return [_held[group] for group in keep]
 
 
 def fold_part(part: Part, watch: frozenset[str] | None) -> PartFolded:
     """Fold one part of a file on its own: what it gave."""
     return fold_group([part], watch, None).parts[0]
-
-
-@dataclass(frozen=True)
-class Workers:
-    """Where groups are folded: an executor and how many tasks it runs at once; for
-    worker processes on this machine (a ``LocalPool``: they hold their groups' states
-    between the phases), the directory they spill to and the counters (bytes read,
-    operations) they share with the parent's progress bar."""
-
-    executor: Executor
-    jobs: int
-    directory: str | None = None
-    counter: Any = None
-
-    @property
-    def local(self) -> LocalPool | None:
-        """The pool of local workers, None for a cluster's executor."""
-        return self.executor if isinstance(self.executor, LocalPool) else None
-
-
-@contextlib.contextmanager
-def local_pool(jobs: int) -> Iterator[Workers]:
-    """``jobs`` worker processes on this machine, spilling to a temporary directory
-    (removed afterwards; ``TMPDIR`` says where)."""
-    context = start_context([__name__, "cardflow.cli._exchange"])
-    counter = context.Array("q", 2)
-    with (
-        tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,
-        running(LocalPool(jobs, context, _attach, (counter,))) as pool,
-    ):
-        yield Workers(pool, jobs, directory, counter)
 
 
 @dataclass
