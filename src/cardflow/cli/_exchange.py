@@ -2,18 +2,17 @@
 
 On a Dask cluster, every group's states were spilled: each range is merged from the
 spills by any worker (``_ranges.report_range``). On this machine's workers (a
-``LocalPool``), each worker still holds the groups it folded, so a range of card ids
-is reported by one worker (range ``k`` by worker ``k % jobs``), and the others send
-it only what it needs:
+``LocalPool``), each worker still holds the groups it folded:
 
 - for JSON Lines, where each card is one line, a card that one worker alone folded
   (nearly all of them: a card's events lie close together in a log) is final there:
-  that worker renders it and sends its line; the range's worker merges the lines by
-  card id. Only the states of cards folded by several workers (or read by the
-  parent) travel, in the state format, to be merged.
-- for the other formats, every state of the range that another worker holds travels.
+  that worker writes its line, range after range, and this process merges each
+  range's lines by card id. Only the states of cards folded by several workers (or
+  read by this process) travel, in the state format, to be merged here.
+- for the other formats, range ``k`` is reported by worker ``k % jobs``, and every
+  state of it that another worker holds travels to it in the state format.
 
-The parent writes the head, then the ranges' text in order, then the tail: a report
+This process writes the head, then the ranges' text in order, then the tail: a report
 sorted by card id, byte for byte what one process writes.
 """
 

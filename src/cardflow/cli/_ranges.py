@@ -1,13 +1,12 @@
 """``cardflow fold --jobs N``, its second phase: the report written by ranges of card ids.
 
-Phase one (``_jobs.py``) left each group's states sorted by card id and spilled.
-Here the card ids are cut into ranges of about equal numbers of states, and each
-worker takes one range: it decodes that range's states from every spill, merges the
+The card ids are cut into ranges of about equal numbers of states. Where phase one
+(``_jobs.py``) spilled every group's states sorted by card id (a Dask cluster), any
+worker takes a range: it decodes that range's states from every spill, merges the
 states of each card (the fold is a join: any split merges to the one state), applies
 the filters, judges reconciliation, counts what the summary says (a :class:`Tally`,
 which adds up across ranges) and writes its range of the report in ``--format``.
-The parent writes the head, then the ranges' text in order, then the tail: a report
-sorted by card id, byte for byte what one process writes.
+Workers that hold their groups' states use the same pieces (``_exchange.py``).
 """
 
 from __future__ import annotations
