@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -95,3 +97,20 @@ def test_fork_only_while_no_other_thread_runs() -> None:
         thread.join()
     assert method == "forkserver"
     assert "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def _fail_beside(pool: LocalPool) -> Future[None]:
+    """Give a worker a long task, then fail while it runs."""
+    with running(pool):
+        long = pool.submit_to(0, time.sleep, 60)
+        raise RuntimeError(long)
+
+
+def test_an_error_in_the_parent_stops_the_workers_at_once() -> None:
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as raised:
+        _fail_beside(_pool())
+    long = raised.value.args[0]
+    with pytest.raises(BrokenProcessPool, match="terminated"):
+        long.result(timeout=10)
+    assert time.monotonic() - started < 30

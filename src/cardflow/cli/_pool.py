@@ -186,7 +186,10 @@ class LocalPool(Executor):
                         self._fail(f"worker process {index} ended abruptly")
                     return
                 with self._lock:
-                    future = self._busy.pop(index).future
+                    task = self._busy.pop(index, None)
+                if task is None:  # the pool was terminated meanwhile
+                    continue
+                future = task.future
                 if ok:
                     future.set_result(value)
                 else:
