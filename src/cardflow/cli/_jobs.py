@@ -4,12 +4,12 @@ The fold is a join (``merge`` is commutative, associative and idempotent), so an
 of the input folds to the same states. Phase one (this module) cuts the inputs into
 parts and hands each worker a *group* of consecutive parts, folded into one
 :class:`~cardflow.Folder` by the very loop that folds in one process (``_reading.py``,
-fast path included). A group's states, sorted by card id and encoded in the state
-format, are *spilled*: to a file of a directory the parent made (workers on this
-machine), or returned as bytes (a Dask cluster). Phase two (``_ranges.py``) hands each
-worker a range of card ids: it merges that range's states from every group and writes
-that range of the report. The parent only reports rejects, sums counts and joins the
-ranges' text: it never decodes a state.
+fast path included). A worker on this machine keeps the group's folder for phase two;
+on a Dask cluster the group's states, sorted by card id and encoded in the state
+format, are *spilled* (returned as bytes), as are those of an input that the parent
+reads itself (to a file of a directory the parent made). Phase two (``_exchange.py``,
+``_ranges.py``) writes the report by ranges of card ids, merging each card's states
+from every group; the parent reports rejects, sums counts and joins the ranges' text.
 
 What must not depend on the split is kept in input order: rejects are reported, and
 written to ``--rejects``, part after part with their absolute file and line; ``--card``
