@@ -13,6 +13,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from cardflow.cli import run
 from cardflow.cli._console import Console
 from cardflow.cli._inputs import Reader, Source
 from cardflow.cli._jobs import fold_part
-from cardflow.cli._parts import Part, plan, split
+from cardflow.cli._parts import Part, PartReader, plan, split
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 """The clock of the in-process runs: a summary says when it judged reconciliation."""
@@ -237,3 +238,49 @@ def test_parts_cover_the_file_and_start_at_a_line_opening_a_body(
     assert [p.start for p in parts] == expected
     assert [p.end for p in parts] == [*expected[1:], None]
     assert all(p == Part(0, "f", str(path), p.start, p.end) for p in parts)
+
+
+def test_cards_folded_by_both_workers_are_merged_in_every_format(tmp_path: Path) -> None:
+    """Two files of the same cards, one part each: the pool gives the first to one
+    worker and the second to the other, so each card's state is split between them
+    (JSON Lines merges those states in the parent, the lines of the others by id)."""
+    bodies = list(simulate(80, seed=21, options=SimulationOptions(window=50)))
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"\n".join(bodies[::2]) + b"\n")
+    second.write_bytes(b"\n".join(bodies[1::2]) + b"\n")
+    only = tmp_path / "only.jsonl"  # cards no other file has
+    only.write_bytes(b"\n".join(simulate(30, seed=22)) + b"\n")
+    for options in (["--format", "jsonl"], ["--format", "csv"], ["--status", "CARD_SHIPPED"]):
+        one = fold_cli(first, second, only, "--jobs", "1", *options)
+        two = fold_cli(first, second, only, "--jobs", "2", *options)
+        assert two == one
+        assert one[0] == 0
+        assert one[1]
+
+
+def test_the_same_bytes_when_threads_run_beside_the_pool(logs: Path) -> None:
+    """A thread alive in this process: the workers start from the forkserver."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        two = fold_cli(logs, "--jobs", "2", "--part-size", str(PART), "--format", "jsonl")
+    finally:
+        stop.set()
+        thread.join()
+    assert two == fold_cli(logs, "--jobs", "1", "--format", "jsonl")
+
+
+def test_a_part_reader_gives_the_bytes_of_its_part_alone(logs: Path) -> None:
+    path = logs / "a.jsonl"
+    data = path.read_bytes()
+    parts = split(Source("a", str(path), len(data)), 0, PART)
+    assert len(parts) > 2
+    read = []
+    for part in parts:
+        raw = PartReader(part)
+        with raw, io.BufferedReader(raw, 64) as stream:
+            read.append(b"".join(stream))
+        assert raw.bytes_read == len(read[-1])
+    assert b"".join(read) == data
+    assert all(chunk.startswith(b"{") for chunk in read[1:])

@@ -20,12 +20,12 @@ from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
 from ._console import Console
+from ._exchange import write_in_ranges
 from ._formats import write_csv, write_json, write_jsonl
 from ._inputs import STDIN, Source, one_line, readable
 from ._jobs import RejectsWriteError, gather
 from ._parallel import ClusterError, workers_for
 from ._progress import Progress, wanted
-from ._ranges import write_in_ranges
 from ._readable import counted, write_summary, write_views
 from ._reading import Reading
 from ._report import EventLog, Report, Seen, Totals, filters_of, judged_at

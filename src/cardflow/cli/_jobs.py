@@ -4,12 +4,12 @@ The fold is a join (``merge`` is commutative, associative and idempotent), so an
 of the input folds to the same states. Phase one (this module) cuts the inputs into
 parts and hands each worker a *group* of consecutive parts, folded into one
 :class:`~cardflow.Folder` by the very loop that folds in one process (``_reading.py``,
-fast path included). A group's states, sorted by card id and encoded in the state
-format, are *spilled*: to a file of a directory the parent made (workers on this
-machine), or returned as bytes (a Dask cluster). Phase two (``_ranges.py``) hands each
-worker a range of card ids: it merges that range's states from every group and writes
-that range of the report. The parent only reports rejects, sums counts and joins the
-ranges' text: it never decodes a state.
+fast path included). A worker on this machine keeps the group's folder for phase two;
+on a Dask cluster the group's states, sorted by card id and encoded in the state
+format, are *spilled* (returned as bytes), as are those of an input that the parent
+reads itself (to a file of a directory the parent made). Phase two (``_exchange.py``,
+``_ranges.py``) writes the report by ranges of card ids, merging each card's states
+from every group; the parent reports rejects, sums counts and joins the ranges' text.
 
 What must not depend on the split is kept in input order: rejects are reported, and
 written to ``--rejects``, part after part with their absolute file and line; ``--card``
@@ -27,18 +27,15 @@ cannot open them.
 from __future__ import annotations
 
 import array
-import contextlib
 import io
-import multiprocessing
 import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 from .._codec import encode_state
 from .._decode import Reject
@@ -46,10 +43,12 @@ from .._state import Folder
 from .._wire import Operation, fingerprint
 from ._console import Console
 from ._inputs import STDIN, one_line, readable
-from ._parts import Part, groups, plan
+from ._parts import Part, PartReader, groups, plan
+from ._pool import worker_index
 from ._progress import Progress, wanted
 from ._reading import Reading
 from ._report import EventLog, Seen, Totals
+from ._workers import Workers, count_done, keep
 
 __all__ = [
     "Gathered",
@@ -57,11 +56,9 @@ __all__ = [
     "PartFolded",
     "RejectsWriteError",
     "Spilled",
-    "Workers",
     "fold_group",
     "fold_part",
     "gather",
-    "local_pool",
     "spill",
 ]
 
@@ -110,6 +107,9 @@ class Spilled:
     ends: bytes
     """The end offsets, an ``array("Q")`` as bytes."""
     data: str | bytes
+    worker: int | None = None
+    """The local worker that holds these states in memory (``ends`` and ``data`` are
+    then empty): phase two asks it for them."""
 
 
 @dataclass(slots=True)
@@ -194,31 +194,17 @@ first phase ends with the workers close together; and a worker holds one group's
 states at a time. Each group adds a partial state for the few cards it shares with
 its neighbours."""
 
-_progress: list[Any] = []
-"""In a worker process of ``local_pool``: the counters it shares with the parent."""
-
-
-def _attach(counter: Any) -> None:
-    _progress.append(counter)
-
-
-def _count(result: PartFolded) -> None:
-    """Tell the parent's progress bar of a part done (in a worker of ``local_pool``)."""
-    if _progress:
-        counter = _progress[0]
-        with counter.get_lock():
-            counter[0] += result.bytes_read
-            counter[1] += result.operations
-
 
 def fold_group(
     parts: list[Part],
     watch: frozenset[str] | None,
     directory: str | None,
     skip: frozenset[tuple[int, int]] = frozenset(),
+    hold: int | None = None,
 ) -> GroupFolded:
     """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
-    folder; spill its states to ``directory`` (None: return them).
+    folder; spill its states to ``directory`` (None: return them), or, in a worker of
+    a ``LocalPool`` given ``hold`` (the group's number), keep them there for phase two.
 
     A part whose input failed to read ends that input for the group: its later parts
     are skipped, as one pass would stop there. ``skip`` names parts (source, start) to
@@ -232,60 +218,28 @@ def fold_group(
             results.append(PartFolded(skipped=True))
             continue
         try:
-            with open(part.path, "rb") as stream:
-                stream.seek(part.start)
-                data = stream.read() if part.end is None else stream.read(part.size)
+            raw = PartReader(part)
         except OSError as exc:
             result = PartFolded(error=exc.strerror or str(exc), opened=False)
         else:
-            result = reading.part(part, io.BytesIO(data))
-            result.bytes_read = len(data)
+            with raw, io.BufferedReader(raw, 1 << 20) as stream:
+                result = reading.part(part, stream)
+            result.bytes_read = raw.bytes_read
         if result.error is not None:
             broken.add(part.source)
-        _count(result)
+        count_done(result.bytes_read, result.operations)
         results.append(result)
+    worker = worker_index()
+    if hold is not None and worker is not None:
+        ids = sorted(reading.folder)
+        keep(hold, reading.folder, ids)
+        return GroupFolded(results, Spilled(ids, b"", b"", worker))
     return GroupFolded(results, spill(reading.folder, directory))
 
 
 def fold_part(part: Part, watch: frozenset[str] | None) -> PartFolded:
     """Fold one part of a file on its own: what it gave."""
     return fold_group([part], watch, None).parts[0]
-
-
-@dataclass(frozen=True)
-class Workers:
-    """Where groups are folded: an executor and how many tasks it runs at once; for
-    worker processes on this machine, the directory they spill to and the counters
-    (bytes read, operations) they share with the parent's progress bar."""
-
-    executor: Executor
-    jobs: int
-    directory: str | None = None
-    counter: Any = None
-
-
-def _start_method() -> str:
-    """forkserver where there is one (POSIX): children start from a clean, preloaded
-    process, which is safe although the parent runs threads (fork is not) and quicker
-    than spawn, which every platform has and re-imports cardflow in each worker."""
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-@contextlib.contextmanager
-def local_pool(jobs: int) -> Iterator[Workers]:
-    """``jobs`` worker processes on this machine, spilling to a temporary directory
-    (removed afterwards; ``TMPDIR`` says where)."""
-    context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "forkserver":
-        context.set_forkserver_preload([__name__, "cardflow.cli._ranges"])
-    counter = context.Array("q", 2)
-    with (
-        tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,
-        ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_attach, initargs=(counter,)
-        ) as pool,
-    ):
-        yield Workers(pool, jobs, directory, counter)
 
 
 @dataclass
@@ -400,7 +354,7 @@ class _Gather:
         try:
             for i, group in enumerate(planned):
                 if not group[0].local:
-                    futures[i] = submit(fold_group, group, self.watch, directory)
+                    futures[i] = submit(fold_group, group, self.watch, directory, frozenset(), i)
                     futures[i].add_done_callback(self._finished)
             for i, group in enumerate(planned):
                 future = futures.pop(i, None)
@@ -410,7 +364,7 @@ class _Gather:
                 self._cards += len(result.spilled.ids)
             for i, skip in self._refold.items():
                 spilled[i] = self._wait(
-                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip))
+                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip), i)
                 ).spilled
         finally:
             for pending in futures.values():

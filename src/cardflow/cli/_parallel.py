@@ -18,8 +18,8 @@ from typing import Any
 
 from ._console import Console
 from ._inputs import Source, expand
-from ._jobs import Workers, local_pool
 from ._parts import cpu_count, plan
+from ._workers import Workers, local_pool
 
 __all__ = ["ClusterError", "workers_for"]
 

@@ -9,17 +9,22 @@ files (a pipe, ``<(zcat ...)``) are one *local* part each: the parent reads them
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from ._inputs import STDIN, Source
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "MAX_PART",
     "MIN_PART",
     "PARTS_PER_JOB",
     "Part",
+    "PartReader",
     "cpu_count",
     "groups",
     "plan",
@@ -134,3 +139,37 @@ def groups(parts: list[Part], count: int) -> list[list[Part]]:
     if current:
         out.append(current)
     return out
+
+
+class PartReader(io.RawIOBase):
+    """The bytes of one part of a file, read as they are asked for: wrapped in a
+    ``BufferedReader``, its lines are read as from the whole file (never the whole
+    part in memory at once)."""
+
+    def __init__(self, part: Part) -> None:
+        super().__init__()
+        self._file = open(part.path, "rb", buffering=0)  # noqa: SIM115 (closed by close)
+        try:
+            self._file.seek(part.start)
+        except OSError:
+            self._file.close()
+            raise
+        self._left = None if part.end is None else part.size
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._left is not None:
+            view = view[: self._left]
+        count = self._file.readinto(view) or 0
+        self.bytes_read += count
+        if self._left is not None:
+            self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()

@@ -1,24 +1,21 @@
 """``cardflow fold --jobs N``, its second phase: the report written by ranges of card ids.
 
-Phase one (``_jobs.py``) left each group's states sorted by card id and spilled.
-Here the card ids are cut into ranges of about equal numbers of states, and each
-worker takes one range: it decodes that range's states from every spill, merges the
+The card ids are cut into ranges of about equal numbers of states. Where phase one
+(``_jobs.py``) spilled every group's states sorted by card id (a Dask cluster), any
+worker takes a range: it decodes that range's states from every spill, merges the
 states of each card (the fold is a join: any split merges to the one state), applies
 the filters, judges reconciliation, counts what the summary says (a :class:`Tally`,
 which adds up across ranges) and writes its range of the report in ``--format``.
-The parent writes the head, then the ranges' text in order, then the tail: a report
-sorted by card id, byte for byte what one process writes.
+Workers that hold their groups' states use the same pieces (``_exchange.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import array
 import bisect
 import io
 import itertools
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +26,24 @@ from .._codec import decode_state, encode_state
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState, merge
 from ._cards import encoded_cards
-from ._console import Console
-from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows, write_json_cards
-from ._jobs import Gathered, Spilled, Workers
-from ._readable import write_summary, write_views
-from ._report import Report, Tally, Totals, filters_of, judged_at
+from ._formats import write_csv_rows, write_json_cards
+from ._jobs import Spilled
+from ._report import Tally
 
 __all__ = [
+    "RANGES_PER_JOB",
     "Asked",
     "Piece",
     "RangeWritten",
+    "cuts",
     "decoded",
+    "merged",
+    "pieces_between",
     "ranges",
+    "report_cards",
     "report_range",
-    "write_in_ranges",
+    "selected",
+    "slices",
 ]
 
 RANGES_PER_JOB: Final = 2
@@ -93,18 +94,38 @@ def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
     """The card ids cut into at most ``count`` ranges of about equal numbers of states,
     placed on a sample of each spill's ids; each range as the pieces of the spills that
     fall in it (in spill order)."""
+    out = pieces_between(spilled, cuts(spilled, count))
+    return [pieces for pieces in out if pieces]
+
+
+def cuts(spilled: Sequence[Spilled], count: int) -> list[str]:
+    """Where to cut the card ids into at most ``count`` ranges of about equal numbers of
+    states, placed on a sample of each spill's ids: range ``k`` is from cut ``k - 1``
+    (included) to cut ``k`` (excluded)."""
     total = sum(len(s.ids) for s in spilled)
     if total == 0:
         return []
     step = max(1, total // (count * _SAMPLES * max(1, len(spilled))))
     sample = sorted(card for s in spilled for card in s.ids[::step])
-    cuts = sorted({sample[k * len(sample) // count] for k in range(1, count)})
-    out: list[list[Piece]] = [[] for _ in range(len(cuts) + 1)]
+    return sorted({sample[k * len(sample) // count] for k in range(1, count)})
+
+
+def slices(ids: list[str], cut: list[str]) -> Iterator[tuple[int, int]]:
+    """For each range between ``cut``, the slice of the sorted ``ids`` it holds."""
+    bounds = [0, *(bisect.bisect_left(ids, c) for c in cut), len(ids)]
+    return itertools.pairwise(bounds)
+
+
+def pieces_between(spilled: Sequence[Spilled], cut: list[str]) -> list[list[Piece]]:
+    """Each range between ``cut`` as the pieces of the spills in it (in spill order);
+    states that a worker holds are left out."""
+    out: list[list[Piece]] = [[] for _ in range(len(cut) + 1)]
     for s in spilled:
+        if s.worker is not None:
+            continue
         ends = array.array("Q")
         ends.frombytes(s.ends)
-        bounds = [0, *(bisect.bisect_left(s.ids, cut) for cut in cuts), len(s.ids)]
-        for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        for k, (lo, hi) in enumerate(slices(s.ids, cut)):
             if lo == hi:
                 continue
             start = ends[lo - 1] if lo else 0
@@ -114,7 +135,7 @@ def ranges(spilled: Sequence[Spilled], count: int) -> list[list[Piece]]:
                 out[k].append(Piece(s.data[start:stop], 0, relative))
             else:
                 out[k].append(Piece(s.data, start, relative))
-    return [pieces for pieces in out if pieces]
+    return out
 
 
 def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
@@ -141,9 +162,9 @@ def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
             begin = end
 
 
-def _states(pieces: Sequence[Piece]) -> list[CardState]:
-    """Every card's state in ``pieces``, merged, sorted by card id."""
-    states: dict[str, CardState] = {}
+def merged(pieces: Sequence[Piece], states: dict[str, CardState] | None = None) -> list[CardState]:
+    """Every card's state in ``pieces`` and ``states``, merged, sorted by card id."""
+    states = {} if states is None else states
     get = states.get
     for piece in pieces:
         for state in decoded(piece):
@@ -155,8 +176,13 @@ def _states(pieces: Sequence[Piece]) -> list[CardState]:
 def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
     """Merge one range's states and write its part of the report (in a worker: a
     module-level function, so it pickles)."""
-    cards = _states(pieces)
-    total = len(cards)
+    return report_cards(merged(pieces), asked)
+
+
+def selected(
+    cards: list[CardState], asked: Asked
+) -> tuple[list[CardState], dict[str, tuple[ReconcileReason, ...]] | None]:
+    """The cards the filters select, and their reasons to reconcile when judged."""
     if asked.statuses is not None:
         cards = [s for s in cards if s.status in asked.statuses]
     reasons = None
@@ -165,6 +191,13 @@ def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
         reasons = {s.card_id: needs_reconcile(s, now) for s in cards}
         if asked.needs_reconcile:
             cards = [s for s in cards if reasons[s.card_id]]
+    return cards, reasons
+
+
+def report_cards(cards: list[CardState], asked: Asked) -> RangeWritten:
+    """One range's part of the report, of its cards' states (sorted by card id)."""
+    total = len(cards)
+    cards, reasons = selected(cards, asked)
     text: str | bytes
     if asked.directory is None:
         buffer = io.BytesIO()
@@ -191,88 +224,3 @@ def _write(
         write_json_cards(cards, reasons, out)
     elif format == "csv":
         write_csv_rows(cards, reasons, out)
-
-
-def _copy(text: str | bytes, out: BinaryIO) -> None:
-    """Write a range's text to ``out``; a file of it is removed then (disk is the limit
-    of a large fold)."""
-    if isinstance(text, bytes):
-        out.write(text)
-        return
-    with open(text, "rb") as file:
-        shutil.copyfileobj(file, out, 1 << 20)
-    os.unlink(text)
-
-
-def write_in_ranges(
-    args: argparse.Namespace, console: Console, gathered: Gathered, workers: Workers
-) -> tuple[Totals, list[str]]:
-    """Phase two: the report of what ``gathered`` holds, written by ranges on
-    ``workers``; the completed totals, and the watched cards that were not found."""
-    watching = gathered.watch is not None
-    now = judged_at(args, console.clock)
-    asked = Asked(
-        format=args.format,
-        now=now,
-        statuses=frozenset(args.status) if args.status else None,
-        needs_reconcile=bool(args.needs_reconcile),
-        keep=watching and args.format == "summary",
-        directory=workers.directory,
-    )
-    count = workers.jobs * RANGES_PER_JOB
-    submit = workers.executor.submit
-    futures = [submit(report_range, pieces, asked) for pieces in ranges(gathered.spilled, count)]
-    out = console.stdout
-    # JSON Lines and CSV have no head that counts the cards: each range's text is
-    # written as soon as it and the ranges before it are done.
-    streamed = args.format in ("jsonl", "csv")
-    if args.format == "csv":
-        write_csv_rows(None, None, out, header=now is not None)
-    written = []
-    for future in futures:
-        one = future.result()
-        written.append(one)
-        if streamed and one.tally.cards:
-            _copy(one.text, out)
-    for spilled in gathered.spilled:
-        if isinstance(spilled.data, str):
-            os.unlink(spilled.data)  # read by every range: no longer needed
-    tally = Tally.of([], None if now is None else {})
-    for one in written:
-        tally += one.tally
-    totals = gathered.totals.complete(
-        sum(one.cards for one in written), gathered.passed_over, gathered.added
-    )
-    kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
-    reasons = tally.reasons
-    if reasons is not None and now is not None:
-        reasons = {**reasons, **{s.card_id: needs_reconcile(s, now) for s in kept}}
-    report = Report(
-        totals=totals,
-        cards=kept,
-        reasons=reasons,
-        now=now,
-        filters=filters_of(args),
-        lifecycle=args.lifecycle,
-        histories=gathered.histories,
-        tally=tally,
-    )
-    if args.format == "json":
-        texts = [one.text for one in written if one.tally.cards]
-        out.write(json_head(report, empty=not texts))
-        if texts:
-            for i, text in enumerate(texts):
-                out.write(JSON_SEPARATOR if i else b"")
-                _copy(text, out)
-            out.write(JSON_TAIL)
-    elif not streamed:  # the summary, or --card's views of each card
-        if not watching:
-            write_summary(report, out)
-        elif report.cards:
-            write_views(report, out)
-    out.flush()
-    missing: list[str] = []
-    if gathered.watch is not None:
-        present = {card for s in gathered.spilled for card in s.ids}
-        missing = sorted(card for card in gathered.watch if card not in present)
-    return totals, missing
