@@ -351,7 +351,10 @@ def write_in_ranges(
     kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
     reasons = tally.reasons
     if reasons is not None and now is not None:
-        reasons = {**reasons, **{s.card_id: needs_reconcile(s, now) for s in kept}}
+        reasons = {
+            **reasons,
+            **{s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in kept},
+        }
     report = Report(
         totals=totals,
         cards=kept,
