@@ -28,14 +28,14 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .._codec import decode_state, encode_state
 from .._reconcile import needs_reconcile
-from .._state import CardState, merge
+from .._state import CardState
 from ._cards import CHUNK, encoded_cards
 from ._console import Console
 from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows
@@ -47,7 +47,7 @@ from ._ranges import (
     Piece,
     RangeWritten,
     cuts,
-    decoded,
+    joined,
     merged,
     pieces_between,
     ranges,
@@ -110,15 +110,6 @@ def _held_states(groups: list[int], low: str | None, high: str | None) -> Iterat
             yield folder[card]
 
 
-def _joined(states: Iterable[CardState], into: dict[str, CardState]) -> dict[str, CardState]:
-    """``into`` with ``states`` merged in, card by card."""
-    get = into.get
-    for state in states:
-        old = get(state.card_id)
-        into[state.card_id] = state if old is None else merge(old, state)
-    return into
-
-
 def lines_of(
     groups: list[int],
     low: str | None,
@@ -130,13 +121,11 @@ def lines_of(
     """This worker's part of a range of a JSON Lines report: the cards it alone holds,
     final, as lines; the states of the ``shared`` ones, to be merged with the other
     workers'. In a ``LocalPool`` worker."""
-    alone: dict[str, CardState] = {}
+    mine: list[CardState] = []
     others: list[CardState] = []
     for state in _held_states(groups, low, high):
-        if state.card_id in shared:
-            others.append(state)
-        else:
-            _joined((state,), alone)
+        (others if state.card_id in shared else mine).append(state)
+    alone = joined(mine, {})  # a card of several groups of this worker: one state
     total = len(alone)
     fd, path = tempfile.mkstemp(suffix=".lines", dir=directory)
     with open(fd, "wb", buffering=1 << 20) as file:
@@ -156,11 +145,9 @@ def _joined_lines(
     """Write a range of a JSON Lines report to ``out`` from what each worker gave it
     and ``pieces`` of the parent's spills: the shared cards merged and written here,
     every line in card id order. What it held (its text: none, written already)."""
-    states: dict[str, CardState] = {}
-    for piece in itertools.chain(pieces, *(one.pieces for one in parts)):
-        _joined(decoded(piece), states)
+    states = merged(itertools.chain(pieces, *(one.pieces for one in parts)))
     here = io.BytesIO()
-    ids, ends, tally = _lines([states[card] for card in sorted(states)], asked, here)
+    ids, ends, tally = _lines(states, asked, here)
     count = len(states)
     with contextlib.ExitStack() as stack:
         lines = _views(here.getbuffer(), ends)
@@ -201,6 +188,11 @@ def _shared(spilled: list[Spilled], jobs: int) -> frozenset[str]:
     return frozenset(shared)
 
 
+def _holdings(spilled: list[Spilled], jobs: int) -> list[list[int]]:
+    """For each worker, the numbers of the groups whose states it holds."""
+    return [[i for i, s in enumerate(spilled) if s.worker == w] for w in range(jobs)]
+
+
 def _line_ranges(
     spilled: list[Spilled], pool: LocalPool, asked: Asked, count: int, out: BinaryIO
 ) -> Iterator[RangeWritten]:
@@ -209,7 +201,7 @@ def _line_ranges(
     process merges each range's lines by card id (and the few shared cards' states)."""
     cut = cuts(spilled, count)
     jobs = pool.jobs
-    mine = [[i for i, s in enumerate(spilled) if s.worker == w] for w in range(jobs)]
+    mine = _holdings(spilled, jobs)
     directory = asked.directory
     assert directory is not None
     shared = _shared(spilled, jobs)
@@ -257,7 +249,7 @@ def report_held(
     """Report the range of card ids from ``low`` (included) to ``high`` (excluded): the
     states of the groups this worker holds, merged with those of ``pieces`` (the other
     workers' and the parent's). In a ``LocalPool`` worker."""
-    states = _joined(_held_states(groups, low, high), {})
+    states = joined(_held_states(groups, low, high), {})
     return report_cards(merged(pieces, states), asked)
 
 
@@ -269,7 +261,7 @@ def _held_ranges(
     futures, and the files that carry those states."""
     cut = cuts(spilled, count)
     jobs = pool.jobs
-    mine = [[i for i, s in enumerate(spilled) if s.worker == w] for w in range(jobs)]
+    mine = _holdings(spilled, jobs)
     directory = asked.directory
     assert directory is not None
     sent = [pool.submit_to(w, exchange, mine[w], cut, jobs, directory) for w in range(jobs)]

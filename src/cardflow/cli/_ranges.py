@@ -17,7 +17,7 @@ import io
 import itertools
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, Final
@@ -37,6 +37,7 @@ __all__ = [
     "RangeWritten",
     "cuts",
     "decoded",
+    "joined",
     "merged",
     "pieces_between",
     "ranges",
@@ -162,14 +163,20 @@ def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
             begin = end
 
 
-def merged(pieces: Sequence[Piece], states: dict[str, CardState] | None = None) -> list[CardState]:
+def joined(states: Iterable[CardState], into: dict[str, CardState]) -> dict[str, CardState]:
+    """``into`` with ``states`` merged in, card by card."""
+    get = into.get
+    for state in states:
+        old = get(state.card_id)
+        into[state.card_id] = state if old is None else merge(old, state)
+    return into
+
+
+def merged(pieces: Iterable[Piece], states: dict[str, CardState] | None = None) -> list[CardState]:
     """Every card's state in ``pieces`` and ``states``, merged, sorted by card id."""
     states = {} if states is None else states
-    get = states.get
     for piece in pieces:
-        for state in decoded(piece):
-            old = get(state.card_id)
-            states[state.card_id] = state if old is None else merge(old, state)
+        joined(decoded(piece), states)
     return [states[card] for card in sorted(states)]
 
 
