@@ -305,4 +305,4 @@ def test_the_per_day_chart_fills_its_box_and_shows_its_last_label(days: int, tal
     assert labels
     for x, end, text in labels:  # each label (7.5 units a character at most) inside the box
         left = float(x) - 7.5 * len(text) if end else float(x)
-        assert left >= 0 and left + 7.5 * len(text) <= width, (x, end, text)
+        assert 0 <= left <= width - 7.5 * len(text), (x, end, text)
