@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from ._console import Console
 from ._fold import closing, report_states
 from ._inputs import STDIN, Reader, readable
 from ._inputs import Body as ReadBody
+from ._logs import add_logging_options, configure, public_url
 from ._readable import counted
 from ._report import EventLog, Seen, Totals
 
@@ -111,6 +113,16 @@ def add_commands(
     dispatch.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval"
     )
+    dispatch.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve cardflow_reactions_total on http://HOST:P/metrics (Prometheus)",
+    )
+    dispatch.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="(default: 127.0.0.1)"
+    )
+    add_logging_options(dispatch, "warning")
     return {"outbox": outbox, "dispatch": dispatch}
 
 
@@ -316,11 +328,31 @@ def _reactions(spec: str) -> object:
 
 def run_dispatch(args: argparse.Namespace, console: Console) -> int:
     """``cardflow dispatch``; the exit status."""
+    configure(args)
     try:
         reactions = _reactions(args.reactions)
     except (ImportError, AttributeError, ValueError) as exc:
         console.stderr.write(f"cardflow dispatch: --reactions {args.reactions}: {exc}\n")
         return USAGE
+    if args.metrics_port is not None:
+        from ._reactions_metrics import serve_metrics
+
+        try:
+            reactions = serve_metrics(reactions, args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            console.stderr.write(
+                f"cardflow dispatch: --metrics-port {args.metrics_port}: cannot listen on port"
+                f" {args.metrics_port} of {args.metrics_host}: {exc.strerror or exc}\n"
+            )
+            return USAGE
+    logging.getLogger("cardflow.dispatch").info(
+        "dispatching from %s with %s%s",
+        public_url(args.db),
+        args.reactions,
+        "" if args.metrics_port is None else
+        f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics",
+        extra={"event": "started", "store": public_url(args.db), "port": args.metrics_port},
+    )  # fmt: skip
     store = _open(args.db, "dispatch", console)
     if store is None:
         return UNAVAILABLE
