@@ -67,6 +67,11 @@ def add_reconcile(commands: Any) -> argparse.ArgumentParser:
         default=None,
         help="progress on stderr (default: only when stderr is a terminal)",
     )
+    parser.add_argument(
+        "--passed",
+        action="store_true",
+        help="store the answers as serve --passed does (every writer of a store must agree)",
+    )
     add_logging_options(parser, "warning")
     return parser
 
@@ -102,7 +107,7 @@ def run_reconcile(args: argparse.Namespace, console: Console) -> int:
         extra={"event": "started", "store": store_url, "address": args.d1},
     )
     try:
-        with open(args.db) as store:
+        with open(args.db, passed=args.passed) as store:
             sweep = asyncio.run(_sweep(store, client, args, console))
     except (StoreUnavailable, ValueError) as error:
         log.error("the store is unavailable: %s", error, extra={"event": "outage"})

@@ -174,7 +174,10 @@ def _tls_problem(certfile: str, keyfile: str | None, client_ca: str | None) -> s
     try:
         context.load_cert_chain(certfile, keyfile, password=no_password)
     except (OSError, ValueError, ssl.SSLError) as error:
-        return f"--certfile {certfile} / --keyfile {keyfile or certfile}: {error}"
+        return (
+            f"--certfile {certfile}, --keyfile {keyfile or certfile}: not a certificate and"
+            f" its private key, in PEM, that TLS can use: {error}"
+        )
     if client_ca is not None:
         try:
             context.load_verify_locations(client_ca)

@@ -220,7 +220,7 @@ def receiver(
             _printable(detail),
             rid,
             extra={"event": "refused", "status": status, "outcome": outcome.value,
-                   "reason": _printable(detail), "request_id": rid},
+                   "reason": _printable(detail), "request_id": rid, "pid": os.getpid()},
         )  # fmt: skip
         answer = _answer(outcome, detail)
         answer.headers["X-Request-Id"] = rid
