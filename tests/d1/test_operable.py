@@ -7,6 +7,8 @@ from __future__ import annotations
 import glob
 import importlib.util
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -92,6 +94,14 @@ def test_metrics_count_every_body_summed_over_both_workers(tmp_path: Path) -> No
             assert got["cardflow_outbox_rows", "pending"] == rounds  # a DATA_PREPARED each
             assert got["cardflow_cards", "GAPS"] == rounds  # CARD_PROD_REQUESTED never came
             assert got["cardflow_store_up", ""] == 1
+        killed = next(x["pid"] for x in lines(started) if x.get("event") == "worker_started")
+        os.kill(killed, signal.SIGKILL)  # uvicorn starts another; the counts stay
+        until(lambda: sum(x.get("event") == "worker_started" for x in lines(started)) == 3,
+              "a worker in place of the killed one")  # fmt: skip
+        assert f"Child process [{killed}] died" in started.stderr()
+        after = samples(url + "/metrics")
+        assert after["cardflow_bodies_total", "stored"] == rounds
+        assert after["cardflow_operations_total", "rejected"] == 2 * rounds
         refused = [x for x in lines(started) if x.get("event") == "refused"]
     assert len(refused) == rounds
     for line in refused:
