@@ -14,10 +14,10 @@ A body is read with two limits: ``max_body`` bytes (checked against Content-Leng
 before reading, and counted while streaming, for a chunked body) and ``body_timeout``
 seconds for the whole body to arrive (a slow or stalled sender gets 408).
 
-Every answer carries an ``X-Request-Id`` (the sender's, when it is a short plain
-token, else a new one). Each body not stored is logged (logger ``cardflow.serve``)
-with its status, reason and request id, never its bytes; so are the store's outages
-and recoveries. ``GET /metrics`` (``_metrics.py``) and ``GET /openapi.json``
+The answer to a notification carries an ``X-Request-Id`` (the sender's, when it is
+a short plain token, else a new one). Each body not stored is logged (logger
+``cardflow.serve``) with its status, reason and request id, never its bytes; so are
+the store's outages and recoveries. ``GET /metrics`` (``_metrics.py``) and ``GET /openapi.json``
 (``_openapi.py``) describe the receiver to operators and to tools.
 """
 
@@ -133,7 +133,7 @@ def _answer(outcome: Outcome, detail: str = "") -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def request_id(request: Request) -> str:
+def _request_id(request: Request) -> str:
     """The request's id: the sender's ``X-Request-Id`` when it is a short plain token
     (safe to log and to echo), else a new one."""
     given = request.headers.get("x-request-id", "")
@@ -227,7 +227,7 @@ def receiver(
         return answer
 
     async def notify(request: Request) -> Response:
-        rid = request_id(request)
+        rid = _request_id(request)
         if allowed is not None and request.path_params["issuer_id"] not in allowed:
             return refused(Outcome.UNKNOWN_ISSUER, "this receiver does not serve that issuer", rid)
         if not authorized(request):
