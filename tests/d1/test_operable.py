@@ -4,10 +4,12 @@ processes on free loopback ports, real HTTP, a real SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import importlib.util
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +23,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+import cardflow.d1
 import cardflow.store
 from components import missing
 
@@ -251,3 +254,21 @@ def test_the_dispatcher_counts_its_reactions_on_its_metrics_port(tmp_path: Path)
         until(lambda: samples(url)["cardflow_reactions_total", "done"] == 2, "2 reactions done")
         until(lambda: samples(url)["cardflow_reactions_total", "failed"] >= 1, "a failure")
         assert f"metrics on http://127.0.0.1:{port}/metrics" in started.stderr()
+
+
+def test_the_alert_rules_of_the_docs_name_metrics_that_exist(tmp_path: Path) -> None:
+    page = (Path(__file__).parents[2] / "docs" / "d1.md").read_text(encoding="utf-8")
+    rules = re.search(r"^```yaml\n(groups:.*?)^```", page, re.S | re.M)
+    assert rules is not None
+    named = set(re.findall(r"\b(cardflow_[a-z_]+)", rules.group(1)))
+    assert len(named) >= 3
+    app = cardflow.d1.receiver(f"sqlite:///{tmp_path / 'cards.db'}")
+
+    async def scrape() -> str:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+            return (await client.get("/metrics")).text
+
+    exposed = {s.name for f in text_string_to_metric_families(asyncio.run(scrape()))
+               for s in f.samples}  # fmt: skip
+    assert named <= exposed | {"cardflow_reactions_total"}, named - exposed
