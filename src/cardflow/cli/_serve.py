@@ -140,9 +140,9 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         console.stderr.write(f"cardflow serve: {busy}\n")
         return ADDRESS
     scheme = "https" if args.certfile else "http"
-    auth = "bearer token" if args.token else "none"
-    if args.client_ca:
-        auth += " and mutual TLS"
+    kinds = [kind for kind, used in (("bearer token", args.token), ("mutual TLS", args.client_ca))
+             if used]  # fmt: skip
+    auth = " and ".join(kinds) or "none"
     address = f"{scheme}://{_host(args.host)}:{args.port}"
     store = public_url(args.db)
     log.info(
