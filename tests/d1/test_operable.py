@@ -254,6 +254,14 @@ def test_the_dispatcher_counts_its_reactions_on_its_metrics_port(tmp_path: Path)
         until(lambda: samples(url)["cardflow_reactions_total", "done"] == 2, "2 reactions done")
         until(lambda: samples(url)["cardflow_reactions_total", "failed"] >= 1, "a failure")
         assert f"metrics on http://127.0.0.1:{port}/metrics" in started.stderr()
+        busy = subprocess.run(
+            [*CARDFLOW, "dispatch", "--db", db, "--reactions", "my_reactions:Reactions",
+             "--metrics-port", str(port)], capture_output=True, text=True,
+            timeout=60, check=False, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        )  # fmt: skip
+    assert busy.returncode == 2
+    assert f"cannot listen on port {port} of 127.0.0.1" in busy.stderr
 
 
 def test_the_alert_rules_of_the_docs_name_metrics_that_exist(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from .._errors import StoreUnavailable
 from .._wire import PRODUCE
 from ..store import Store
 from ..store import open as open_store
+from ._args import port
 from ._console import Console
 from ._fold import closing, report_states
 from ._inputs import STDIN, Reader, readable
@@ -115,7 +116,7 @@ def add_commands(
     )
     dispatch.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         metavar="P",
         help="serve cardflow_reactions_total on http://HOST:P/metrics (Prometheus)",
     )

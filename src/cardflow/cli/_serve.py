@@ -72,7 +72,9 @@ def add_serve(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="and this private key (PEM)")
     parser.add_argument("--client-ca", help="require client certificates signed by this CA")
-    parser.add_argument("--token", help="require Authorization: Bearer TOKEN on notifications")
+    parser.add_argument(
+        "--token", help="require Authorization: Bearer TOKEN on every route but /health"
+    )
     parser.add_argument("--issuer", action="append", metavar="ID", help="accept only this issuer")
     parser.add_argument("--max-body", type=positive, default=None, metavar="BYTES")
     parser.add_argument("--body-timeout", type=seconds, default=None, metavar="SECONDS")
