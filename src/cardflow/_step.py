@@ -182,15 +182,20 @@ def diff(
 
 
 def _passed(before: CardState | None, new: CardState, tables: Tables) -> list[Change]:
-    """A STATUS change per status newly known to be passed, in lifecycle order."""
+    """A STATUS change per status newly known to be passed, in lifecycle order.
+
+    What is known to be passed only grows with what was observed (``Tables.passed``),
+    so each (operation, status) is reported once, whatever the order of the events.
+    """
     ranks = tables.ranks
-    known_before: set[str] = set() if before is None else {*before.observed, *before.gaps}
+    known_before = frozenset() if before is None else tables.passed(before.observed)
+    known = tables.passed(new.observed)
     top = -1 if before is None else ranks.get(before.status, -1)
     observed = set(new.observed)
     out = []
     previous = None if before is None else before.status
     for status in tables.statuses:
-        if status in known_before or (status not in observed and status not in new.gaps):
+        if status in known_before or status not in known:
             continue
         if status not in observed:
             how = Observation.INFERRED.value
