@@ -35,7 +35,15 @@ from .._wire import Operation
 from . import _outbox
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
-from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect, Tx, newer_message
+from ._schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Dialect,
+    Tx,
+    newer_message,
+    read_version,
+)
 
 __all__ = ["Store", "StoredEvent"]
 
@@ -176,13 +184,7 @@ class Store(abc.ABC):
         with self._transaction() as tx:
             self._lock_schema(tx)
             if self._has_table(tx, "schema_version"):
-                found = tx.rows("SELECT version FROM schema_version")
-                if len(found) != 1:
-                    raise StoreSchemaError(
-                        f"{self._where()}: schema_version holds {len(found)} rows, not one:"
-                        " the database is damaged; restore it from a backup"
-                    )
-                version = int(found[0][0])
+                version = read_version(tx, self._where())
             elif any(self._has_table(tx, name) for name in TABLES):
                 raise StoreSchemaError(
                     f"{self._where()}: the database has tables named like a cardflow"
@@ -203,7 +205,7 @@ class Store(abc.ABC):
     def schema_version(self) -> int:
         """The database's schema version (``SCHEMA_VERSION`` once opened)."""
         with self._transaction(write=False) as tx:
-            return int(tx.rows("SELECT version FROM schema_version")[0][0])
+            return read_version(tx, self._where())
 
     # -- ingestion -----------------------------------------------------------------------
 
