@@ -47,7 +47,8 @@ def _parsed(key: str) -> tuple[str, str, str, str]:
     kind, colon, status = what.partition(":")
     if not colon:
         kind, status = "STATUS", what
-    assert "@" not in status and ":" not in status
+    assert "@" not in status
+    assert ":" not in status
     return kind.upper(), unquote(card), unquote(operation), unquote(status)
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
 import pytest
 
 import cardflow
 import cardflow.store
 
-from .test_outbox import Recorder
 from .test_store import _body, _execute, _op
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -52,7 +50,8 @@ def test_migration_2_gives_old_keys_their_unambiguous_spelling(store_url: str) -
         keys = [key for key, _ in store.outbox_keys()]
         assert sorted(keys) == sorted(c.key for c in reactions)
         plain = [c.key for c in reactions if c.card_id == "c-1"]
-        assert plain[0] == "c-1/op-1/CARD_SHIPPED" and plain[0] in keys
+        assert plain[0] == "c-1/op-1/CARD_SHIPPED"
+        assert plain[0] in keys
         # A key the migration wrote is the one a new change gets: never a second row.
         for body in bodies:
             assert store.ingest(body).changes == []
