@@ -10,6 +10,7 @@ import pytest
 import cardflow
 import cardflow.store
 
+from .test_outbox import Recorder
 from .test_store import _body, _execute, _op
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
@@ -66,3 +67,43 @@ def test_a_damaged_schema_version_is_a_schema_error(store_url: str, garbage: str
     _execute(store_url, f"UPDATE schema_version SET version = {garbage}")
     with pytest.raises(cardflow.store.StoreSchemaError, match="schema_version holds"):
         cardflow.store.open(store_url)
+
+
+def _garbage(url: str) -> str:
+    """Bytes that are no state and no event, spelled for the engine."""
+    return "X'00ff00'" if url.startswith("sqlite") else "'\\x00ff00'::bytea"
+
+
+def test_an_undecodable_outbox_row_is_parked_and_every_other_dispatched(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = [_body(_op(f"c-{n}", "CARD_SHIPPED", 1)) for n in range(6)]
+    with cardflow.store.open(store_url) as store:
+        for body in bodies:
+            store.ingest(body)
+    _execute(store_url, f"UPDATE outbox SET state = {_garbage(store_url)} WHERE card_id = 'c-2'")
+    _execute(store_url, "UPDATE outbox SET skipped = 'not json' WHERE card_id = 'c-4'")
+    with cardflow.store.open(store_url) as store:
+        recorder = Recorder()
+        with caplog.at_level("ERROR", logger="cardflow.dispatch"):
+            assert store.dispatch(recorder, now=T0) == 4
+        assert sorted(c.card_id for c in recorder.seen) == ["c-0", "c-1", "c-3", "c-5"]
+        dead = store.dead()
+        assert [row.card_id for row in dead] == ["c-2", "c-4"]
+        for row in dead:
+            assert row.error.startswith(f"outbox row {row.id} ({row.key}) does not decode: ")
+            assert row.attempts == 0
+        assert "state" in dead[0].error.lower()
+        assert [r.row for r in caplog.records] == [row.id for row in dead]  # type: ignore[attr-defined]
+        assert store.outbox_counts() == {"dead": 2, "done": 4}
+
+
+def test_a_corrupt_event_is_a_store_error_naming_its_row(store_url: str) -> None:
+    with cardflow.store.open(store_url) as store:
+        store.ingest(_body(_op("c-1", "CARD_PROD_READY", 1), _op("c-1", "CARD_SHIPPED", 2)))
+        [_first, second] = store.events("c-1")
+    _execute(store_url, f"UPDATE events SET event = {_garbage(store_url)} WHERE id = {second.id}")
+    with cardflow.store.open(store_url) as store:
+        with pytest.raises(cardflow.store.StoreUnavailable, match=f"events row {second.id} "):
+            store.events("c-1")
+        assert store.get("c-1") is not None  # the state still reads

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -166,3 +167,38 @@ def test_a_row_whose_dispatcher_stopped_is_taken_again_then_parked(store_url: st
         [dead] = store.dead()
         assert dead.key == stopped[0]
         assert "dispatcher stopped" in dead.error
+
+
+def test_reactions_slower_than_the_lease_shared_by_the_claim_are_never_parked(
+    store_url: str,
+) -> None:
+    store, changes = _filled(store_url, cards=12)
+    other = cardflow.store.open(store_url)
+    clock = Clock()
+    lease = timedelta(seconds=10)
+    ran: collections.Counter[str] = collections.Counter()
+    taken: list[int] = []
+
+    class Slow(Recorder):
+        """Each reaction takes 2 s of the clock: more than the lease over the batch."""
+
+        def _react(self, change: cardflow.Change) -> None:
+            ran[change.key] += 1
+            clock.now += timedelta(seconds=2)
+            if ran.total() == 8:
+                # Meanwhile another dispatcher claims the rows whose claim has lapsed.
+                fast = Recorder()
+                taken.append(other.dispatch(fast, limit=5, now=clock, lease=lease, max_attempts=2))
+                ran.update(c.key for c in fast.seen)
+
+    with store, other:
+        for _ in range(20):
+            store.dispatch(Slow(), limit=50, now=clock, lease=lease, max_attempts=2)
+            if "pending" not in store.outbox_counts():
+                break
+        assert [row.error for row in store.dead()] == []
+        known = [c for c in changes if c.kind == "SHIPMENT" or store.lifecycle.is_known(c.status)]
+        # Every reaction ran once: none was parked unrun, none ran in both dispatchers.
+        assert ran == collections.Counter(c.key for c in known)
+        assert taken == [5]
+        assert store.outbox_counts() == {"done": len(changes)}
