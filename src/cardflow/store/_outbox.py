@@ -191,15 +191,22 @@ def hold(tx: Tx, row: int, owner: str, until: int) -> int | None:
 
 def give_back(tx: Tx, rows: Sequence[int], owner: str) -> int:
     """Give back rows ``owner`` claimed and did not start: due at once to any claim."""
+    return _by_ids(
+        tx,
+        "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+        " WHERE lease_owner = ? AND stage = 'pending' AND id IN ({marks})",
+        rows,
+        (owner,),
+    )
+
+
+def _by_ids(tx: Tx, sql: str, ids: Sequence[int], first: Sequence[object] = ()) -> int:
+    """Run ``sql`` (``{marks}``: a list of ids) over ``ids``, 500 at a time, after the
+    parameters ``first``; how many rows it changed."""
     total = 0
-    for begin in range(0, len(rows), 500):
-        chunk = list(rows[begin : begin + 500])
-        marks = ",".join("?" * len(chunk))
-        total += tx.run(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
-            f" WHERE lease_owner = ? AND stage = 'pending' AND id IN ({marks})",
-            [owner, *chunk],
-        )
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        total += tx.run(sql.format(marks=",".join("?" * len(chunk))), [*first, *chunk])
     return total
 
 
@@ -276,16 +283,12 @@ def dead_rows(tx: Tx) -> list[DeadRow]:
 
 def requeue(tx: Tx, ids: Sequence[int]) -> int:
     """Dead rows back to pending, due at once, attempts from zero; how many."""
-    total = 0
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        total += tx.run(
-            "UPDATE outbox SET stage = 'pending', attempts = 0, next_at = 0, done_at = NULL"
-            f" WHERE stage = 'dead' AND id IN ({marks})",
-            chunk,
-        )
-    return total
+    return _by_ids(
+        tx,
+        "UPDATE outbox SET stage = 'pending', attempts = 0, next_at = 0, done_at = NULL"
+        " WHERE stage = 'dead' AND id IN ({marks})",
+        ids,
+    )
 
 
 def stage_counts(tx: Tx) -> dict[str, int]:
