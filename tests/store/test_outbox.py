@@ -231,3 +231,6 @@ def test_the_lease_of_a_running_reaction_is_renewed_while_it_runs(store_url: str
         # The other took the next row, not the one still running.
         assert meanwhile == [1]
         assert len(ran) == len(set(ran))
+        # The thread that renewed the lease closed its connection as it ended: a
+        # dispatcher that runs for months opens no connection per call.
+        assert len(store._connections) == 1

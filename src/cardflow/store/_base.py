@@ -148,6 +148,17 @@ class Store(abc.ABC):
                 self._connections.append(connection)
         return connection
 
+    def _release(self) -> None:
+        """Close this thread's connection, if it has one (a thread that is ending)."""
+        connection: Any | None = getattr(self._local, "connection", None)
+        if connection is None:
+            return
+        self._local.connection = None
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        self._close(connection)
+
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Tx]:
         try:
@@ -407,6 +418,7 @@ class Store(abc.ABC):
             clock = now
         return _dispatch.dispatch(
             self._transaction,
+            self._release,
             self.skip_locked,
             self.lifecycle,
             reactions,

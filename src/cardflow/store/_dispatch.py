@@ -47,9 +47,15 @@ class _Keeper:
     """A thread that renews the lease of the row being run, every third of the lease."""
 
     def __init__(
-        self, transaction: Transaction, owner: str, lease: timedelta, clock: Callable[[], datetime]
+        self,
+        transaction: Transaction,
+        release: Callable[[], None],
+        owner: str,
+        lease: timedelta,
+        clock: Callable[[], datetime],
     ) -> None:
         self._transaction = transaction
+        self._release = release
         self._owner = owner
         self._lease = lease
         self._clock = clock
@@ -70,15 +76,18 @@ class _Keeper:
 
     def _run(self) -> None:
         interval = max(self._lease.total_seconds() / 3, 0.001)
-        while not self._stopped.wait(interval):
-            with self._lock:
-                row = self._row
-            if row is None:
-                continue
-            # A renewal that fails is tried again at the next interval; the lease holds
-            # until then.
-            with suppress(Exception), self._transaction() as tx:
-                _outbox.hold(tx, row, self._owner, micros(self._clock() + self._lease))
+        try:
+            while not self._stopped.wait(interval):
+                with self._lock:
+                    row = self._row
+                if row is None:
+                    continue
+                # A renewal that fails is tried again at the next interval; the lease
+                # holds until then.
+                with suppress(Exception), self._transaction() as tx:
+                    _outbox.hold(tx, row, self._owner, micros(self._clock() + self._lease))
+        finally:
+            self._release()  # this thread's connection, if it opened one
 
     def close(self) -> None:
         self._stopped.set()
@@ -88,6 +97,7 @@ class _Keeper:
 
 def dispatch(
     transaction: Transaction,
+    release: Callable[[], None],
     lock: str,
     lifecycle: Lifecycle,
     reactions: object,
@@ -99,7 +109,8 @@ def dispatch(
     backoff: Callable[[int], timedelta],
     stop: threading.Event | None,
 ) -> int:
-    """``Store.dispatch`` (see it), over the store's ``transaction``; how many were done."""
+    """``Store.dispatch`` (see it), over the store's ``transaction`` (``release`` closes the
+    calling thread's connection); how many were done."""
     if limit < 1 or max_attempts < 1 or lease <= timedelta(0):
         raise ValueError(
             f"Store.dispatch: limit ({limit}) and max_attempts ({max_attempts}) must be at"
@@ -110,7 +121,7 @@ def dispatch(
     with transaction() as tx:
         claimed = _outbox.claim(tx, lock, owner, micros(begun), micros(begun + lease), limit)
     waiting = iter(claimed)
-    keeper = _Keeper(transaction, owner, lease, clock)
+    keeper = _Keeper(transaction, release, owner, lease, clock)
     done = 0
     try:
         for row in _until(waiting, stop):
