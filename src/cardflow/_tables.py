@@ -26,7 +26,9 @@ SHARED_LIMIT: Final = 1 << 14
 """At most this many distinct values are shared per lifecycle and kind (``Shared``)."""
 EAGER_STATUSES: Final = 12
 """Lifecycles up to this many statuses get every bit set's derived values up front
-(4,096 at most), so that their tables never change after they are built."""
+(4,096 at most), so that their tables never change after they are built (but for
+``passed_by_mask``, which ``passed=True`` alone reads, filled as bit sets are met:
+idempotent, and bounded by the bit sets)."""
 
 
 class Derived(NamedTuple):
