@@ -13,6 +13,9 @@ lease then expires and the next claim takes the row, which finds the attempt
 counted); a row is parked dead after ``max_attempts`` of those. A row that does not
 decode is parked at once with the reason, and costs the others nothing. Rows claimed
 and not started are given back when the loop stops early (``stop``, or an exception).
+A row's outcome (done, due again, dead) is written in the transaction that starts the
+next row, so that a row costs one transaction, as many as before attempts were counted
+at its start.
 
 Each failure is logged to the ``cardflow.dispatch`` logger as it happens (WARNING for a
 retry, ERROR for a row parked), with ``outcome`` (``"retried"`` or ``"dead"``), ``key``
@@ -31,6 +34,7 @@ from typing import Final
 
 from .._errors import StoreUnavailable
 from .._lifecycle import Lifecycle
+from .._step import Change
 from . import _outbox
 from ._outbox import micros
 from ._schema import Tx
@@ -121,30 +125,32 @@ def dispatch(
     with transaction() as tx:
         claimed = _outbox.claim(tx, lock, owner, micros(begun), micros(begun + lease), limit)
     waiting = iter(claimed)
+    run = _Run(transaction, owner, lease, max_attempts, clock, backoff)
     keeper = _Keeper(transaction, release, owner, lease, clock)
-    done = 0
     try:
         for row in _until(waiting, stop):
-            done += _run(
-                transaction,
-                lifecycle,
-                reactions,
-                row,
-                owner,
-                keeper,
-                lease,
-                max_attempts,
-                clock,
-                backoff,
-            )
+            change = run.start(row)
+            if change is None:
+                continue
+            keeper.follow(row.id)
+            try:
+                _outbox.fire(reactions, change, lifecycle)
+            except Exception as exc:
+                keeper.follow(None)
+                run.failed(row, exc)
+            else:
+                keeper.follow(None)
+                run.succeeded(row)
     finally:
         keeper.close()
+        # The last row's outcome, and the rows not started given back (rather than
+        # left to their lease).
         rest = [row.id for row in waiting]
-        if rest:
-            # Nothing of these ran: give them back rather than leave them to their lease.
-            with suppress(StoreUnavailable), transaction() as tx:
+        with suppress(StoreUnavailable), transaction() as tx:
+            run.finish(tx)
+            if rest:
                 _outbox.give_back(tx, rest, owner)
-    return done
+    return run.done
 
 
 def _until(
@@ -158,70 +164,101 @@ def _until(
         yield row
 
 
-def _run(
-    transaction: Transaction,
-    lifecycle: Lifecycle,
-    reactions: object,
-    row: _outbox.Claimed,
-    owner: str,
-    keeper: _Keeper,
-    lease: timedelta,
-    max_attempts: int,
-    clock: Callable[[], datetime],
-    backoff: Callable[[int], timedelta],
-) -> int:
-    """Start one claimed row and run its reaction; 1 when it is done, else 0."""
-    try:
-        change = _outbox.change_of(row)
-    except ValueError as exc:
-        with transaction() as tx:
-            parked = _outbox.park(tx, row.id, owner, f"{exc}", micros(clock()))
-        if parked:
-            _report(row, "dead", f"outbox row {row.id} ({row.key}) parked dead: {exc}")
-        return 0
-    with transaction() as tx:
-        until = micros(clock() + lease)
-        attempt = _outbox.start(tx, row.id, owner, until, max_attempts)
+class _Run:
+    """One claim's rows, started one by one. A row's outcome (done, due again, dead) is
+    written in the transaction that starts the next row (or the last one): one
+    transaction per row."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        owner: str,
+        lease: timedelta,
+        max_attempts: int,
+        clock: Callable[[], datetime],
+        backoff: Callable[[int], timedelta],
+    ) -> None:
+        self.transaction = transaction
+        self.owner = owner
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self.backoff = backoff
+        self.done = 0
+        self.attempt = 0
+        self._outcome: Callable[[Tx], None] | None = None
+
+    def finish(self, tx: Tx) -> None:
+        """Write the outcome of the row run last, if not yet written."""
+        outcome, self._outcome = self._outcome, None
+        if outcome is not None:
+            outcome(tx)
+
+    def start(self, row: _outbox.Claimed) -> Change | None:
+        """Start a row: count its attempt and hold it for a lease; its change, or None
+        when it is not to run (not this dispatcher's any more, no attempt left, or a
+        row that does not decode: those two are parked)."""
+        try:
+            change = _outbox.change_of(row)
+        except ValueError as exc:
+            with self.transaction() as tx:
+                self.finish(tx)
+                parked = _outbox.park(tx, row.id, self.owner, f"{exc}", micros(self.clock()))
+            if parked:
+                _report(row, "dead", f"outbox row {row.id} ({row.key}) parked dead: {exc}")
+            return None
+        with self.transaction() as tx:
+            self.finish(tx)
+            until = micros(self.clock() + self.lease)
+            attempt = _outbox.start(tx, row.id, self.owner, until, self.max_attempts)
+            if attempt is None:
+                held = _outbox.hold(tx, row.id, self.owner, until)
+                if held is None:
+                    return None  # its claim's lease ended and another dispatcher took it
+                error = (
+                    f"its dispatcher stopped during attempt {held} (the lease expired),"
+                    " and no attempt is left"
+                )
+                _outbox.park(tx, row.id, self.owner, error, micros(self.clock()))
         if attempt is None:
-            held = _outbox.hold(tx, row.id, owner, until)
-            if held is None:
-                return 0  # its claim's lease ended and another dispatcher took it
-            error = (
-                f"its dispatcher stopped during attempt {held} (the lease expired), and no"
-                " attempt is left"
-            )
-            _outbox.park(tx, row.id, owner, error, micros(clock()))
-    if attempt is None:
-        _report(row, "dead", f"the reaction to {row.key} parked dead: {error}")
-        return 0
-    keeper.follow(row.id)
-    try:
-        _outbox.fire(reactions, change, lifecycle)
-    except Exception as exc:
-        keeper.follow(None)
+            _report(row, "dead", f"the reaction to {row.key} parked dead: {error}")
+            return None
+        self.attempt = attempt
+        return change
+
+    def succeeded(self, row: _outbox.Claimed) -> None:
+        moment = micros(self.clock())
+
+        def settle(tx: Tx) -> None:
+            if _outbox.settle(tx, row.id, self.owner, moment):
+                self.done += 1
+
+        self._outcome = settle
+
+    def failed(self, row: _outbox.Claimed, exc: Exception) -> None:
         text = _outbox.error_text(exc)
-        moment = clock()
+        moment = self.clock()
+        attempt = self.attempt
         last = (text.strip().splitlines() or [""])[-1]
-        with transaction() as tx:
-            if attempt >= max_attempts:
-                _outbox.park(tx, row.id, owner, text, micros(moment))
-                outcome = "dead"
-                what = "parked dead"
-            else:
-                later = moment + backoff(attempt)
-                _outbox.retry(tx, row.id, owner, text, micros(later))
-                outcome = "retried"
-                what = f"due again at {later.isoformat()}"
+        if attempt >= self.max_attempts:
+            outcome, what = "dead", "parked dead"
+
+            def write(tx: Tx) -> None:
+                _outbox.park(tx, row.id, self.owner, text, micros(moment))
+        else:
+            later = moment + self.backoff(attempt)
+            outcome, what = "retried", f"due again at {later.isoformat()}"
+
+            def write(tx: Tx) -> None:
+                _outbox.retry(tx, row.id, self.owner, text, micros(later))
+
+        self._outcome = write
         _report(
             row,
             outcome,
-            f"the reaction to {row.key} failed (attempt {attempt} of {max_attempts}),"
+            f"the reaction to {row.key} failed (attempt {attempt} of {self.max_attempts}),"
             f" {what}: {last}",
         )
-        return 0
-    keeper.follow(None)
-    with transaction() as tx:
-        return 1 if _outbox.settle(tx, row.id, owner, micros(clock())) else 0
 
 
 def _report(row: _outbox.Claimed, outcome: str, message: str) -> None:
