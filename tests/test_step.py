@@ -560,7 +560,7 @@ def test_passed_reports_a_status_inferred_then_notified_once() -> None:
     fired: list[str] = []
 
     class Reactions:
-        def on_enter_DATA_PREPARED(self, change: cardflow.Change) -> None:
+        def on_enter_DATA_PREPARED(self, change: cardflow.Change) -> None:  # noqa: N802
             fired.append(f"{change.key} {change.observation}")
 
     tracker = cardflow.Tracker(passed=True, reactions=Reactions())
