@@ -87,4 +87,3 @@ def test_a_slash_in_a_status_no_longer_takes_another_card_s_key() -> None:
     # D1's ids and statuses read as they always did.
     plain = Change("STATUS", "271b-6e47", "op_1.2~x", "CARD_SHIPPED", None, (), _STATE)
     assert plain.key == "271b-6e47/op_1.2~x/CARD_SHIPPED"
-
