@@ -5,7 +5,8 @@ happens and a progress line at intervals.
 The failures come from the store's ``cardflow.dispatch`` logger: a handler of that
 logger writes them to stderr (escaped: a key holds whatever a card id held) and counts
 them, so that whatever else listens to the logger (a log configuration, metrics) sees
-the same records.
+the same records. Each progress line is written to stderr and logged there too (INFO,
+its counts in the record's ``progress``).
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ class Follow(logging.Handler):
             return False
         self.last = now
         waiting = "" if pending is None else f", {pending} pending"
-        self.stderr.write(
-            f"cardflow dispatch: progress: {done} done, {self.retried} retried,"
-            f" {self.dead} dead{waiting}\n"
-        )
+        line = f"progress: {done} done, {self.retried} retried, {self.dead} dead{waiting}"
+        self.stderr.write(f"cardflow dispatch: {line}\n")
         self.stderr.flush()
+        counts = {"done": done, "retried": self.retried, "dead": self.dead, "pending": pending}
+        logging.getLogger(_LOGGER).info("%s", line, extra={"progress": counts})
         return True
 
     @contextmanager
