@@ -117,7 +117,7 @@ def test_killed_writer_loses_and_doubles_nothing(store_url: str, tmp_path: Path)
 
 
 def test_two_dispatchers_deliver_each_row_once(store_url: str, tmp_path: Path) -> None:
-    """1,000 rows, two dispatcher processes, claims of 50 under a lease of 0.2 s while
+    """1,000 rows, two dispatcher processes, claims of 100 under a lease of 0.2 s while
     reactions take a few milliseconds (so a claim's lease ends before its last rows'
     turn) and one in a hundred takes longer than the lease itself; a fifth fail."""
     max_attempts = 3
@@ -143,7 +143,7 @@ def test_two_dispatchers_deliver_each_row_once(store_url: str, tmp_path: Path) -
     assert len(rows) == 1000
     log = tmp_path / "deliveries"
     dispatchers = [
-        _start("dispatch", store_url, str(log), str(max_attempts), "0.2", "50") for _ in range(2)
+        _start("dispatch", store_url, str(log), str(max_attempts), "0.2", "100") for _ in range(2)
     ]
     for dispatcher in dispatchers:
         _finish(dispatcher)

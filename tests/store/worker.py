@@ -59,7 +59,7 @@ class Flaky:
         key = change.key
         os.write(self.fd, f"attempt {key}\n".encode())
         digest = hashlib.sha256(key.encode()).digest()
-        time.sleep(self.slow if digest[1] % 100 == 0 else self.rng.uniform(0.001, 0.006))
+        time.sleep(self.slow if digest[1] % 100 == 0 else self.rng.uniform(0.0005, 0.003))
         if digest[0] % 20 == 0 or self.rng.random() < 0.2:
             raise RuntimeError(f"the reaction to {key} failed")
         os.write(self.fd, f"delivered {key}\n".encode())
