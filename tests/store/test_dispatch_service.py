@@ -161,3 +161,32 @@ def test_undecodable_rows_are_parked_and_dispatch_succeeds(
     assert "outbox row 2 (c-001/op-1/CARD_SHIPPED) parked dead: outbox row 2" in done.err
     assert "dispatched 3 reactions; outbox: 1 dead, 3 done" in done.err
     assert log.read_text().count("end ") == 3
+
+
+def test_a_dispatcher_killed_mid_reaction_leaves_that_reaction_alone_to_run_again(
+    tmp_path: Path,
+) -> None:
+    """The one case a reaction runs twice: its dispatcher died while it ran. The attempt
+    it spent counts; every other row runs once."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    _fill(url, 5)
+    argv, log = _service(tmp_path, url, "--lease", "0.3", seconds=0.2)
+    process = subprocess.Popen(argv, cwd=tmp_path, env=_environment(), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while "start c-001" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the dispatcher did not start"
+        time.sleep(0.01)
+    process.kill()
+    process.communicate(timeout=30)
+    time.sleep(0.4)  # the killed dispatcher's lease on c-001 expires; the others it held
+    again = subprocess.run(
+        argv, cwd=tmp_path, env=_environment(), capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, again.stderr
+    lines = log.read_text().splitlines()
+    assert lines.count("start c-001") == 2
+    assert lines.count("end c-001") == 1
+    for card in ("c-000", "c-002", "c-003", "c-004"):
+        assert lines.count(f"start {card}") == lines.count(f"end {card}") == 1, lines
+    with cardflow.store.open(url) as store:
+        assert store.outbox_counts() == {"done": 5}
