@@ -170,7 +170,7 @@ def test_a_dispatcher_killed_mid_reaction_leaves_that_reaction_alone_to_run_agai
     it spent counts; every other row runs once."""
     url = f"sqlite:///{tmp_path}/store.db"
     _fill(url, 5)
-    argv, log = _service(tmp_path, url, "--lease", "0.3", seconds=0.2)
+    argv, log = _service(tmp_path, url, "--lease", "0.3", seconds=0.6)
     process = subprocess.Popen(argv, cwd=tmp_path, env=_environment(), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while "start c-001" not in (log.read_text() if log.exists() else ""):
