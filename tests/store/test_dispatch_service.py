@@ -31,7 +31,8 @@ class Reactions:
     def _react(self, change):
         with open(LOG, "a") as out:
             out.write(f"start {{change.card_id}}\\n")
-        time.sleep({seconds})
+        if {slow!r} is None or change.card_id in {slow!r}:
+            time.sleep({seconds})
         if change.card_id in {failing!r}:
             raise RuntimeError(f"no printer for {{change.card_id}}")
         with open(LOG, "a") as out:
@@ -42,12 +43,19 @@ class Reactions:
 
 
 def _service(
-    folder: Path, url: str, *options: str, seconds: float = 0.0, failing: tuple[str, ...] = ()
+    folder: Path,
+    url: str,
+    *options: str,
+    seconds: float = 0.0,
+    failing: tuple[str, ...] = (),
+    slow: tuple[str, ...] | None = None,
 ) -> tuple[list[str], Path]:
-    """A reactions module in ``folder`` and the command that runs it from there."""
+    """A reactions module in ``folder`` and the command that runs it from there: each
+    reaction takes ``seconds`` (only those of the cards ``slow``, if given) and fails
+    for the cards ``failing``."""
     log = folder / "log"
     (folder / "my_reactions.py").write_text(
-        REACTIONS.format(log=str(log), seconds=seconds, failing=failing)
+        REACTIONS.format(log=str(log), seconds=seconds, failing=failing, slow=slow)
     )
     if not COMMAND.exists():
         pytest.skip(f"no console script at {COMMAND}")
@@ -170,7 +178,7 @@ def test_a_dispatcher_killed_mid_reaction_leaves_that_reaction_alone_to_run_agai
     it spent counts; every other row runs once."""
     url = f"sqlite:///{tmp_path}/store.db"
     _fill(url, 5)
-    argv, log = _service(tmp_path, url, "--lease", "0.3", seconds=0.6)
+    argv, log = _service(tmp_path, url, "--lease", "0.3", seconds=0.6, slow=("c-001",))
     process = subprocess.Popen(argv, cwd=tmp_path, env=_environment(), stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while "start c-001" not in (log.read_text() if log.exists() else ""):
