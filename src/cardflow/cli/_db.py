@@ -108,7 +108,9 @@ def add_commands(
         "--max-attempts", type=int, default=5, metavar="N", help="then dead (default 5)"
     )
     dispatch.add_argument(
-        "--follow", action="store_true", help="keep polling for new rows (stop with Ctrl-C)"
+        "--follow",
+        action="store_true",
+        help="keep polling for new rows (stop with SIGTERM or Ctrl-C)",
     )
     dispatch.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval"
