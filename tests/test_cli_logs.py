@@ -4,6 +4,7 @@ stable keys, and a handler that follows ``sys.stderr``."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cardflow.cli._logs import JSON_KEYS, JsonFormatter, configure, public_url
+from cardflow.cli._logs import ECHOED, JSON_KEYS, JsonFormatter, configure, public_url
 
 
 @pytest.mark.parametrize(
@@ -89,13 +90,17 @@ def unconfigured() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("unconfigured")
-def test_lines_go_to_the_stderr_of_the_moment(capsys: pytest.CaptureFixture[str]) -> None:
+def test_lines_go_to_the_stderr_of_the_moment(monkeypatch: pytest.MonkeyPatch) -> None:
     configure(argparse.Namespace(log_level="info", log_format="json"))
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)  # stderr replaced after logging was configured
     logging.getLogger("cardflow.test").info("one", extra={"event": "x"})
     logging.getLogger("cardflow.test").debug("not at info")
-    err = capsys.readouterr().err
-    assert [json.loads(x)["message"] for x in err.splitlines()] == ["one"]
+    assert [json.loads(x)["message"] for x in later.getvalue().splitlines()] == ["one"]
     configure(argparse.Namespace(log_level="warning", log_format="text"))
+    again = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", again)
     logging.getLogger("cardflow.test").info("quiet")
     logging.getLogger("cardflow.test").warning("loud")
-    assert capsys.readouterr().err.endswith(" WARNING cardflow.test: loud\n")
+    logging.getLogger("cardflow.test").warning("shown elsewhere", extra={ECHOED: True})
+    assert again.getvalue().endswith(" WARNING cardflow.test: loud\n")

@@ -280,3 +280,25 @@ def test_the_alert_rules_of_the_docs_name_metrics_that_exist(tmp_path: Path) -> 
     exposed = {s.name for f in text_string_to_metric_families(asyncio.run(scrape()))
                for s in f.samples}  # fmt: skip
     assert named <= exposed | {"cardflow_reactions_total"}, named - exposed
+
+
+def test_the_dispatchers_failures_are_json_lines_with_json_logs(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'cards.db'}"
+    with cardflow.store.open(db) as store:
+        store.ingest(body(op("ok-1", "DATA_PREPARED"), op("bad-1", "DATA_PREPARED")))
+    (tmp_path / "my_reactions.py").write_text(REACTIONS)
+    done = subprocess.run(
+        [*CARDFLOW, "dispatch", "--db", db, "--reactions", "my_reactions:Reactions",
+         "--max-attempts", "1", "--log-format", "json"],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    *logged, summary = done.stderr.splitlines()
+    (failure,) = [json.loads(line) for line in logged]  # once, as JSON only
+    assert (failure["logger"], failure["level"], failure["outcome"]) == (
+        "cardflow.dispatch", "error", "dead",
+    )  # fmt: skip
+    assert "bad-1" in failure["key"]
+    assert "the mail server is down" in failure["message"]
+    assert summary.startswith("dispatched 1 reaction;")

@@ -18,6 +18,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 __all__ = [
+    "ECHOED",
     "JSON_KEYS",
     "LEVELS",
     "JsonFormatter",
@@ -43,12 +44,18 @@ JSON_KEYS: Final = (
     "request_id",
     "seconds",
     "port",
+    "key",
+    "row",
     "client",
     "method",
     "path",
 )
 """The fields a JSON line may carry beside ``time``, ``level``, ``logger`` and
 ``message`` (always there), in this order; docs/d1.md lists what each means."""
+
+ECHOED: Final = "cardflow_echoed"
+"""A record carrying this attribute (True) was already written to stderr in a form of
+its own (``cardflow dispatch``'s failure lines): :class:`StderrHandler` skips it."""
 
 _TEXT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword"})
@@ -117,6 +124,10 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def stream(self, value: object) -> None:
         pass
 
+    def emit(self, record: logging.LogRecord) -> None:
+        if not getattr(record, ECHOED, False):
+            super().emit(record)
+
 
 def logging_config(level: str, form: str, access: bool = False) -> dict[str, Any]:
     """The ``dictConfig`` dictionary: the ``cardflow`` and uvicorn loggers at ``level``
@@ -125,12 +136,8 @@ def logging_config(level: str, form: str, access: bool = False) -> dict[str, Any
     formatter: dict[str, Any] = (
         {"()": f"{__name__}.JsonFormatter"} if form == "json" else {"format": _TEXT}
     )
-    handler = {
-        "class": "logging.StreamHandler",
-        "formatter": "cardflow",
-        "stream": "ext://sys.stderr",
-    }
     named = level.upper()
+    handler = {"()": f"{__name__}.StderrHandler", "formatter": "cardflow", "level": named}
     return {
         "version": 1,
         "disable_existing_loggers": False,
