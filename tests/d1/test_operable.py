@@ -252,7 +252,8 @@ def test_the_dispatcher_counts_its_reactions_on_its_metrics_port(tmp_path: Path)
     with running(argv, port, env={"PYTHONPATH": str(tmp_path)}, cwd=tmp_path) as started:
         url = f"http://127.0.0.1:{port}/metrics"
         until(lambda: samples(url)["cardflow_reactions_total", "done"] == 2, "2 reactions done")
-        until(lambda: samples(url)["cardflow_reactions_total", "failed"] >= 1, "a failure")
+        until(lambda: samples(url)["cardflow_reactions_total", "retried"] >= 1, "a retry")
+        assert samples(url)["cardflow_reactions_total", "dead"] == 0  # 5 attempts each
         assert f"metrics on http://127.0.0.1:{port}/metrics" in started.stderr()
         busy = subprocess.run(
             [*CARDFLOW, "dispatch", "--db", db, "--reactions", "my_reactions:Reactions",

@@ -1,24 +1,26 @@
-"""``cardflow dispatch --metrics-port``: the dispatcher's ``cardflow_reactions_total``
-on a Prometheus endpoint of its own (one process: no multiprocess directory).
+"""``cardflow dispatch --metrics-port``: the dispatcher's ``cardflow_reactions_total`` on
+a Prometheus endpoint of its own (one process: no multiprocess directory).
 
-The reactions object is wrapped, so that each reaction is counted as it returns
-(``done``) or raises (``failed``: the store retries it later, or parks it as dead,
-which ``cardflow_outbox_rows{stage="dead"}`` of the receiver's ``/metrics`` shows).
+``done``: a reaction returned (the reactions object is wrapped to count it).
+``retried`` and ``dead``: a reaction raised and its row is due again later, or was
+parked dead (or a row could not be read and was parked), as the store's
+``cardflow.dispatch`` logger reports each one.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Final
 
 __all__ = ["REACTION_OUTCOMES", "CountedReactions", "serve_metrics"]
 
-REACTION_OUTCOMES: Final = ("done", "failed")
+REACTION_OUTCOMES: Final = ("done", "retried", "dead")
 
 
 class CountedReactions:
-    """``reactions``, with every ``on_...`` method counted in ``counter`` by outcome;
-    any other attribute passes through unchanged."""
+    """``reactions``, with every ``on_...`` method that returns counted as ``done`` in
+    ``counter``; any other attribute passes through unchanged."""
 
     def __init__(self, reactions: object, counter: Any) -> None:
         self._reactions = reactions
@@ -32,15 +34,24 @@ class CountedReactions:
         method: Callable[..., object] = found
 
         def counted(*args: object, **kwargs: object) -> object:
-            try:
-                result = method(*args, **kwargs)
-            except Exception:
-                counter.labels("failed").inc()
-                raise
+            result = method(*args, **kwargs)
             counter.labels("done").inc()
             return result
 
         return counted
+
+
+class _Failures(logging.Handler):
+    """Counts the failures the store's dispatcher logs, by their ``outcome``."""
+
+    def __init__(self, counter: Any) -> None:
+        super().__init__(logging.WARNING)
+        self._counter = counter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        outcome = getattr(record, "outcome", None)
+        if outcome in ("retried", "dead"):
+            self._counter.labels(outcome).inc()
 
 
 def serve_metrics(reactions: object, host: str, port: int) -> CountedReactions:
@@ -56,4 +67,5 @@ def serve_metrics(reactions: object, host: str, port: int) -> CountedReactions:
     for outcome in REACTION_OUTCOMES:
         counter.labels(outcome)
     start_http_server(port, addr=host, registry=registry)
+    logging.getLogger("cardflow.dispatch").addHandler(_Failures(counter))
     return CountedReactions(reactions, counter)
