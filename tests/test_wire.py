@@ -674,9 +674,9 @@ def test_a_malformed_string_rejects_its_operation_whatever_its_type(
     if where == "top":
         bad["unknownField"] = "HOLE"
     elif where == "details":
-        bad["details"]["unknownField"] = "HOLE"  # type: ignore[index]
+        bad["details"]["unknownField"] = "HOLE"
     else:
-        bad["details"]["shipment"] = {"carrier": "x", "unknownField": "HOLE"}  # type: ignore[index]
+        bad["details"]["shipment"] = {"carrier": "x", "unknownField": "HOLE"}
     good = op_dict(operationId="00000000-0000-4000-8000-00000000000f")
     body = joined([dump(good), dump(bad).replace(b'"HOLE"', text)])
     result = decode_lenient(body)

@@ -197,7 +197,7 @@ def decode(body: Body) -> list[Operation]:
                 if valid_operation_id(op.operation_id) is None:
                     break
             else:
-                if type(body) is str or body.isascii() or _is_utf8(body):
+                if not isinstance(body, bytes) or body.isascii() or _is_utf8(body):
                     return operations
     decoded = _decode_slow(body)
     if decoded.rejects:
