@@ -36,6 +36,36 @@ def test_usage_errors_exit_2() -> None:
               "--now", "2026-01-01T00:00:00")  # fmt: skip
     assert now.returncode == 2
     assert "has no UTC offset" in now.stderr
-    tls = run("serve", "--db", "sqlite:///nowhere/x.db", "--client-ca", "ca.pem")
+    tls = run("serve", "--db", "sqlite:///nowhere/x.db", "--no-auth", "--client-ca", "ca.pem")
     assert tls.returncode == 2
     assert "--client-ca needs --certfile" in tls.stderr
+
+
+SERVE = ("serve", "--db", "sqlite:///nowhere/x.db", "--port", "1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        pytest.param(("--token", ""), "--token: the token is empty", id="empty-token"),
+        pytest.param(("--token", "  \t"), "--token: the token is empty", id="blank-token"),
+        pytest.param((), "give --token TOKEN", id="neither-token-nor-no-auth"),
+        pytest.param(("--token", "t", "--no-auth"), "not allowed with", id="both"),
+        pytest.param(
+            ("--no-auth", "--keyfile", "key.pem"), "--keyfile needs --certfile", id="key-alone"
+        ),
+        pytest.param(
+            ("--no-auth", "--certfile", "cert.pem"), "--certfile needs --keyfile", id="cert-alone"
+        ),
+        pytest.param(
+            ("--no-auth", "--certfile", "/nowhere/c.pem", "--keyfile", "/nowhere/c.pem"),
+            "--certfile /nowhere/c.pem: cannot read",
+            id="cert-unreadable",
+        ),
+    ],
+)
+def test_serve_fails_closed_with_a_usage_error(argv: tuple[str, ...], said: str) -> None:
+    done = run(*SERVE, *argv)
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr

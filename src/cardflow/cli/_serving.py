@@ -5,6 +5,7 @@ Imported only by commands that serve (uvicorn is in ``cardflow[serve]``).
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -19,11 +20,28 @@ def server_options(
     client_ca: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` it
-    serves TLS, and with ``client_ca`` it refuses, in the handshake, any client without
-    a certificate that CA signed."""
+    """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` and
+    ``keyfile`` it serves TLS, and with ``client_ca`` it refuses, in the handshake, any
+    client without a certificate that CA signed. ``ValueError`` (a usage error) for one
+    of the pair without the other, or a file that cannot be read: never plain HTTP in
+    place of TLS, never a traceback."""
     if client_ca is not None and certfile is None:
         raise ValueError("--client-ca needs --certfile (and --keyfile): mutual TLS is TLS")
+    if (certfile is None) != (keyfile is None):
+        given, needed = (
+            ("--keyfile", "--certfile") if certfile is None else ("--certfile", "--keyfile")
+        )
+        raise ValueError(
+            f"{given} needs {needed}: TLS takes a certificate and its private key"
+            " (one PEM file holding both may be given to each)"
+        )
+    for flag, path in (
+        ("--certfile", certfile),
+        ("--keyfile", keyfile),
+        ("--client-ca", client_ca),
+    ):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"{flag} {path}: cannot read the file")
     settings: dict[str, Any] = {
         "host": host,
         "port": port,
