@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from .conftest import Certs
 from .processes import CARDFLOW
 
 EDGE = ["serve", "reconcile", "fake-d1", "conformance"]
@@ -55,9 +56,6 @@ SERVE = ("serve", "--db", "sqlite:///nowhere/x.db", "--port", "1")
             ("--no-auth", "--keyfile", "key.pem"), "--keyfile needs --certfile", id="key-alone"
         ),
         pytest.param(
-            ("--no-auth", "--certfile", "cert.pem"), "--certfile needs --keyfile", id="cert-alone"
-        ),
-        pytest.param(
             ("--no-auth", "--certfile", "/nowhere/c.pem", "--keyfile", "/nowhere/c.pem"),
             "--certfile /nowhere/c.pem: cannot read",
             id="cert-unreadable",
@@ -69,3 +67,14 @@ def test_serve_fails_closed_with_a_usage_error(argv: tuple[str, ...], said: str)
     assert done.returncode == 2
     assert said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_certificate_without_its_key(certs: Certs) -> None:
+    done = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert))
+    assert done.returncode == 2
+    assert "--certfile: not a certificate with its private key" in done.stderr
+    assert "Traceback" not in done.stderr
+    wrong = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert), "--keyfile",
+                str(certs.stranger_key))  # fmt: skip
+    assert wrong.returncode == 2
+    assert "--certfile and --keyfile: not a certificate with its private key" in wrong.stderr
