@@ -37,6 +37,14 @@ __all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "r
 # ``fast_operations`` and ``notified_operations`` are shared with the tracker, not public.
 
 
+MAX_BODY: Final = 16 << 20
+"""16 MiB: the most bytes of one D1 body cardflow takes by default, one number for
+both ends: the receiver's body limit, and the longest line (or multi-line document)
+that ``cardflow fold`` and ``cardflow report`` read, so that every body the receiver
+took fits in one line of a log. D1's bodies hold at most the operations per body
+agreed at onboarding, each well under a kilobyte."""
+
+
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
     """An input that did not decode: where, why, and its text, verbatim.
 

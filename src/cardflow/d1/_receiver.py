@@ -40,6 +40,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._cardstate import CardState
+from .._decode import MAX_BODY
 from .._errors import InvalidNotification, StoreUnavailable
 from .._view import json_view
 from ._policy import Outcome, notification_headers, notification_status
@@ -55,9 +56,9 @@ __all__ = [
 ]
 
 NOTIFICATION_PATH: Final = "/notifications/d1/v2/issuers/{issuer_id}/cards"
-DEFAULT_MAX_BODY: Final = 8 << 20
-"""8 MiB: D1's bulk bodies hold at most the operations per body agreed at onboarding,
-each well under a kilobyte."""
+DEFAULT_MAX_BODY: Final = MAX_BODY
+"""16 MiB (``cardflow fold --max-line-bytes`` has the same default: a body taken here
+fits in one line of a log)."""
 DEFAULT_BODY_TIMEOUT: Final = 30.0
 
 _OPEN_PATHS: Final = frozenset({"/health"})
