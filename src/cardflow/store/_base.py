@@ -282,7 +282,7 @@ class Store(abc.ABC):
 
     def _decode(self, card: str, blob: bytes) -> CardState:
         try:
-            return decode_state(blob)
+            return decode_state(blob, lifecycle=self.lifecycle)
         except StateFormatError as exc:
             raise StoreUnavailable(f"{self._where()}: the state of card {card!r}: {exc}") from exc
 
@@ -404,7 +404,13 @@ class Store(abc.ABC):
         start = clock()
         with self._transaction() as tx:
             claimed = _outbox.claim(
-                tx, self.skip_locked, owner, micros(start), micros(start + lease), limit
+                tx,
+                self.skip_locked,
+                owner,
+                micros(start),
+                micros(start + lease),
+                limit,
+                self.lifecycle,
             )
         done = 0
         for due in claimed:

@@ -22,7 +22,7 @@ from typing import Final
 import msgspec
 
 from .._codec import decode_state
-from .._lifecycle import Lifecycle
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._step import Change, ChangeKind
 from ._schema import Tx
 
@@ -132,7 +132,15 @@ RETURNING id, key, kind, card_id, operation_id, status, previous_status, skipped
     observation, state, attempts, lease_until"""
 
 
-def claim(tx: Tx, lock: str, owner: str, now: int, until: int, limit: int) -> list[Due]:
+def claim(
+    tx: Tx,
+    lock: str,
+    owner: str,
+    now: int,
+    until: int,
+    limit: int,
+    lifecycle: Lifecycle = D1_LIFECYCLE,
+) -> list[Due]:
     """Claim up to ``limit`` due rows for ``owner`` until ``until``, oldest first.
 
     ``lock`` is what the engine adds to the inner select (PostgreSQL: ``FOR UPDATE
@@ -149,7 +157,7 @@ def claim(tx: Tx, lock: str, owner: str, now: int, until: int, limit: int) -> li
             status=status,
             previous_status=previous,
             skipped=_skipped_decoder.decode(skipped),
-            state=decode_state(bytes(blob)),
+            state=decode_state(bytes(blob), lifecycle=lifecycle),
             observation=observation,
         )
         out.append(Due(id=id_, key=key, change=change, attempts=row[10], lease_until=row[11]))
