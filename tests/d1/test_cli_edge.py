@@ -78,3 +78,10 @@ def test_serve_refuses_a_certificate_without_its_key(certs: Certs) -> None:
                 str(certs.stranger_key))  # fmt: skip
     assert wrong.returncode == 2
     assert "--certfile and --keyfile: not a certificate with its private key" in wrong.stderr
+
+
+def test_fake_d1_refuses_a_key_without_its_certificate() -> None:
+    done = run("fake-d1", "--port", "1", "--cards", "3", "--seed", "1", "--keyfile", "k.pem")
+    assert done.returncode == 2
+    assert "--keyfile needs --certfile" in done.stderr
+    assert "Traceback" not in done.stderr
