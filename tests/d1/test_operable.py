@@ -60,7 +60,7 @@ def samples(url: str, headers: dict[str, str] | None = None) -> dict[tuple[str, 
 
 
 def test_metrics_count_every_body_summed_over_both_workers(tmp_path: Path) -> None:
-    argv, port = serve(tmp_path / "cards.db", "--log-format", "json")  # --workers 2
+    argv, port = serve(tmp_path / "cards.db", "--no-auth", "--log-format", "json")  # 2 workers
     bad_op = op("card-x", "DATA_PREPARED").replace(b".492Z", b".492")  # no offset: rejected
 
     def round_of(n: int) -> None:  # new connections each: the kernel spreads them
@@ -120,10 +120,12 @@ def test_metrics_count_every_body_summed_over_both_workers(tmp_path: Path) -> No
 
 def test_a_second_serve_on_a_busy_port_exits_4_naming_the_port(tmp_path: Path) -> None:
     port = free_port()
-    argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{tmp_path / 'a.db'}", "--port", str(port)]
+    argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{tmp_path / 'a.db'}", "--port", str(port),
+            "--no-auth"]  # fmt: skip
     with running(argv, port) as started:
         second = subprocess.run(
-            [*CARDFLOW, "serve", "--db", f"sqlite:///{tmp_path / 'b.db'}", "--port", str(port)],
+            [*CARDFLOW, "serve", "--db", f"sqlite:///{tmp_path / 'b.db'}", "--port", str(port),
+             "--no-auth"],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert f"INFO cardflow.serve: listening on http://127.0.0.1:{port}" in started.stderr()
@@ -134,7 +136,7 @@ def test_a_second_serve_on_a_busy_port_exits_4_naming_the_port(tmp_path: Path) -
 def test_each_failure_to_start_has_its_own_exit_status(tmp_path: Path, certs: Certs) -> None:
     def serve_with(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*CARDFLOW, "serve", "--port", str(free_port()), *extra],
+            [*CARDFLOW, "serve", "--port", str(free_port()), "--no-auth", *extra],
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
 
@@ -143,7 +145,7 @@ def test_each_failure_to_start_has_its_own_exit_status(tmp_path: Path, certs: Ce
     db = f"sqlite:///{tmp_path / 'cards.db'}"
     tls = serve_with("--db", db, "--certfile", str(garbage), "--keyfile", str(garbage))
     assert tls.returncode == 5
-    assert f"--certfile {garbage}, --keyfile {garbage}: not a certificate" in tls.stderr
+    assert "--certfile and --keyfile: not a certificate with its private key" in tls.stderr
     ca = serve_with("--db", db, "--certfile", str(certs.server), "--client-ca", str(garbage))
     assert ca.returncode == 5
     assert f"--client-ca {garbage}" in ca.stderr
@@ -162,7 +164,7 @@ def test_outages_and_recoveries_are_logged_and_bodies_never(tmp_path: Path) -> N
     port = free_port()
     db = tmp_path / "cards.db"
     argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{db}", "--port", str(port),
-            "--log-format", "json", "--access-log"]  # fmt: skip
+            "--no-auth", "--log-format", "json", "--access-log"]  # fmt: skip
     secret = b"card-SECRET-4711"
     with running(argv, port) as started:
         assert (
@@ -198,7 +200,8 @@ def test_outages_and_recoveries_are_logged_and_bodies_never(tmp_path: Path) -> N
 def test_serve_passed_fires_every_passed_status(tmp_path: Path) -> None:
     port = free_port()
     db = tmp_path / "cards.db"
-    argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{db}", "--port", str(port), "--passed"]
+    argv = [*CARDFLOW, "serve", "--db", f"sqlite:///{db}", "--port", str(port), "--passed",
+            "--no-auth"]  # fmt: skip
     with running(argv, port) as started:
         sent = body(op("c1", "CARD_PROD_READY"))
         assert httpx.post(started.url + PATH, content=sent).status_code == 204
@@ -219,6 +222,10 @@ def test_schemathesis_finds_no_failing_check_against_a_real_serve(tmp_path: Path
         assert description.json()["openapi"] == "3.1.0"
         assert httpx.get(started.url + "/openapi.json").status_code == 401
         assert httpx.get(started.url + "/metrics").status_code == 401
+        assert httpx.post(started.url + PATH, content=b"{}").status_code == 401
+        counted = samples(started.url + "/metrics", AUTH)
+        assert counted["cardflow_bodies_total", "unauthorized"] == 1  # refused before routing
+        until(lambda: "refused a body: 401 UNAUTHORIZED" in started.stderr(), "the 401 logged")
         checked = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run", started.url + "/openapi.json",
              "--header", f"Authorization: {AUTH['Authorization']}", "--checks", "all",

@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import socket
-import ssl
 import tempfile
 from collections.abc import Iterator
 from typing import Any, Final
@@ -36,6 +35,10 @@ JSON view; GET /health; GET /metrics (Prometheus, summed over the workers);
 GET /openapi.json (OpenAPI 3.1). Reactions are not run here: run cardflow dispatch.
 It logs to stderr: a line when it starts, each worker's start and stop, each
 body refused (status, reason, request id), the store's outages and recoveries.
+
+Every request but GET /health must carry --token as Authorization: Bearer (401
+otherwise, whatever the path); serving without a token takes an explicit --no-auth
+(behind a proxy that authenticates), and says so when it starts.
 
 With --certfile and --keyfile it serves TLS; with --client-ca too, it refuses in the
 handshake every client without a certificate signed by that CA (D1's mutual TLS)."""
@@ -72,8 +75,12 @@ def add_serve(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="and this private key (PEM)")
     parser.add_argument("--client-ca", help="require client certificates signed by this CA")
-    parser.add_argument(
-        "--token", help="require Authorization: Bearer TOKEN on every route but /health"
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="require Authorization: Bearer TOKEN on every request")
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication (only behind a proxy that authenticates)",
     )
     parser.add_argument("--issuer", action="append", metavar="ID", help="accept only this issuer")
     parser.add_argument("--max-body", type=positive, default=None, metavar="BYTES")
@@ -92,19 +99,34 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     """Serve until interrupted; the exit status."""
     import uvicorn
 
+    from ..d1 import check_token
     from ..store import StoreUnavailable, open
-    from ._serving import server_options
+    from ._serving import TLSFileError, server_options
 
     config = configure(args)
     settings = {"DB": args.db}
-    if args.token:
-        settings["TOKEN"] = args.token
+    if args.token is not None:
+        try:
+            settings["TOKEN"] = check_token(args.token)
+        except ValueError as error:
+            console.stderr.write(f"cardflow serve: --token: {error}\n")
+            return USAGE
+    elif args.no_auth:
+        settings["NO_AUTH"] = "1"
+    else:
+        console.stderr.write(
+            "cardflow serve: give --token TOKEN (the bearer token D1 sends), or --no-auth"
+            " to serve without authentication\n"
+        )
+        return USAGE
     if args.issuer:
         settings["ISSUERS"] = ",".join(args.issuer)
     if args.max_body is not None:
         settings["MAX_BODY"] = str(args.max_body)
     if args.body_timeout is not None:
         settings["BODY_TIMEOUT"] = str(args.body_timeout)
+    for key in ("TOKEN", "NO_AUTH"):  # none left over from the caller's environment
+        os.environ.pop("CARDFLOW_SERVE_" + key, None)
     if args.passed:
         settings["PASSED"] = "1"
     for key, value in settings.items():
@@ -123,14 +145,12 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
         )
+    except TLSFileError as error:
+        console.stderr.write(f"cardflow serve: {error}\n")
+        return CERTIFICATE
     except ValueError as error:
         console.stderr.write(f"cardflow serve: {error}\n")
         return USAGE
-    if args.certfile is not None:
-        problem = _tls_problem(args.certfile, args.keyfile, args.client_ca)
-        if problem is not None:
-            console.stderr.write(f"cardflow serve: {problem}\n")
-            return CERTIFICATE
     try:  # open (creating or upgrading) the store once, before the workers race to
         with open(args.db):
             pass
@@ -142,6 +162,15 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         console.stderr.write(f"cardflow serve: {busy}\n")
         return ADDRESS
     scheme = "https" if args.certfile else "http"
+    if args.no_auth:
+        log.warning(
+            "--no-auth: serving WITHOUT AUTHENTICATION on %s://%s:%d: anyone who reaches it"
+            " can post notifications and read every card",
+            scheme,
+            _host(args.host),
+            args.port,
+            extra={"event": "no_auth"},
+        )
     kinds = [kind for kind, used in (("bearer token", args.token), ("mutual TLS", args.client_ca))
              if used]  # fmt: skip
     auth = " and ".join(kinds) or "none"
@@ -164,28 +193,6 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _tls_problem(certfile: str, keyfile: str | None, client_ca: str | None) -> str | None:
-    """What is wrong with the TLS files, as uvicorn would load them; None if nothing."""
-
-    def no_password() -> str:
-        raise ValueError("an encrypted key needs a password, which serve cannot ask for")
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(certfile, keyfile, password=no_password)
-    except (OSError, ValueError, ssl.SSLError) as error:
-        return (
-            f"--certfile {certfile}, --keyfile {keyfile or certfile}: not a certificate and"
-            f" its private key, in PEM, that TLS can use: {error}"
-        )
-    if client_ca is not None:
-        try:
-            context.load_verify_locations(client_ca)
-        except (OSError, ssl.SSLError) as error:
-            return f"--client-ca {client_ca}: {error}"
-    return None
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Final, Protocol, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -138,7 +138,11 @@ class ReceiverMetrics:
         ttl: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        shared = bool(os.environ.get(MULTIPROCESS_DIR))
+        # Shared only if prometheus-client was first imported with the directory named
+        # (it picks how values are kept then); else this process counts on its own.
+        shared = bool(os.environ.get(MULTIPROCESS_DIR)) and values.ValueClass is not (
+            values.MutexValue
+        )
         own = CollectorRegistry()
         where = None if shared else own
         self.bodies = Counter(
