@@ -19,16 +19,16 @@ from .._decode import Reject
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
+from ..batch._exchange import write_in_ranges
+from ..batch._formats import write_csv, write_json, write_jsonl
+from ..batch._inputs import STDIN, Source, one_line, readable
+from ..batch._jobs import RejectsWriteError, gather
+from ..batch._parallel import ClusterError, workers_for
+from ..batch._reading import Reading
+from ..batch._report import EventLog, Report, Seen, Totals, filters_of, judged_at
 from ._console import Console
-from ._exchange import write_in_ranges
-from ._formats import write_csv, write_json, write_jsonl
-from ._inputs import STDIN, Source, one_line, readable
-from ._jobs import RejectsWriteError, gather
-from ._parallel import ClusterError, workers_for
 from ._progress import Progress, wanted
 from ._readable import counted, write_summary, write_views
-from ._reading import Reading
-from ._report import EventLog, Report, Seen, Totals, filters_of, judged_at
 
 __all__ = [
     "NOT_FOUND",

@@ -31,13 +31,12 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .._codec import decode_state, encode_state
 from .._reconcile import needs_reconcile
 from .._state import CardState
 from ._cards import CHUNK, encoded_cards
-from ._console import Console
 from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows
 from ._jobs import Gathered, Spilled
 from ._pool import LocalPool, worker_index
@@ -56,9 +55,11 @@ from ._ranges import (
     selected,
     slices,
 )
-from ._readable import write_summary, write_views
 from ._report import Report, Tally, Totals, filters_of, judged_at
 from ._workers import Workers, held
+
+if TYPE_CHECKING:  # the command's, imported when it runs (it imports this module)
+    from ..cli._console import Console
 
 __all__ = ["Lines", "exchange", "lines_of", "report_held", "write_in_ranges"]
 
@@ -297,6 +298,8 @@ def write_in_ranges(
 ) -> tuple[Totals, list[str]]:
     """Phase two: the report of what ``gathered`` holds, written by ranges on
     ``workers``; the completed totals, and the watched cards that were not found."""
+    from ..cli._readable import write_summary, write_views
+
     watching = gathered.watch is not None
     now = judged_at(args, console.clock)
     asked = Asked(

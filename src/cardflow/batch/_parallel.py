@@ -14,12 +14,14 @@ import argparse
 import contextlib
 import importlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._console import Console
 from ._inputs import Source, expand
 from ._parts import cpu_count, plan
 from ._workers import Workers, local_pool
+
+if TYPE_CHECKING:  # the command's (it imports this module)
+    from ..cli._console import Console
 
 __all__ = ["ClusterError", "workers_for"]
 

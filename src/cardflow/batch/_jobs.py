@@ -35,20 +35,22 @@ from collections import Counter
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from .._codec import encode_state
 from .._decode import Reject
 from .._state import Folder
 from .._wire import Operation, fingerprint
-from ._console import Console
 from ._inputs import STDIN, one_line, readable
 from ._parts import Part, PartReader, groups, plan
 from ._pool import worker_index
-from ._progress import Progress, wanted
 from ._reading import Reading
 from ._report import EventLog, Seen, Totals
 from ._workers import Workers, count_done, keep
+
+if TYPE_CHECKING:  # the command's, imported when it runs (it imports this module)
+    from ..cli._console import Console
+    from ..cli._progress import Progress
 
 __all__ = [
     "Gathered",
@@ -426,6 +428,8 @@ def gather(
 ) -> Gathered:
     """Phase one: fold the inputs that ``paths`` name, in groups of parts on ``workers``;
     report their rejects and problems in input order."""
+    from ..cli._progress import Progress, wanted
+
     run = _Gather(console, rejects, watch, workers)
     sources = readable(paths, console.stdin_fd, run.totals.unreadable, run.warn, "cardflow fold:")
     run.totals.sources = [s.name for s in sources]

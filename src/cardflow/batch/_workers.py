@@ -1,5 +1,5 @@
 """The worker processes of ``cardflow fold --jobs`` on this machine, as the two phases
-use them: started in a :class:`~cardflow.cli._pool.LocalPool`, counting for the
+use them: started in a :class:`~cardflow.batch._pool.LocalPool`, counting for the
 parent's progress bar, and holding the groups they folded between the phases."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def count_done(bytes_read: int, operations: int) -> None:
 def local_pool(jobs: int) -> Iterator[Workers]:
     """``jobs`` worker processes on this machine, spilling to a temporary directory
     (removed afterwards; ``TMPDIR`` says where)."""
-    context = start_context(["cardflow.cli._jobs", "cardflow.cli._exchange"])
+    context = start_context(["cardflow.batch._jobs", "cardflow.batch._exchange"])
     counter = context.Array("q", 2)
     with (
         tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,

@@ -19,13 +19,13 @@ from hypothesis import strategies as st
 
 from cardflow import Folder, decode, fold, needs_reconcile
 from cardflow._simulate import SimulationOptions, simulate
+from cardflow.batch._inputs import Source
+from cardflow.batch._jobs import Spilled, _Gather, fold_group, spill
+from cardflow.batch._parts import Part, groups, plan
+from cardflow.batch._ranges import Piece, decoded, ranges
+from cardflow.batch._report import Tally
+from cardflow.batch._workers import Workers, local_pool
 from cardflow.cli._console import Console
-from cardflow.cli._inputs import Source
-from cardflow.cli._jobs import Spilled, _Gather, fold_group, spill
-from cardflow.cli._parts import Part, groups, plan
-from cardflow.cli._ranges import Piece, decoded, ranges
-from cardflow.cli._report import Tally
-from cardflow.cli._workers import Workers, local_pool
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
