@@ -289,13 +289,11 @@ def library(path: Path, write: bool, encode: bool = False) -> None:
         for start in range(0, len(values), CHUNK):
             encoder.encode_lines([public_row(s) for s in values[start : start + CHUNK]])
     if write:
-        from cardflow.batch._formats import write_jsonl
-        from cardflow.batch._report import Report, Totals
+        from cardflow.batch import write_jsonl
 
         cards = [states[card] for card in sorted(states)]
-        report = Report(totals=Totals(), cards=cards, reasons=None, now=None, filters={})
         with open(os.devnull, "wb") as out:
-            write_jsonl(report, out)
+            write_jsonl(cards, out)
 
 
 def main() -> None:

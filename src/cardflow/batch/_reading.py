@@ -17,6 +17,7 @@ from typing import BinaryIO, Final, cast
 
 from .. import Folder
 from .._decode import Reject, notified_operations
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._wire import Operation
 from ._inputs import Body, Reader
 
@@ -29,11 +30,12 @@ class Reading:
     """Folds streams of bodies into ``folder``, counting what it read.
 
     ``watch``: fold only these cards' operations, and tell :meth:`seen` of each.
-    ``poll``: called after each line (a progress bar), with ``bytes`` kept current.
+    ``poll``: called after each line (a progress bar), with ``bytes`` and ``lines`` kept
+    current.
     """
 
-    def __init__(self, watch: frozenset[str] | None) -> None:
-        self.folder = Folder()
+    def __init__(self, watch: frozenset[str] | None, lifecycle: Lifecycle = D1_LIFECYCLE) -> None:
+        self.folder = Folder(lifecycle=lifecycle)
         self.watch = watch
         self.poll: Callable[[], None] | None = None
         self.bodies = 0
@@ -101,6 +103,7 @@ class Reading:
                 count += 1
                 if poll is not None:
                     self.bytes += len(line)
+                    self.lines = count
                     poll()
                 # One decoding for the usual line; a reading (the Reader says when it
                 # was read) or a line that does not decode whole goes the lenient way.
