@@ -1,4 +1,5 @@
-"""``cardflow fold --jobs N``, its first phase: the inputs split into parts and folded.
+"""A parallel fold's first phase (``fold_files``, ``cardflow fold --jobs N``): the inputs
+split into parts and folded.
 
 The fold is a join (``merge`` is commutative, associative and idempotent), so any split
 of the input folds to the same states. Phase one (this module) cuts the inputs into
@@ -11,9 +12,10 @@ reads itself (to a file of a directory the parent made). Phase two (``_exchange.
 ``_ranges.py``) writes the report by ranges of card ids, merging each card's states
 from every group; the parent reports rejects, sums counts and joins the ranges' text.
 
-What must not depend on the split is kept in input order: rejects are reported, and
-written to ``--rejects``, part after part with their absolute file and line; ``--card``
-histories keep the first place each event was seen.
+What must not depend on the split is kept in input order: rejects are told to the
+listener (the command reports them, and writes ``--rejects``) part after part with
+their absolute file and line; ``--card`` histories keep the first place each event
+was seen.
 
 A part is a whole file, or a byte range of a large one cut just before a line that
 starts with ``{`` at column 0. The reader starts afresh at such a line whatever came

@@ -1,6 +1,6 @@
 """The loop at the heart of ``cardflow fold``: one stream of D1 bodies into a Folder.
 
-Shared by the fold in this process (``_fold.py``) and by each worker of ``--jobs``
+Shared by the fold in this process (``_single.py``) and by each worker of ``--jobs``
 and ``--dask`` (``_jobs.py``), so that a worker reads exactly as one process does,
 fast path included. What becomes of a rejected item and of a watched card's event
 differs (reported at once, or sent to the parent with line numbers counted from the

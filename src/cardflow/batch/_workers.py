@@ -22,7 +22,7 @@ class Workers:
     """Where groups are folded: an executor and how many tasks it runs at once; for
     worker processes on this machine (a ``LocalPool``: they hold their groups' states
     between the phases), the directory they spill to and the counters (bytes read,
-    lines, operations) they share with the parent's progress bar."""
+    lines, operations) they share with the parent's progress."""
 
     executor: Executor
     jobs: int
@@ -44,7 +44,7 @@ def _attach(counter: Any) -> None:
 
 
 def count_done(bytes_read: int, lines: int, operations: int) -> None:
-    """Tell the parent's progress bar of a part done (in a worker of ``local_pool``)."""
+    """Tell the parent's progress of a part done (in a worker of ``local_pool``)."""
     if _progress:
         counter = _progress[0]
         with counter.get_lock():
