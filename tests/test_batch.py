@@ -112,8 +112,12 @@ def test_the_states_are_handed_out_once_and_the_workers_stopped(logs: Path) -> N
     pool: Any = folded.workers.executor
     assert len(list(folded.states())) > len(ORACLE)
     assert all(not process.is_alive() for process in pool._processes)
-    with pytest.raises(RuntimeError, match="once"):
+    with pytest.raises(cardflow.FoldClosedError, match="handed out already"):
         list(folded.states())
+    closed = fold_files([str(logs)], jobs=1)
+    closed.close()
+    with pytest.raises(cardflow.FoldClosedError):
+        closed.write_jsonl(io.BytesIO())
 
 
 def test_progress_ends_with_every_byte_line_and_card(logs: Path) -> None:

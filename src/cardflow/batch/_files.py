@@ -21,6 +21,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Final
 
+from .._errors import FoldClosedError
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._state import CardState
 from ._exchange import report_ranges, state_ranges
@@ -48,8 +49,8 @@ class FoldedFiles:
 
     A context manager: leaving it (or :meth:`close`) stops the worker processes and
     removes their files; so does handing out the last state of :meth:`states` or
-    writing with :meth:`write_jsonl` or :meth:`write_csv`, once (the workers hold the
-    states until then, so there is one pass over them).
+    writing with :meth:`write_jsonl` or :meth:`write_csv`. The states are handed out
+    once: asked for again, or after the close, they raise :class:`~cardflow.FoldClosedError`.
     """
 
     def __init__(
@@ -72,16 +73,20 @@ class FoldedFiles:
         self.workers = workers
         self._stack = stack or contextlib.ExitStack()
         self._used = False
+        self._totals: Totals | None = None
 
     @property
     def totals(self) -> Totals:
         """What was read: inputs, lines, bodies, operations, rejects, folded, cards."""
-        if self.single is not None:
-            return self.single.finish()
-        assert self.gathered is not None
-        gathered = self.gathered
-        cards = len({card for s in gathered.spilled for card in s.ids})
-        return gathered.totals.complete(cards, gathered.passed_over, gathered.added)
+        if self._totals is None:
+            if self.single is not None:
+                self._totals = self.single.finish()
+            else:
+                assert self.gathered is not None
+                gathered = self.gathered
+                cards = len({card for s in gathered.spilled for card in s.ids})
+                self._totals = gathered.totals.complete(cards, gathered.passed_over, gathered.added)
+        return self._totals
 
     @property
     def histories(self) -> dict[str, EventLog]:
@@ -93,13 +98,19 @@ class FoldedFiles:
 
     def _once(self) -> None:
         if self._used:
-            raise RuntimeError("the states of a FoldedFiles are handed out once")
+            raise FoldClosedError(
+                "the states of this fold_files were handed out already, or it was closed:"
+                " fold the files again"
+            )
         self._used = True
 
     def states(self) -> Iterator[tuple[str, CardState]]:
         """Every card's state, as ``(card_id, state)``, sorted by card id: a range of
         card ids at a time, each range merged from the workers as it is reached."""
         self._once()
+        return self._states()
+
+    def _states(self) -> Iterator[tuple[str, CardState]]:
         try:
             if self.single is not None:
                 folded = self.single.folder.finish()  # each summary released as it is made
@@ -126,11 +137,11 @@ class FoldedFiles:
         self._write("csv", out)
 
     def _write(self, format: str, out: BinaryIO) -> None:
+        self._once()
         if self.single is not None:
-            states = (state for _, state in self.states())
+            states = (state for _, state in self._states())
             (write_jsonl if format == "jsonl" else write_csv)(states, out)
             return
-        self._once()
         assert self.gathered is not None
         assert self.workers is not None
         try:
@@ -141,6 +152,7 @@ class FoldedFiles:
 
     def close(self) -> None:
         """Stop the workers, remove their files (the states are gone then)."""
+        self._used = True
         self._stack.close()
 
     def __enter__(self) -> FoldedFiles:
@@ -152,6 +164,7 @@ class FoldedFiles:
         error: BaseException | None,
         traceback: types.TracebackType | None,
     ) -> None:
+        self._used = True
         self._stack.__exit__(kind, error, traceback)
 
 
