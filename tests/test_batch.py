@@ -135,6 +135,8 @@ def test_an_unreadable_input_is_named_and_the_rest_folded(logs: Path, tmp_path: 
         assert folded.totals.unreadable == [missing]
         assert folded.problems == [f"cannot read {missing}: No such file or directory"]
         assert len(list(folded.states())) > 0
+    with pytest.raises(ValueError, match="jobs must be at least 1, not 0"):
+        fold_files([missing], jobs=0)
     empty = fold_files([])
     assert list(empty.states()) == []
     assert empty.totals.sources == []

@@ -240,6 +240,8 @@ def fold_files(
     An input that cannot be read is named in ``totals.unreadable`` and in
     ``problems``; the others are folded all the same.
     """
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"fold_files: jobs must be at least 1, not {jobs}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     names = [os.fspath(p) for p in paths]
