@@ -21,20 +21,22 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Final
 
+from .._codec import decode_state
 from .._errors import FoldClosedError
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
+from .._reconcile import needs_reconcile
 from .._state import CardState
-from ._exchange import report_ranges, state_ranges
-from ._formats import write_csv, write_jsonl
+from ._exchange import copy_text, report_ranges, state_ranges
+from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv, write_jsonl
 from ._inputs import STDIN, readable
 from ._jobs import Gather, Gathered
 from ._parallel import workers_for
 from ._ranges import Asked
-from ._report import Counts, EventLog, Listener, Rejected, Totals
+from ._report import Counts, EventLog, Listener, Rejected, Report, Tally, Totals
 from ._single import InProcess
 from ._workers import Workers
 
-__all__ = ["INTERVAL", "FoldedFiles", "Polling", "fold_files", "open_fold"]
+__all__ = ["INTERVAL", "FoldedFiles", "Polling", "fold_files", "open_fold", "write_ranges"]
 
 INTERVAL: Final = 0.1
 """Seconds between two calls of ``fold_files``'s ``progress``, at least."""
@@ -95,6 +97,16 @@ class FoldedFiles:
             return self.single.histories
         assert self.gathered is not None
         return self.gathered.histories
+
+    def missing(self) -> list[str]:
+        """The watched cards that the input does not hold, sorted."""
+        if self.single is not None:
+            watch, held = self.single.watch, set(self.single.folder)
+        else:
+            assert self.gathered is not None
+            watch = self.gathered.watch
+            held = {card for s in self.gathered.spilled for card in s.ids}
+        return sorted(card for card in watch or () if card not in held)
 
     def _once(self) -> None:
         if self._used:
@@ -295,3 +307,52 @@ def _every(
         return poll
 
     return polling
+
+
+def write_ranges(
+    folded: FoldedFiles,
+    asked: Asked,
+    out: BinaryIO,
+    filters: dict[str, object],
+    lifecycle: Lifecycle = D1_LIFECYCLE,
+) -> Report:
+    """The report ``asked`` of a fold on workers, written range by range to ``out``:
+    JSON Lines and CSV whole, the JSON document with its head (the summary the ranges
+    counted) and tail; for a summary, nothing. The report of the counts, its cards
+    the states the ranges kept (``asked.keep``), with their reasons."""
+    gathered, workers = folded.gathered, folded.workers
+    assert gathered is not None
+    assert workers is not None
+    folded._once()
+    written = report_ranges(gathered, workers, asked, out)
+    now = asked.now
+    tally = Tally.of([], None if now is None else {})
+    for one in written:
+        tally += one.tally
+    totals = gathered.totals.complete(
+        sum(one.cards for one in written), gathered.passed_over, gathered.added
+    )
+    kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
+    reasons = tally.reasons
+    if reasons is not None and now is not None:
+        judged = {s.card_id: needs_reconcile(s, now, lifecycle=lifecycle) for s in kept}
+        reasons = {**reasons, **judged}
+    report = Report(
+        totals=totals,
+        cards=kept,
+        reasons=reasons,
+        now=now,
+        filters=filters,
+        lifecycle=lifecycle,
+        histories=gathered.histories,
+        tally=tally,
+    )
+    if asked.format == "json":
+        texts = [one.text for one in written if one.tally.cards]
+        out.write(json_head(report, empty=not texts))
+        if texts:
+            for i, text in enumerate(texts):
+                out.write(JSON_SEPARATOR if i else b"")
+                copy_text(text, out)
+            out.write(JSON_TAIL)
+    return report

@@ -16,17 +16,12 @@ from datetime import datetime
 from typing import BinaryIO
 
 from .. import Folder
-from .._codec import decode_state
 from .._lifecycle import D1_LIFECYCLE
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE
-from ..batch._exchange import copy_text, report_ranges
-from ..batch._files import FoldedFiles, Polling, open_fold
+from ..batch._files import FoldedFiles, Polling, open_fold, write_ranges
 from ..batch._formats import (
-    JSON_SEPARATOR,
-    JSON_TAIL,
-    json_head,
     write_csv,
     write_json,
     write_jsonl,
@@ -34,7 +29,7 @@ from ..batch._formats import (
 from ..batch._inputs import one_line
 from ..batch._parallel import ClusterError
 from ..batch._ranges import Asked
-from ..batch._report import Counts, EventLog, Listener, Rejected, Report, Tally, Totals
+from ..batch._report import Counts, EventLog, Listener, Rejected, Report, Totals
 from ._console import Console
 from ._progress import Progress, wanted
 from ._readable import counted, write_summary, write_views
@@ -212,13 +207,9 @@ def _report(
 ) -> int:
     assert folded.single is not None
     totals = folded.totals
+    missing = folded.missing()
     states = folded.single.folder.finish()  # each summary released as its state is made
-    missing: list[str] = []
-    if watch is not None:
-        ids = sorted(card for card in watch if card in states)
-        missing = sorted(card for card in watch if card not in states)
-    else:
-        ids = sorted(states)
+    ids = sorted(states) if watch is None else sorted(card for card in watch if card in states)
     cards: list[CardState] = [states[card] for card in ids]
     del states
     if args.status:
@@ -233,64 +224,25 @@ def _in_ranges(
 ) -> tuple[Totals, list[str]]:
     """The report of a fold on workers, written by ranges; the completed totals, and
     the watched cards that were not found."""
-    gathered, workers = folded.gathered, folded.workers
-    assert gathered is not None
-    assert workers is not None
-    watching = gathered.watch is not None
-    now = judged_at(args, console.clock)
+    assert folded.workers is not None
     asked = Asked(
         format=args.format,
-        now=now,
+        now=judged_at(args, console.clock),
         statuses=frozenset(args.status) if args.status else None,
         needs_reconcile=bool(args.needs_reconcile),
-        keep=watching and args.format == "summary",
-        directory=workers.directory,
+        keep=args.card is not None and args.format == "summary",
+        directory=folded.workers.directory,
         lifecycle=None if args.lifecycle is D1_LIFECYCLE else args.lifecycle,
     )
     out = console.stdout
-    written = report_ranges(gathered, workers, asked, out)
-    tally = Tally.of([], None if now is None else {})
-    for one in written:
-        tally += one.tally
-    totals = gathered.totals.complete(
-        sum(one.cards for one in written), gathered.passed_over, gathered.added
-    )
-    kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
-    reasons = tally.reasons
-    if reasons is not None and now is not None:
-        reasons = {
-            **reasons,
-            **{s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in kept},
-        }
-    report = Report(
-        totals=totals,
-        cards=kept,
-        reasons=reasons,
-        now=now,
-        filters=filters_of(args),
-        lifecycle=args.lifecycle,
-        histories=gathered.histories,
-        tally=tally,
-    )
-    if args.format == "json":
-        texts = [one.text for one in written if one.tally.cards]
-        out.write(json_head(report, empty=not texts))
-        if texts:
-            for i, text in enumerate(texts):
-                out.write(JSON_SEPARATOR if i else b"")
-                copy_text(text, out)
-            out.write(JSON_TAIL)
-    elif args.format == "summary":  # the summary, or --card's views of each card
-        if not watching:
+    report = write_ranges(folded, asked, out, filters_of(args), args.lifecycle)
+    if args.format == "summary":  # the summary, or --card's views of each card
+        if not args.card:
             write_summary(report, out)
         elif report.cards:
             write_views(report, out)
     out.flush()
-    missing: list[str] = []
-    if gathered.watch is not None:
-        present = {card for s in gathered.spilled for card in s.ids}
-        missing = sorted(card for card in gathered.watch if card not in present)
-    return totals, missing
+    return report.totals, folded.missing()
 
 
 def _closing_fold(
