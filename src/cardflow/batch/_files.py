@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Final
 
 from .._codec import decode_state
+from .._decode import MAX_BODY
 from .._errors import FoldClosedError
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import needs_reconcile
@@ -192,11 +193,13 @@ def open_fold(
     dask: str | None = None,
     stdin: BinaryIO | None = None,
     stdin_fd: int | None = None,
+    max_line: int = MAX_BODY,
 ) -> FoldedFiles:
     """Phase one of a fold of ``paths`` (``-`` is ``stdin``; none is stdin too): in this
     process, on ``jobs`` workers or on the Dask cluster at ``dask``. ``listener`` hears of
     each reject and problem in input order; ``watch`` folds only those cards, keeping
-    where each of their events was first seen. The rejects it gives are empty: the
+    where each of their events was first seen; a line longer than ``max_line`` bytes
+    is a reject. The rejects it gives are empty: the
     listener has them."""
     paths = list(paths)
     stack = contextlib.ExitStack()
@@ -212,10 +215,10 @@ def open_fold(
         total = None if None in sizes else sum(s or 0 for s in sizes)
         run: InProcess | Gather
         if workers is None:
-            run = InProcess(listener, watch, lifecycle, stdin, stdin_fd)
+            run = InProcess(listener, watch, lifecycle, stdin, stdin_fd, max_line)
         else:
             life = None if lifecycle is D1_LIFECYCLE else lifecycle
-            run = Gather(listener, watch, workers, life, stdin, stdin_fd)
+            run = Gather(listener, watch, workers, life, stdin, stdin_fd, max_line)
         run.totals.unreadable = unreadable
         if polling is not None:
             run.poll = polling(run.snapshot, total)

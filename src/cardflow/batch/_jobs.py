@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from .._codec import encode_state
-from .._decode import Reject
+from .._decode import MAX_BODY, Reject
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._state import Folder
 from .._wire import Operation, fingerprint
@@ -119,8 +119,13 @@ class _PartReading(Reading):
     """The fold of one group: rejects and watched events kept for the parent, a part at
     a time, with lines counted from the part's start."""
 
-    def __init__(self, watch: frozenset[str] | None, lifecycle: Lifecycle | None = None) -> None:
-        super().__init__(watch, D1_LIFECYCLE if lifecycle is None else lifecycle)
+    def __init__(
+        self,
+        watch: frozenset[str] | None,
+        lifecycle: Lifecycle | None = None,
+        max_line: int = MAX_BODY,
+    ) -> None:
+        super().__init__(watch, max_line, D1_LIFECYCLE if lifecycle is None else lifecycle)
         self._result = PartFolded()
         self._first: dict[bytes, tuple[Operation, int]] = {}
         self._deliveries: Counter[bytes] = Counter()
@@ -197,6 +202,7 @@ def fold_group(
     skip: frozenset[tuple[int, int]] = frozenset(),
     hold: int | None = None,
     lifecycle: Lifecycle | None = None,
+    max_line: int = MAX_BODY,
 ) -> GroupFolded:
     """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
     folder; spill its states to ``directory`` (None: return them), or, in a worker of
@@ -207,7 +213,7 @@ def fold_group(
     leave out: those the parent drops because an earlier group failed on their input.
     ``lifecycle`` None is D1's (sent by name: a worker's is then ``D1_LIFECYCLE`` itself).
     """
-    reading = _PartReading(watch, lifecycle)
+    reading = _PartReading(watch, lifecycle, max_line)
     results = []
     broken: set[int] = set()
     for part in parts:
@@ -266,9 +272,11 @@ class Gather:
         lifecycle: Lifecycle | None = None,
         stdin: BinaryIO | None = None,
         stdin_fd: int | None = None,
+        max_line: int = MAX_BODY,
     ) -> None:
         self.listener = listener
         self.watch = watch
+        self.max_line = max_line
         self.workers = workers
         self.lifecycle = lifecycle
         self.stdin = stdin
@@ -326,7 +334,7 @@ class Gather:
 
     def _local(self, part: Part) -> GroupFolded:
         """A part the parent reads: stdin or a file that is not a regular file."""
-        reading = self._reading = _PartReading(self.watch, self.lifecycle)
+        reading = self._reading = _PartReading(self.watch, self.lifecycle, self.max_line)
         reading.poll = self.poll
         try:
             if part.path == STDIN:
@@ -356,14 +364,21 @@ class Gather:
         without them, the groups that folded parts of an input that failed earlier."""
         submit = self.workers.executor.submit
         directory = self.workers.directory
-        lifecycle = self.lifecycle
+        lifecycle, max_line = self.lifecycle, self.max_line
         futures: dict[int, Future[GroupFolded]] = {}
         spilled: list[Spilled] = []
         try:
             for i, group in enumerate(planned):
                 if not group[0].local:
                     futures[i] = submit(
-                        fold_group, group, self.watch, directory, frozenset(), i, lifecycle
+                        fold_group,
+                        group,
+                        self.watch,
+                        directory,
+                        frozenset(),
+                        i,
+                        lifecycle,
+                        max_line,
                     )
                     futures[i].add_done_callback(self._finished)
             for i, group in enumerate(planned):
@@ -375,7 +390,14 @@ class Gather:
             for i, skip in self._refold.items():
                 spilled[i] = self._wait(
                     submit(
-                        fold_group, planned[i], self.watch, directory, frozenset(skip), i, lifecycle
+                        fold_group,
+                        planned[i],
+                        self.watch,
+                        directory,
+                        frozenset(skip),
+                        i,
+                        lifecycle,
+                        max_line,
                     )
                 ).spilled
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
-from .._decode import Reject
+from .._decode import MAX_BODY, Reject
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._wire import Operation, fingerprint
 from ._inputs import STDIN, Source
@@ -30,8 +30,9 @@ class InProcess(Reading):
         lifecycle: Lifecycle = D1_LIFECYCLE,
         stdin: BinaryIO | None = None,
         stdin_fd: int | None = None,
+        max_line: int = MAX_BODY,
     ) -> None:
-        super().__init__(watch, lifecycle)
+        super().__init__(watch, max_line, lifecycle)
         self.listener = listener
         self.stdin = stdin
         self.stdin_fd = stdin_fd

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from .. import Folder
+from .._decode import MAX_BODY
 from .._lifecycle import D1_LIFECYCLE
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
@@ -30,6 +31,7 @@ from ..batch._inputs import one_line
 from ..batch._parallel import ClusterError
 from ..batch._ranges import Asked
 from ..batch._report import Counts, EventLog, Listener, Rejected, Report, Totals
+from ._args import positive
 from ._console import Console
 from ._progress import Progress, wanted
 from ._readable import counted, write_summary, write_views
@@ -128,6 +130,7 @@ class _Shell:
                 dask=getattr(args, "dask", None),
                 stdin=console.stdin,
                 stdin_fd=console.stdin_fd,
+                max_line=getattr(args, "max_line_bytes", MAX_BODY),
             )
         finally:
             if self.progress is not None:
@@ -173,7 +176,15 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
     """The options of a command that reads and folds inputs: ``--allow-rejects``,
-    ``--progress``."""
+    ``--progress``, ``--max-line-bytes``."""
+    parser.add_argument(
+        "--max-line-bytes",
+        type=positive,
+        default=MAX_BODY,
+        metavar="BYTES",
+        help="reject a longer line, or multi-line document, with its line number, and"
+        f" go on (default: {MAX_BODY:,}, 16 MiB, the receiver's body limit)",
+    )
     parser.add_argument(
         "--allow-rejects",
         action="store_true",
@@ -188,7 +199,11 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def fold_inputs(
-    paths: list[str], console: Console, progress: bool | None, command: str
+    paths: list[str],
+    console: Console,
+    progress: bool | None,
+    command: str,
+    max_line: int = MAX_BODY,
 ) -> tuple[Folder, Totals]:
     """Read and fold ``paths`` in this process as ``cardflow fold`` reads them, for
     another command.
@@ -197,7 +212,7 @@ def fold_inputs(
     messages naming ``cardflow COMMAND``; the totals say what was read and lost.
     """
     shell = _Shell(console, None, command)
-    folded = shell.fold(argparse.Namespace(progress=progress), paths)
+    folded = shell.fold(argparse.Namespace(progress=progress, max_line_bytes=max_line), paths)
     assert folded.single is not None
     return folded.single.folder, folded.totals
 
