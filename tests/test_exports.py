@@ -36,6 +36,7 @@ PUBLIC: Final = [
     "InvalidNotification",
     "Lifecycle",
     "LifecycleError",
+    "NewerStateError",
     "NotProduceError",
     "Observation",
     "Operation",
@@ -66,6 +67,7 @@ PUBLIC: Final = [
     "merge",
     "needs_reconcile",
     "reading_time",
+    "state_format_version",
     "state_of",
     "step",
 ]

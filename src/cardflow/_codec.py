@@ -22,7 +22,7 @@ import msgspec
 from ._errors import StateFormatError
 from ._state import CardState
 
-__all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state"]
+__all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state", "state_format_version"]
 
 STATE_FORMAT_VERSION: Final = 1
 """The version ``encode_state`` writes; ``decode_state`` reads it and every earlier one."""
@@ -66,3 +66,12 @@ def decode_state(data: bytes | bytearray | memoryview) -> CardState:
         return _decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise StateFormatError(f"corrupt state: {exc}") from None
+
+
+def state_format_version(data: bytes | bytearray | memoryview) -> int | None:
+    """The format version that bytes claim to be a state in, None when they do not start
+    as a state does: what tells a state from a later version from a corrupt one."""
+    raw = bytes(data[: len(_MAGIC) + 1])
+    if len(raw) <= len(_MAGIC) or raw[: len(_MAGIC)] != _MAGIC:
+        return None
+    return raw[len(_MAGIC)]
