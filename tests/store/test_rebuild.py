@@ -223,7 +223,15 @@ def test_rebuild_beside_a_writer_process_ends_in_the_fold(store_url: str, tmp_pa
         _store(store, lines[:half])
     rest = logs.write(tmp_path / "rest", logs.shuffled(lines[half // 3 :], seed=3, again=0.5))
     writer = subprocess.Popen(
-        [sys.executable, WORKER, "ingest", store_url, str(rest), str(tmp_path / "keys"), "progress"],
+        [
+            sys.executable,
+            WORKER,
+            "ingest",
+            store_url,
+            str(rest),
+            str(tmp_path / "keys"),
+            "progress",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
