@@ -120,23 +120,24 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
         return UNAVAILABLE
     out = console.stdout
     cards = sorted(set(args.card)) if args.card else None
+    progress = wanted(args.progress, console.stderr, console.environ)
     with store:
         try:
             missing = [c for c in cards or () if not store.events(c)]
-            bar = None
-            done = [0]
-            if wanted(args.progress, console.stderr, console.environ):
-                total = store.rebuild_size(cards)
-                bar = Progress(console.stderr, lambda: (done[0], 0, 0), total or None, unit="cards")
+            bars: list[Progress] = []
+            shown = [0]
 
-            def on_batch(count: int) -> None:
-                done[0] += count
-                if bar is not None:
-                    bar.poll()
+            def on_batch(done: int, total: int) -> None:
+                shown[0] = done
+                if not bars:
+                    bars.append(
+                        Progress(console.stderr, lambda: (shown[0], 0, 0), total, unit="cards")
+                    )
+                bars[0].poll()
 
             def on_change(card: str, what: str) -> None:
                 if args.verbose:
-                    if bar is not None:
+                    for bar in bars:
                         bar.clear()
                     out.write(f"{_safe(card)}: {_safe(what)}\n".encode())
 
@@ -145,10 +146,10 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
                 dry_run=args.dry_run,
                 outbox=args.outbox,
                 batch=args.batch,
-                on_batch=on_batch,
+                on_batch=on_batch if progress else None,
                 on_change=on_change,
             )
-            if bar is not None:
+            for bar in bars:
                 bar.clear()
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow rebuild: --db {args.db}: {exc}\n")

@@ -261,7 +261,7 @@ class Store(abc.ABC):
                             now=now,
                             lifecycle=self.lifecycle,
                             passed=self.passed,
-                            decode=self._decode,
+                            decode=read_state,
                         )
                         out.append(
                             Ingested(
@@ -285,18 +285,6 @@ class Store(abc.ABC):
             f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
         )
 
-    def _decode(self, card: str, blob: bytes) -> CardState:
-        return read_state(card, blob)
-
-    def _read(self, card: str, blob: bytes) -> CardState | None:
-        """A stored state for a reader: an unreadable one derived from its events (and
-        logged), its row left for the next write or rebuild."""
-        try:
-            return read_state(card, blob)
-        except Unreadable as exc:
-            log.warning("re-deriving the state of card %r from its events: %s", card, exc.reason)
-            return self._rebuilder().derive(card)
-
     def _rebuilder(self) -> Rebuilder:
         return Rebuilder(self._transaction, self._hold_events, self.lifecycle, self.passed)
 
@@ -309,21 +297,15 @@ class Store(abc.ABC):
         dry_run: bool = False,
         outbox: bool = True,
         batch: int = 500,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
-        """Derive every card's state (or those of ``cards``) again from its stored events,
-        under this store's lifecycle and rules, ``batch`` cards at a time; how many cards
-        were read and how many states changed (``docs/store.md``).
-
-        Safe beside writers: a card they change meanwhile ends in the fold of all its
-        events. ``outbox``: queue the changes from each stored state to its rebuilt one
-        under their idempotency keys (a reaction already queued is not queued again).
-        ``dry_run``: write nothing, count what would change. ``on_batch(cards)`` after
-        each batch, ``on_change(card_id, what)`` for each changed card.
-        """
-        if batch < 1:
-            raise ValueError("Store.rebuild: `batch` must be at least 1")
+        """Derive every card's state (or those of ``cards``) again from its stored events
+        under this store's rules, ``batch`` cards at a time (``docs/store.md``). Safe
+        beside writers. ``outbox``: queue the changes from each stored state to its
+        rebuilt one under their keys; ``dry_run``: write nothing, count what would
+        change; ``on_batch(done, total)`` after each batch, ``on_change(card_id, what)``
+        for each changed card."""
         return self._rebuilder().run(
             cards,
             dry_run=dry_run,
@@ -333,10 +315,6 @@ class Store(abc.ABC):
             on_batch=on_batch,
             on_change=on_change,
         )
-
-    def rebuild_size(self, cards: Iterable[str] | None = None) -> int:
-        """How many cards ``rebuild(cards)`` reads at most (for a progress bar)."""
-        return self._rebuilder().card_count(None if cards is None else sorted(set(cards)))
 
     def history(self, card_id: str) -> list[HistoryEvent]:
         """A card's stored events in the order they were stored, each with when it was
@@ -351,7 +329,7 @@ class Store(abc.ABC):
         """The stored state of a card, or None when the store has no event of it."""
         with self._transaction(write=False) as tx:
             rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
-        return None if not rows else self._read(card_id, bytes(rows[0][0]))
+        return None if not rows else self._rebuilder().read(card_id, bytes(rows[0][0]))
 
     def states(
         self,
@@ -389,9 +367,10 @@ class Store(abc.ABC):
         while True:
             with self._transaction(write=False) as tx:
                 rows = tx.rows(sql, [after, *params])
+            rebuilder = self._rebuilder()
             for card, blob in rows:
                 try:
-                    state = self._read(card, bytes(blob))
+                    state = rebuilder.read(card, bytes(blob))
                 except NewerStateError as exc:
                     log.error("Store.states: card %r passed over: %s", card, exc)
                     continue

@@ -147,12 +147,15 @@ class Rebuilder:
         outbox: bool,
         now: Callable[[], int],
         batch: int = 500,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
         """Rebuild ``cards`` (None: every card with an event); see ``Store.rebuild``."""
+        if batch < 1:
+            raise ValueError("Store.rebuild: `batch` must be at least 1")
         asked = None if cards is None else sorted(set(cards))
-        read = changed = queued = 0
+        read = changed = queued = done_cards = 0
+        total = 0 if on_batch is None else self.card_count(asked)
         newer: list[str] = []
         for ids in self.batches(asked, batch):
             todo = ids
@@ -176,8 +179,9 @@ class Rebuilder:
                 raise StoreUnavailable(
                     f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
                 )
+            done_cards += len(ids)
             if on_batch is not None:
-                on_batch(len(ids))
+                on_batch(done_cards, total)
         return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
 
     def _plan(self, ids: list[str]) -> tuple[list[_Plan], int, list[str]]:
@@ -275,6 +279,15 @@ class Rebuilder:
         rebuild does), and log it."""
         log.warning("re-deriving the state of card %r from its events: %s", card_id, reason)
         self.run([card_id], dry_run=False, outbox=True, now=lambda: now)
+
+    def read(self, card_id: str, blob: bytes) -> CardState | None:
+        """A stored state for a reader: an unreadable one derived from its events (and
+        logged), its row left for the next write or rebuild to repair."""
+        try:
+            return read_state(card_id, blob)
+        except Unreadable as exc:
+            log.warning("re-deriving the state of card %r from its events: %s", card_id, exc.reason)
+            return self.derive(card_id)
 
     def derive(self, card_id: str) -> CardState | None:
         """A card's state, folded from its events alone (None: it has none)."""
