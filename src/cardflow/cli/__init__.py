@@ -1,4 +1,4 @@
-"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram`` and ``report``.
+"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram``, ``report`` and the rest.
 
 An adapter at the edge: it reads files, stdin and the clock, and depends on the core
 (``import cardflow`` never imports it). Standard library only: ``argparse`` for the
