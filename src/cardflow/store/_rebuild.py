@@ -90,7 +90,7 @@ class _Plan(msgspec.Struct, kw_only=True):
 
     card_id: str
     version: int | None
-    mark: int
+    mark: tuple[int, int]
     state: CardState
     blob: bytes
     why: str
@@ -189,10 +189,8 @@ class Rebuilder:
         cards have events, and the cards whose row a later version wrote."""
         marks = ",".join("?" * len(ids))
         with self._transaction(False) as tx:
-            events = tx.rows(
-                f"SELECT card_id, id, event, read_at FROM events WHERE card_id IN ({marks})",
-                ids,
-            )
+            events = tx.rows(f"SELECT event, read_at FROM events WHERE card_id IN ({marks})", ids)
+            last = _marks(tx, ids)
             stored = {
                 str(card): (int(version), bytes(blob))
                 for card, version, blob in tx.rows(
@@ -200,12 +198,13 @@ class Rebuilder:
                 )
             }
         folder = Folder(lifecycle=self.lifecycle)
-        last: dict[str, int] = {}
         decode = _operation_decoder.decode
-        for card, id_, event, read_at in events:
-            folder.add(decode(event), at=None if read_at is None else when(read_at))
-            if id_ > last.get(card, 0):
-                last[card] = id_
+        # The fold is a join: the order of the events is free. Notifications in one
+        # loop (the fold's own), readings each with its time.
+        folder.update([decode(event) for event, read_at in events if read_at is None])
+        for event, read_at in events:
+            if read_at is not None:
+                folder.add(decode(event), at=when(read_at))
         plans = []
         newer = []
         for card in sorted(last):
@@ -249,17 +248,10 @@ class Rebuilder:
         """Write the rows of a batch that no writer touched since they were read: (those
         written, the card ids to read again, the outbox rows added)."""
         ids = [plan.card_id for plan in plans]
-        marks = ",".join("?" * len(ids))
         try:
             with self._transaction(True) as tx:
                 self._hold_events(tx)
-                latest = dict(
-                    tx.rows(
-                        f"SELECT card_id, MAX(id) FROM events WHERE card_id IN ({marks})"
-                        " GROUP BY card_id",
-                        ids,
-                    )
-                )
+                latest = _marks(tx, ids)
                 written: list[_Plan] = []
                 again: list[str] = []
                 for plan in plans:
@@ -301,6 +293,21 @@ class Rebuilder:
                 _operation_decoder.decode(event), at=None if read_at is None else when(read_at)
             )
         return folder[card_id]
+
+
+def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each card's (number of events, highest event id): what changes when an event of
+    it is stored (on PostgreSQL an id is drawn before its commit, so a later commit may
+    hold a lower id: the count tells)."""
+    marks = ",".join("?" * len(ids))
+    return {
+        str(card): (int(count), int(top))
+        for card, count, top in tx.rows(
+            f"SELECT card_id, COUNT(*), MAX(id) FROM events WHERE card_id IN ({marks})"
+            " GROUP BY card_id",
+            ids,
+        )
+    }
 
 
 def _moved(old: CardState, new: CardState) -> str:
