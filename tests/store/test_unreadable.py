@@ -94,3 +94,20 @@ def test_a_row_from_a_later_version_is_refused_for_its_card_alone(
         result = store.rebuild()
         assert result.newer == (card,)
         assert rawsql.state_rows(url)[card] == newer
+
+
+def test_an_unreadable_row_without_events_is_dropped_when_its_card_is_written(
+    filled: tuple[str, dict[str, bytes], list[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, expected, lines = filled
+    card = sorted(expected)[2]
+    _set(url, card, b"garbage")
+    rawsql.run(url, "DELETE FROM events WHERE card_id = ?", (card,))  # pruned
+    mine = [b for b in lines if card.encode() in b and not b.startswith(b"@")]
+    with cardflow.store.open(url) as store:
+        assert store.get(card) is None
+        store.ingest(mine[-1])
+        folder = cardflow.Folder()
+        folder.ingest(mine[-1])
+        assert store.get(card) == folder[card]
+    assert any("dropped" in r.getMessage() for r in caplog.records)

@@ -270,7 +270,18 @@ class Rebuilder:
         """Write an unreadable row again from its card's events (its changes queued, as
         rebuild does), and log it."""
         log.warning("re-deriving the state of card %r from its events: %s", card_id, reason)
-        self.run([card_id], dry_run=False, outbox=True, now=lambda: now)
+        if self.run([card_id], dry_run=False, outbox=True, now=lambda: now).cards:
+            return
+        # No event of it is left (pruned): nothing to derive the row from. It is
+        # dropped, and the card starts again from its next events.
+        log.error("card %r: its unreadable state row is dropped: no event of it is stored", card_id)
+        with self._transaction(True) as tx:
+            rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
+            try:
+                if rows:
+                    read_state(card_id, bytes(rows[0][0]))
+            except Unreadable:
+                tx.run("DELETE FROM states WHERE card_id = ?", (card_id,))
 
     def read(self, card_id: str, blob: bytes) -> CardState | None:
         """A stored state for a reader: an unreadable one derived from its events (and
