@@ -24,11 +24,7 @@ def test_history_lists_exactly_the_distinct_stored_events(store_url: str) -> Non
             # The oracle: the card's distinct events in the log, a reading by its time.
             distinct: dict[tuple[bytes, datetime | None], None] = {}
             for line in lines:
-                at = None
-                body = line
-                if line.startswith(b"@"):
-                    stamp, _, body = line[1:].partition(b" ")
-                    at = datetime.fromisoformat(stamp.decode())
+                body, at = logs.parsed(line)
                 for op in cardflow.decode_lenient(body).operations:
                     if op.card_id == card and op.operation == cardflow.PRODUCE:
                         distinct[(cardflow.fingerprint(op), at)] = None

@@ -7,7 +7,6 @@ import collections
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,8 @@ def _store(store: cardflow.store.Store, lines: Sequence[bytes], batch: int = 50)
     """Store the log's lines (``@<time> <body>``: a reading), ``batch`` per transaction."""
     items: list[Any] = []
     for line in lines:
-        if line.startswith(b"@"):
-            stamp, _, body = line[1:].partition(b" ")
-            items.append((body, datetime.fromisoformat(stamp.decode())))
-        else:
-            items.append(line)
+        body, at = logs.parsed(line)
+        items.append(body if at is None else (body, at))
     for start in range(0, len(items), batch):
         store.ingest_many(items[start : start + batch])
 
@@ -185,11 +181,8 @@ def test_rebuild_after_a_rule_change_queues_each_owed_reaction_once(store_url: s
         tracker_keys: set[str] = set()
         tracker = cardflow.Tracker()
         for line in lines:
-            if line.startswith(b"@"):
-                stamp, _, body = line[1:].partition(b" ")
-                found = tracker.reconcile(body, datetime.fromisoformat(stamp.decode())).changes
-            else:
-                found = tracker.ingest(line).changes
+            body, at = logs.parsed(line)
+            found = (tracker.ingest(body) if at is None else tracker.reconcile(body, at)).changes
             tracker_keys.update(c.key for c in found if c.kind in ("STATUS", "SHIPMENT"))
         assert new <= tracker_keys
         again = store.rebuild()

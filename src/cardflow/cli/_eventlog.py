@@ -17,18 +17,14 @@ import msgspec
 from .._errors import StoreUnavailable
 from .._step import Change
 from .._wire import wire_time
-from ..store import HistoryEvent, Store
-from ..store import open as open_store
+from ..store import HistoryEvent
 from ._console import Console
+from ._db import NOT_FOUND, OK, UNAVAILABLE, USAGE, open_store
 from ._progress import Progress, wanted
 from ._readable import counted
 
 __all__ = ["add_commands", "run_history", "run_rebuild"]
 
-OK: Final = 0
-USAGE: Final = 2
-NOT_FOUND: Final = 4
-UNAVAILABLE: Final = 5
 
 _STATUS: Final = """\
 exit status:
@@ -102,20 +98,12 @@ def add_commands(
     return {"rebuild": rebuild, "history": history}
 
 
-def _open(url: str, command: str, console: Console) -> Store | None:
-    try:
-        return open_store(url)
-    except (StoreUnavailable, ValueError) as exc:
-        console.stderr.write(f"cardflow {command}: --db {url}: {exc}\n")
-        return None
-
-
 def run_rebuild(args: argparse.Namespace, console: Console) -> int:
     """``cardflow rebuild``; the exit status."""
     if args.batch < 1:
         console.stderr.write("cardflow rebuild: --batch must be at least 1\n")
         return USAGE
-    store = _open(args.db, "rebuild", console)
+    store = open_store(args.db, "rebuild", console)
     if store is None:
         return UNAVAILABLE
     out = console.stdout
@@ -174,7 +162,7 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
 
 def run_history(args: argparse.Namespace, console: Console) -> int:
     """``cardflow history``; the exit status."""
-    store = _open(args.db, "history", console)
+    store = open_store(args.db, "history", console)
     if store is None:
         return UNAVAILABLE
     with store:
