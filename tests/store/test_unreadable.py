@@ -111,3 +111,17 @@ def test_an_unreadable_row_without_events_is_dropped_when_its_card_is_written(
         folder.ingest(mine[-1])
         assert store.get(card) == folder[card]
     assert any("dropped" in r.getMessage() for r in caplog.records)
+
+
+def test_an_event_row_that_does_not_decode_is_named(
+    filled: tuple[str, dict[str, bytes], list[bytes]],
+) -> None:
+    url, expected, _ = filled
+    card = sorted(expected)[1]
+    [(row,)] = rawsql.run(url, "SELECT MIN(id) FROM events WHERE card_id = ?", (card,))
+    rawsql.run(url, "UPDATE events SET event = ? WHERE id = ?", (b"\xc1junk", row))
+    with cardflow.store.open(url) as store:
+        for call in (store.rebuild, lambda: store.history(card)):
+            with pytest.raises(cardflow.StoreUnavailable) as caught:
+                call()
+            assert f"events row {row} (card {card!r}) does not decode" in str(caught.value)

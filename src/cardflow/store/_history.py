@@ -14,6 +14,7 @@ from typing import Final
 import msgspec
 
 from .._cardstate import CardState
+from .._errors import StoreUnavailable
 from .._lifecycle import Lifecycle
 from .._step import Change, step
 from .._wire import Operation
@@ -61,7 +62,13 @@ def history(tx: Tx, card_id: str, lifecycle: Lifecycle, passed: bool) -> list[Hi
     out = []
     state: CardState | None = None
     for id_, event, read_at, stored_at in rows:
-        op = _operation_decoder.decode(bytes(event))
+        try:
+            op = _operation_decoder.decode(bytes(event))
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise StoreUnavailable(
+                f"events row {id_} (card {card_id!r}) does not decode: {exc}; the database"
+                " is damaged: restore it from a backup"
+            ) from exc
         at = None if read_at is None else when(read_at)
         state, found = step(state, op, at=at, passed=passed, lifecycle=lifecycle)
         out.append(

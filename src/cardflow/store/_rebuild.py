@@ -199,12 +199,15 @@ class Rebuilder:
             }
         folder = Folder(lifecycle=self.lifecycle)
         decode = _operation_decoder.decode
-        # The fold is a join: the order of the events is free. Notifications in one
-        # loop (the fold's own), readings each with its time.
-        folder.update([decode(event) for event, read_at in events if read_at is None])
-        for event, read_at in events:
-            if read_at is not None:
-                folder.add(decode(event), at=when(read_at))
+        try:
+            # The fold is a join: the order of the events is free. Notifications in one
+            # loop (the fold's own), readings each with its time.
+            folder.update([decode(event) for event, read_at in events if read_at is None])
+            for event, read_at in events:
+                if read_at is not None:
+                    folder.add(decode(event), at=when(read_at))
+        except (msgspec.DecodeError, ValueError):
+            raise self._damaged(ids) from None
         plans = []
         newer = []
         for card in sorted(last):
@@ -265,6 +268,24 @@ class Rebuilder:
         except Conflict:
             return [], ids, 0
         return written, again, added
+
+    def _damaged(self, ids: list[str]) -> StoreUnavailable:
+        """The error for a batch holding an event row that does not decode, naming it."""
+        marks = ",".join("?" * len(ids))
+        with self._transaction(False) as tx:
+            rows = tx.rows(
+                f"SELECT id, card_id, event FROM events WHERE card_id IN ({marks}) ORDER BY id",
+                ids,
+            )
+        for id_, card, event in rows:
+            try:
+                _operation_decoder.decode(event)
+            except (msgspec.DecodeError, ValueError) as exc:
+                return StoreUnavailable(
+                    f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
+                    " is damaged: restore it from a backup"
+                )
+        return StoreUnavailable(f"an events row of cards {ids[0]!r}..{ids[-1]!r} changed")
 
     def repair(self, card_id: str, reason: str, now: int) -> None:
         """Write an unreadable row again from its card's events (its changes queued, as
