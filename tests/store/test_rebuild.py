@@ -113,6 +113,7 @@ def test_rebuild_of_named_cards_only(tmp_path: Path) -> None:
     assert missing.code == 4
     assert "card no-such-card: no event in the store" in missing.err
     assert cli("rebuild", "--db", url, "--batch", "0").code == 2
+    assert cli("rebuild", "--db", url, "--batch", "10001").code == 2
 
 
 def _without_shipping() -> Lifecycle:

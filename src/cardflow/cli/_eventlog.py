@@ -100,9 +100,6 @@ def add_commands(
 
 def run_rebuild(args: argparse.Namespace, console: Console) -> int:
     """``cardflow rebuild``; the exit status."""
-    if args.batch < 1:
-        console.stderr.write("cardflow rebuild: --batch must be at least 1\n")
-        return USAGE
     store = open_store(args.db, "rebuild", console)
     if store is None:
         return UNAVAILABLE
@@ -142,6 +139,9 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow rebuild: --db {args.db}: {exc}\n")
             return UNAVAILABLE
+        except ValueError as exc:  # --batch out of bounds
+            console.stderr.write(f"cardflow rebuild: {exc}\n")
+            return USAGE
     verb = "would change" if args.dry_run else "changed"
     line = f"{counted(result.cards, 'card')} read, {counted(result.changed, 'state')} {verb}"
     if args.dry_run:

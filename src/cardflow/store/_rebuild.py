@@ -41,11 +41,13 @@ from ._outbox import when
 from ._rows import queue, write_state
 from ._schema import Tx
 
-__all__ = ["RebuildResult", "Rebuilder", "Unreadable", "read_state"]
+__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "read_state"]
 
 log: Final = logging.getLogger("cardflow.store")
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 _TRIES: Final = 50
+MAX_BATCH: Final = 10_000
+"""The most cards a rebuild reads at once (each is a parameter of its statements)."""
 
 
 class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -151,8 +153,8 @@ class Rebuilder:
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
         """Rebuild ``cards`` (None: every card with an event); see ``Store.rebuild``."""
-        if batch < 1:
-            raise ValueError("Store.rebuild: `batch` must be at least 1")
+        if not 1 <= batch <= MAX_BATCH:
+            raise ValueError(f"Store.rebuild: `batch` must be from 1 to {MAX_BATCH}")
         asked = None if cards is None else sorted(set(cards))
         read = changed = queued = done_cards = 0
         total = 0 if on_batch is None else self.card_count(asked)
