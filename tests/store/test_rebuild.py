@@ -240,3 +240,18 @@ def test_rebuild_beside_a_writer_process_ends_in_the_fold(store_url: str, tmp_pa
     assert beside, "the writer finished before the rebuild: nothing was tested"
     assert result.changed > 0
     assert rawsql.state_rows(store_url) == logs.fold(lines)
+
+
+def test_rebuild_reads_a_card_whose_id_is_empty(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+    body = (
+        b'{"operations": [{"operationId": "op-1", "operation": "PRODUCE", "status": "PENDING",'
+        b' "startTime": "2025-01-17T06:28:02Z", "cardId": "", "details": {"status":'
+        b' "CARD_PROD_READY"}}]}'
+    )
+    with cardflow.store.open(url) as store:
+        store.ingest(body)
+        rawsql.run(url, "DELETE FROM states")
+        result = store.rebuild(batch=1)
+        assert (result.cards, result.changed) == (1, 1)
+        assert store.get("") is not None

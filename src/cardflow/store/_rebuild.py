@@ -127,13 +127,14 @@ class Rebuilder:
             for start in range(0, len(cards), size):
                 yield list(cards[start : start + size])
             return
-        after = ""
+        after: str | None = None
         while True:
             with self._transaction(False) as tx:
                 rows = tx.rows(
-                    "SELECT DISTINCT card_id FROM events WHERE card_id > ?"
+                    "SELECT DISTINCT card_id FROM events"
+                    f" {'' if after is None else 'WHERE card_id > ?'}"
                     f" ORDER BY card_id LIMIT {int(size)}",
-                    (after,),
+                    () if after is None else (after,),
                 )
             if rows:
                 yield [str(row[0]) for row in rows]
@@ -163,9 +164,9 @@ class Rebuilder:
             todo = ids
             for _ in range(_TRIES):
                 plans, seen, skipped = self._plan(todo)
+                newer += skipped
                 if todo is ids:
                     read += seen
-                    newer += skipped
                 if dry_run or not plans:
                     done, todo = plans, []
                 else:
