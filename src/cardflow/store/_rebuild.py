@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -189,64 +189,77 @@ class Rebuilder:
 
     def _plan(self, ids: list[str]) -> tuple[list[_Plan], int, list[str]]:
         """Read a batch, fold each card's events: the cards whose row differs, how many
-        cards have events, and the cards whose row a later version wrote."""
+        cards have events, and the cards whose row a later version wrote. One read
+        transaction: the events, the rows, and the marks of the cards that differ."""
         marks = ",".join("?" * len(ids))
         with self._transaction(False) as tx:
-            events = tx.rows(f"SELECT event, read_at FROM events WHERE card_id IN ({marks})", ids)
-            last = _marks(tx, ids)
+            # One statement reads the events and their marks: on PostgreSQL (READ
+            # COMMITTED) two statements may see two different sets of commits.
+            events = tx.rows(
+                f"SELECT card_id, id, event, read_at FROM events WHERE card_id IN ({marks})", ids
+            )
             stored = {
                 str(card): (int(version), bytes(blob))
                 for card, version, blob in tx.rows(
                     f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", ids
                 )
             }
+            folder = self._fold(tx, events, ids)
+            plans: list[_Plan] = []
+            newer = []
+            for card in sorted(folder):
+                state = folder[card]
+                blob = encode_state(state)
+                version, old_blob = stored.get(card, (None, None))
+                if blob == old_blob:
+                    continue
+                old: CardState | None = None
+                if old_blob is None:
+                    why = "no state row"
+                else:
+                    try:
+                        old = read_state(card, old_blob)
+                        why = _moved(old, state)
+                        if old.card_id != card:
+                            old = None  # another card's state: nothing of this card's
+                    except Unreadable as exc:
+                        why = f"unreadable row ({exc.reason})"
+                    except NewerStateError as exc:
+                        log.error("rebuild: card %r left as it is: %s", card, exc)
+                        newer.append(card)
+                        continue
+                found = changes(old, state, passed=self.passed, lifecycle=self.lifecycle)
+                plans.append(
+                    _Plan(
+                        card_id=card,
+                        version=version,
+                        mark=(0, 0),
+                        state=state,
+                        blob=blob,
+                        why=why,
+                        found=found,
+                    )
+                )
+        if plans:
+            last = _counted({plan.card_id for plan in plans}, events)
+            for plan in plans:
+                plan.mark = last[plan.card_id]
+        return plans, len(folder), newer
+
+    def _fold(self, tx: Tx, events: list[tuple[Any, ...]], ids: list[str]) -> Folder:
+        """The fold of a batch's events (rows of card, id, event, read_at)."""
         folder = Folder(lifecycle=self.lifecycle)
         decode = _operation_decoder.decode
         try:
             # The fold is a join: the order of the events is free. Notifications in one
             # loop (the fold's own), readings each with its time.
-            folder.update([decode(event) for event, read_at in events if read_at is None])
-            for event, read_at in events:
+            folder.update([decode(event) for _, _, event, read_at in events if read_at is None])
+            for _, _, event, read_at in events:
                 if read_at is not None:
                     folder.add(decode(event), at=when(read_at))
         except (msgspec.DecodeError, ValueError):
-            raise self._damaged(ids) from None
-        plans = []
-        newer = []
-        for card in sorted(last):
-            state = folder[card]
-            blob = encode_state(state)
-            version, old_blob = stored.get(card, (None, None))
-            if blob == old_blob:
-                continue
-            old: CardState | None = None
-            if old_blob is None:
-                why = "no state row"
-            else:
-                try:
-                    old = read_state(card, old_blob)
-                    why = _moved(old, state)
-                    if old.card_id != card:
-                        old = None  # another card's state: nothing of this card was stored
-                except Unreadable as exc:
-                    why = f"unreadable row ({exc.reason})"
-                except NewerStateError as exc:
-                    log.error("rebuild: card %r left as it is: %s", card, exc)
-                    newer.append(card)
-                    continue
-            found = changes(old, state, passed=self.passed, lifecycle=self.lifecycle)
-            plans.append(
-                _Plan(
-                    card_id=card,
-                    version=version,
-                    mark=last[card],
-                    state=state,
-                    blob=blob,
-                    why=why,
-                    found=found,
-                )
-            )
-        return plans, len(last), newer
+            raise _damaged(events) from None
+        return folder
 
     def _write(
         self, plans: list[_Plan], outbox: bool, now: int
@@ -271,24 +284,6 @@ class Rebuilder:
         except Conflict:
             return [], ids, 0
         return written, again, added
-
-    def _damaged(self, ids: list[str]) -> StoreUnavailable:
-        """The error for a batch holding an event row that does not decode, naming it."""
-        marks = ",".join("?" * len(ids))
-        with self._transaction(False) as tx:
-            rows = tx.rows(
-                f"SELECT id, card_id, event FROM events WHERE card_id IN ({marks}) ORDER BY id",
-                ids,
-            )
-        for id_, card, event in rows:
-            try:
-                _operation_decoder.decode(event)
-            except (msgspec.DecodeError, ValueError) as exc:
-                return StoreUnavailable(
-                    f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
-                    " is damaged: restore it from a backup"
-                )
-        return StoreUnavailable(f"an events row of cards {ids[0]!r}..{ids[-1]!r} changed")
 
     def repair(self, card_id: str, reason: str, now: int) -> None:
         """Write an unreadable row again from its card's events (its changes queued, as
@@ -328,6 +323,30 @@ class Rebuilder:
                 _operation_decoder.decode(event), at=None if read_at is None else when(read_at)
             )
         return folder[card_id]
+
+
+def _damaged(events: list[tuple[Any, ...]]) -> StoreUnavailable:
+    """The error for the first event row of a batch that does not decode, naming it."""
+    for id_, card, event in sorted((id_, card, event) for card, id_, event, _ in events):
+        try:
+            _operation_decoder.decode(event)
+        except (msgspec.DecodeError, ValueError) as exc:
+            return StoreUnavailable(
+                f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
+                " is damaged: restore it from a backup"
+            )
+    raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
+
+
+def _counted(cards: set[str], events: list[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
+    """The marks (``_marks``) of ``cards``, from the rows of events read."""
+    count: dict[str, int] = {}
+    top: dict[str, int] = {}
+    for card, id_, _, _ in events:
+        if card in cards:
+            count[card] = count.get(card, 0) + 1
+            top[card] = max(top.get(card, 0), int(id_))
+    return {card: (count[card], top[card]) for card in count}
 
 
 def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
