@@ -41,7 +41,7 @@ from ._outbox import when
 from ._rows import queue, write_state
 from ._schema import Tx
 
-__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "read_state"]
+__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "log", "read_state"]
 
 log: Final = logging.getLogger("cardflow.store")
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
