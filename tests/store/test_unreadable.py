@@ -4,7 +4,6 @@ card's events (and logged); one from a later version is refused for its card alo
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ LOGGER = "cardflow.store"
 
 
 @pytest.fixture
-def filled(tmp_path: Path) -> tuple[str, dict[str, bytes], list[bytes]]:
-    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+def filled(store_url: str) -> tuple[str, dict[str, bytes], list[bytes]]:
+    url = store_url
     lines = logs.log(cards=12, seed=8)
     with cardflow.store.open(url) as store:
         _store(store, lines[: len(lines) // 2])
