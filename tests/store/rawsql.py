@@ -10,20 +10,29 @@ from typing import Any
 
 def run(url: str, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
     """Run one statement (``?`` placeholders) in its own transaction; its rows."""
+    return run_all(url, [(sql, params)])
+
+
+def run_all(url: str, statements: Sequence[tuple[str, Sequence[object]]]) -> list[tuple[Any, ...]]:
+    """Run statements in one transaction of one connection; the last one's rows."""
+    rows: list[tuple[Any, ...]] = []
     if url.startswith("sqlite:"):
         path = url.removeprefix("sqlite:///").partition("?")[0]
         connection = sqlite3.connect(path, timeout=60)
         try:
             with connection:
-                rows = connection.execute(sql, params).fetchall()
+                for sql, params in statements:
+                    rows = connection.execute(sql, params).fetchall()
         finally:
             connection.close()
         return rows
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as pg:
-        cursor = pg.execute(sql.replace("?", "%s").encode(), params)
-        return cursor.fetchall() if cursor.description is not None else []
+    with psycopg.connect(url) as pg, pg.transaction():
+        for sql, params in statements:
+            cursor = pg.execute(sql.replace("?", "%s").encode(), params)
+            rows = cursor.fetchall() if cursor.description is not None else []
+    return rows
 
 
 def state_rows(url: str) -> dict[str, bytes]:

@@ -33,25 +33,24 @@ def _store(store: cardflow.store.Store, lines: Sequence[bytes], batch: int = 50)
 def _damage(url: str) -> set[str]:
     """Rows deleted, rows overwritten with another card's state, rows of garbage, a row
     of a format version that never existed: the cards damaged."""
-    cards = sorted(rawsql.state_rows(url))
+    rows = rawsql.state_rows(url)
+    cards = sorted(rows)
     deleted, swapped, garbage, zero = cards[0:15], cards[15:30], cards[30:45], cards[45]
-    for card in deleted:
-        rawsql.run(url, "DELETE FROM states WHERE card_id = ?", (card,))
+    damage: list[tuple[str, Sequence[object]]] = [
+        ("DELETE FROM states WHERE card_id = ?", (card,)) for card in deleted
+    ]
     for n, card in enumerate(swapped):
-        other = cards[-1 - n]
-        rawsql.run(
-            url,
-            "UPDATE states SET state = (SELECT state FROM states WHERE card_id = ?)"
-            " WHERE card_id = ?",
-            (other, card),
+        damage.append(
+            ("UPDATE states SET state = ? WHERE card_id = ?", (rows[cards[-1 - n]], card))
         )
     for n, card in enumerate(garbage):
         junk = bytes((n * 37 + i) % 256 for i in range(20 + n))
         if n % 3 == 0:
             junk = b"CFS\x01" + junk  # a state's header, a bad checksum
-        rawsql.run(url, "UPDATE states SET state = ? WHERE card_id = ?", (junk, card))
-    blob = rawsql.state_rows(url)[zero]
-    rawsql.run(url, "UPDATE states SET state = ? WHERE card_id = ?", (b"CFS\x00" + blob[4:], zero))
+        damage.append(("UPDATE states SET state = ? WHERE card_id = ?", (junk, card)))
+    older = b"CFS\x00" + rows[zero][4:]
+    damage.append(("UPDATE states SET state = ? WHERE card_id = ?", (older, zero)))
+    rawsql.run_all(url, damage)
     return {*deleted, *swapped, *garbage, zero}
 
 
