@@ -71,11 +71,13 @@ class Unreadable(Exception):  # noqa: N818 (an internal signal, never raised to 
         self.reason = reason
 
 
-def read_state(card_id: str, blob: bytes) -> CardState:
-    """A stored state; ``Unreadable`` when it is corrupt or in an older format this
-    version no longer reads, ``NewerStateError`` when a later version wrote it."""
+def read_state(card_id: str, blob: bytes, lifecycle: Lifecycle) -> CardState:
+    """A stored state; ``Unreadable`` when it is corrupt, in an older format this
+    version no longer reads, or no state a fold under ``lifecycle`` gives (a rule or
+    lifecycle changed since it was written); ``NewerStateError`` when a later version
+    wrote it."""
     try:
-        return decode_state(blob)
+        return decode_state(blob, lifecycle=lifecycle)
     except StateFormatError as exc:
         version = state_format_version(blob)
         if version is not None and version > STATE_FORMAT_VERSION:
@@ -218,7 +220,7 @@ class Rebuilder:
                     why = "no state row"
                 else:
                     try:
-                        old = read_state(card, old_blob)
+                        old = read_state(card, old_blob, self.lifecycle)
                         why = _moved(old, state)
                         if old.card_id != card:
                             old = None  # another card's state: nothing of this card's
@@ -298,7 +300,7 @@ class Rebuilder:
             rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
             try:
                 if rows:
-                    read_state(card_id, bytes(rows[0][0]))
+                    read_state(card_id, bytes(rows[0][0]), self.lifecycle)
             except Unreadable:
                 tx.run("DELETE FROM states WHERE card_id = ?", (card_id,))
 
@@ -306,7 +308,7 @@ class Rebuilder:
         """A stored state for a reader: an unreadable one derived from its events (and
         logged), its row left for the next write or rebuild to repair."""
         try:
-            return read_state(card_id, blob)
+            return read_state(card_id, blob, self.lifecycle)
         except Unreadable as exc:
             log.warning("re-deriving the state of card %r from its events: %s", card_id, exc.reason)
             return self.derive(card_id)
