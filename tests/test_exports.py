@@ -30,6 +30,7 @@ PUBLIC: Final = [
     "Decoded",
     "Details",
     "Edge",
+    "FoldClosedError",
     "Folded",
     "Folder",
     "Ingested",

@@ -9,6 +9,7 @@ from ._decode import Decoded, Reject, decode, decode_lenient, decode_reading, re
 from ._errors import (
     CardflowError,
     CardMismatchError,
+    FoldClosedError,
     InvalidNotification,
     LifecycleError,
     NewerStateError,
@@ -64,6 +65,7 @@ __all__ = [
     "Decoded",
     "Details",
     "Edge",
+    "FoldClosedError",
     "Folded",
     "Folder",
     "Ingested",

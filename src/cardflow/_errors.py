@@ -10,6 +10,8 @@
     │                                body was applied (also an ExceptionGroup)
     ├── StateFormatError             bytes that are not a state in a format this version reads
     │                                (also a ValueError)
+    ├── FoldClosedError              the states of a fold of files asked for again, or after
+    │                                it was closed: its workers are gone (also a ValueError)
     └── StoreUnavailable             the store's database cannot be reached or failed for a
         │                            reason that is not the input (a service answers 503)
         ├── StoreSchemaError         a database whose schema this version cannot use: newer,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CardMismatchError",
     "CardflowError",
+    "FoldClosedError",
     "InvalidNotification",
     "LifecycleError",
     "NewerStateError",
@@ -143,6 +146,12 @@ class ReactionError(CardflowError, ExceptionGroup[Exception]):
         group.changes = tuple(kept)
         group.ingested = self.ingested
         return group
+
+
+class FoldClosedError(CardflowError, ValueError):
+    """The states of a ``cardflow.batch.fold_files`` asked for a second time, or after it
+    was closed: they are handed out once, and the worker processes that held them have
+    stopped. Fold the files again."""
 
 
 class StoreUnavailable(CardflowError):  # noqa: N818 (the name is the API)

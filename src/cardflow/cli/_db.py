@@ -21,15 +21,15 @@ from .._cardstate import CardState
 from .._decode import Body
 from .._errors import StoreUnavailable
 from .._wire import PRODUCE
+from ..batch._inputs import STDIN, Reader, readable
+from ..batch._inputs import Body as ReadBody
+from ..batch._report import EventLog, Seen, Totals
 from ..store import Store
 from ..store import open as open_url
 from ._console import Console
 from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
-from ._inputs import STDIN, Reader, readable
-from ._inputs import Body as ReadBody
 from ._readable import counted
-from ._report import EventLog, Seen, Totals
 
 __all__ = [
     "add_commands",
