@@ -37,6 +37,7 @@ PUBLIC: Final = [
     "InvalidNotification",
     "Lifecycle",
     "LifecycleError",
+    "NewerStateError",
     "NotProduceError",
     "Observation",
     "Operation",
@@ -67,6 +68,7 @@ PUBLIC: Final = [
     "merge",
     "needs_reconcile",
     "reading_time",
+    "state_format_version",
     "state_of",
     "step",
 ]

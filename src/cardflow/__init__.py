@@ -4,7 +4,7 @@ Everything public is re-exported here from private modules; ``__all__`` is the A
 The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
-from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state
+from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state, state_format_version
 from ._decode import Decoded, Reject, decode, decode_lenient, decode_reading, reading_time
 from ._errors import (
     CardflowError,
@@ -12,6 +12,7 @@ from ._errors import (
     FoldClosedError,
     InvalidNotification,
     LifecycleError,
+    NewerStateError,
     NotProduceError,
     ReactionError,
     StateFormatError,
@@ -71,6 +72,7 @@ __all__ = [
     "InvalidNotification",
     "Lifecycle",
     "LifecycleError",
+    "NewerStateError",
     "NotProduceError",
     "Observation",
     "Operation",
@@ -101,6 +103,7 @@ __all__ = [
     "merge",
     "needs_reconcile",
     "reading_time",
+    "state_format_version",
     "state_of",
     "step",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import msgspec
@@ -28,16 +28,15 @@ from .._codec import encode_state
 from .._decode import Body, Decoded, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
-from .._reconcile import is_settled, last_heard, needs_reconcile
 from .._step import Change, ChangeKind, step
 from .._wire import PRODUCE, Operation, encode, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
+from ._rows import columns
 from ._schema import Tx
 
 __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
 _REACTIONS: Final = frozenset({ChangeKind.STATUS.value, ChangeKind.SHIPMENT.value})
-_DAWN: Final = datetime.min.replace(tzinfo=UTC)
 _CHUNK: Final = 400
 
 
@@ -137,21 +136,6 @@ def _of_card(decoded: Decoded, card_id: str) -> tuple[list[Operation], list[Reje
     return kept, rejects
 
 
-def _columns(state: CardState, lifecycle: Lifecycle) -> tuple[int, int, int | None, int]:
-    """What reads filter on: (flagged, settled, due day, last heard).
-
-    ``flagged``: a reason to reconcile that holds at any time (gaps, anomalies, unknown
-    statuses, asked at the dawn of time). ``settled``: a card that can never be
-    OVERDUE or SILENT (``cardflow.is_settled``). Reads check each candidate with
-    ``needs_reconcile`` itself, so these only need to leave no card out.
-    """
-    flagged = 1 if needs_reconcile(state, _DAWN, lifecycle=lifecycle) else 0
-    settled = 1 if is_settled(state, lifecycle) else 0
-    heard = last_heard(state)
-    due = None if state.due_date is None else state.due_date.toordinal()
-    return flagged, settled, due, micros(heard)
-
-
 def commit(
     tx: Tx,
     prepared: Prepared,
@@ -231,7 +215,7 @@ def _write_states(
             found += changed
         if state is None or state == old:
             continue
-        flagged, settled, due, heard = _columns(state, lifecycle)
+        flagged, settled, due, heard = columns(state, lifecycle)
         values = (
             state.operation_id,
             state.status,
