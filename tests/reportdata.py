@@ -97,17 +97,19 @@ def write_log(path: Path, cards: int, seed: int) -> Path:
 
 
 def fold_file(path: Path) -> tuple[dict[str, cardflow.CardState], Counter[str]]:
-    """The fold of every line (leniently), and what was read: lines, bodies, operations."""
+    """The fold of every line (leniently; a logged on-demand answer as a reading at its
+    ``confirmedAt``), and what was read: lines, bodies, operations."""
     read: Counter[str] = Counter()
-    operations: list[cardflow.Operation] = []
+    folder = cardflow.Folder()
     for line in path.read_bytes().splitlines():
         read["lines"] += 1
-        decoded = cardflow.decode_lenient(line)
+        decoded, at = cardflow.decode_reading(line)
         read["bodies"] += 1
         read["operations"] += len(decoded.operations)
         read["rejected"] += len(decoded.rejects)
-        operations += decoded.operations
-    return dict(cardflow.fold(operations)), read
+        for op in decoded.operations:
+            folder.add(op, at=at)
+    return dict(folder.finish()), read
 
 
 def settled(state: cardflow.CardState) -> bool:

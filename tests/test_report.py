@@ -21,6 +21,7 @@ import cardflow
 import cardflow.report
 from cardflow.cli import run
 from cardflow.report import TOP, aggregate, is_settled, render
+from cardflow.report._svg import columns
 from reportdata import NOW, candidates, console, days_late, fold_file, settled, write_log
 
 
@@ -85,8 +86,8 @@ def test_the_top_candidates_are_the_worst(states: dict[str, cardflow.CardState])
 
 def test_the_page_does_not_grow_with_cards(states: dict[str, cardflow.CardState]) -> None:
     """One table row per listed candidate, and no other element per card."""
-    page = render(aggregate(states.values(), NOW, top=10))
-    assert len(re.findall(r"<tr data-reasons=", page)) == 10
+    page = render(aggregate(states.values(), NOW, top=5))
+    assert len(re.findall(r"<tr data-reasons=", page)) == 5
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
 
@@ -289,3 +290,19 @@ def test_the_report_api_is_pinned_and_the_core_does_not_import_it() -> None:
     ]
     probe = "import sys, cardflow; assert 'cardflow.report' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(("days", "tallest"), [(366, 12), (31, 301), (9, 41), (2, 1)])
+def test_the_per_day_chart_fills_its_box_and_shows_its_last_label(days: int, tallest: int) -> None:
+    first = date(2025, 1, 1)
+    starts = {first + timedelta(days=i): {"CARD_SHIPPED": 1 + i % 3} for i in range(days)}
+    starts[first + timedelta(days=days // 2)] = {"CARD_SHIPPED": tallest - 2, "DATA_PREPARED": 2}
+    svg = columns(starts, "day", {"CARD_SHIPPED": "#000", "DATA_PREPARED": "#111"}, "started")
+    width = float(re.search(r'viewBox="0 0 (\d+) \d+"', svg)[1])  # type: ignore[index]
+    tops = [float(y) for y in re.findall(r'<rect x="[^"]+" y="([^"]+)"', svg)]
+    assert min(tops) == 8.0  # the tallest column reaches the top of the plot (top_pad 8)
+    labels = re.findall(r'<text x="([^"]+)" y="248"( text-anchor="end")? fill="#666">([^<]+)<', svg)
+    assert labels
+    for x, end, text in labels:  # each label (7.5 units a character at most) inside the box
+        left = float(x) - 7.5 * len(text) if end else float(x)
+        assert 0 <= left <= width - 7.5 * len(text), (x, end, text)

@@ -7,12 +7,24 @@ it sends must decode strictly, and folding it must give the oracle's states.
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 
-from cardflow import D1_LIFECYCLE, PRODUCE, decode, encode, fold
+from cardflow import (
+    D1_LIFECYCLE,
+    PRODUCE,
+    Folder,
+    ReconcileReason,
+    decode,
+    encode,
+    fold,
+    needs_reconcile,
+    reading_time,
+)
 from cardflow._model import CardHistory, TrueOperation, expected_state, plans_by_card, render
 from cardflow._simulate import SimulationOptions, _op_json, simulate, simulate_plans
+from cardflow._wire import wire_time
 
 
 def _all(cards: int, seed: int, **options: object) -> list[bytes]:
@@ -27,10 +39,30 @@ def test_the_same_seed_gives_the_same_bytes() -> None:
 
 
 def test_every_body_decodes_strictly_and_is_encoded_as_d1_writes_it() -> None:
+    readings = 0
     for body in _all(80, 3, bulk=4, lose=0.1, duplicates=0.3):
         ops = decode(body)
         assert 1 <= len(ops) <= 4
-        assert encode(ops) == body  # the fast encoder writes encode's bytes
+        at = reading_time(body)
+        if at is None:
+            assert encode(ops) == body  # the fast encoder writes encode's bytes
+            continue
+        readings += 1  # an on-demand answer: one event, alone, read after it happened
+        assert len(ops) == 1
+        assert at > ops[0].start_time
+        assert body == b'{"confirmedAt":"%s",%s' % (wire_time(at).encode(), encode(ops)[1:])
+    assert readings > 0
+
+
+def test_lost_notifications_leave_no_card_flagged_for_gaps() -> None:
+    folder = Folder()
+    for body in _all(2000, 1, lose=0.05, bulk=3):
+        assert not folder.ingest(body).rejects
+    states = folder.finish()
+    assert sum(bool(s.gaps) for s in states.values()) > 100  # notifications were lost
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    flagged = [c for c, s in states.items() if ReconcileReason.GAPS in needs_reconcile(s, later)]
+    assert flagged == []
 
 
 def test_fast_operation_encoding_matches_encode() -> None:

@@ -22,7 +22,7 @@ import msgspec
 
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._model import CARRIERS, SITES, Plan, render
-from ._wire import Operation
+from ._wire import Operation, wire_time
 
 __all__ = ["SimulationOptions", "simulate", "simulate_plans"]
 
@@ -44,7 +44,8 @@ class SimulationOptions:
     """Operations per body, at most (bodies mix cards)."""
     lose: float = 0.0
     """Chance that a notification is never delivered; the card then gets an on-demand
-    response with its latest event, after its other notifications."""
+    response with its latest event: a body of its own with ``confirmedAt``, as a log
+    keeps a reading, so that folding it confirms the card."""
     mix_other_ops: bool = False
     """Send a non-PRODUCE operation beside about one card in ten."""
     shipment_updates: int = 5
@@ -146,6 +147,23 @@ def _op_json(op: Operation) -> bytes:
     return _encoder.encode(op).replace(b'000Z"', b'Z"')
 
 
+class _Reading(bytes):
+    """A logged on-demand response: a whole body (``confirmedAt`` and the card's latest
+    event), delivered alone, never batched with notifications."""
+
+
+_READ_AFTER: Final = timedelta(days=30)
+"""How long after an operation's planned end its on-demand status is read: past every
+notification of it (shipment updates included)."""
+
+
+def _reading(latest: Operation, end: datetime) -> _Reading:
+    """The on-demand answer for a card whose latest event is ``latest``, read after
+    the operation ended (``end``), as ``cardflow fold`` reads a logged one."""
+    at = wire_time(end + _READ_AFTER)
+    return _Reading(b'{"confirmedAt":"%s","operations":[%s]}' % (at.encode(), _op_json(latest)))
+
+
 def simulate(
     cards: int,
     seed: int,
@@ -162,6 +180,9 @@ def simulate(
     batch: list[bytes] = []
 
     def emit(item: bytes) -> Iterator[bytes]:
+        if isinstance(item, _Reading):  # an on-demand answer is a body of its own
+            yield bytes(item)
+            return
         batch.append(item)
         if len(batch) >= rng.randint(1, opts.bulk):
             yield _BODY_OPEN + b",".join(batch) + b"]}"
@@ -190,7 +211,7 @@ def simulate(
             while rng.random() < opts.duplicates:
                 yield from deliver(item)
         if lost:
-            yield from deliver(_op_json(notes[-1]))
+            yield from deliver(_reading(notes[-1], plan.start_time + plan.duration))
         if opts.mix_other_ops and rng.random() < 0.1:
             yield from deliver(_other(rng, plan.card_id))
     rng.shuffle(window)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-__all__ = ["count", "moment", "positive", "probability", "seconds", "share"]
+__all__ = ["count", "moment", "port", "positive", "probability", "seconds", "share"]
 
 
 def count(text: str) -> int:
@@ -24,6 +24,14 @@ def positive(text: str) -> int:
     value = count(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port to listen on: 1 to 65535."""
+    value = positive(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port, 1 to 65535, got {value}")
     return value
 
 

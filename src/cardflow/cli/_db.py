@@ -10,6 +10,7 @@ reports: every format and filter of ``cardflow fold``, from the states table.
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,9 +27,11 @@ from ..batch._inputs import Body as ReadBody
 from ..batch._report import EventLog, Seen, Totals
 from ..store import Store
 from ..store import open as open_url
+from ._args import port
 from ._console import Console
 from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
+from ._logs import add_logging_options, configure, public_url
 from ._readable import counted
 
 __all__ = [
@@ -129,6 +132,16 @@ def add_commands(
         metavar="SECONDS",
         help="with --follow, a progress line on stderr this often (default 60)",
     )
+    dispatch.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="P",
+        help="serve cardflow_reactions_total on http://HOST:P/metrics (Prometheus)",
+    )
+    dispatch.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="(default: 127.0.0.1)"
+    )
+    add_logging_options(dispatch, "warning")
     return {"outbox": outbox, "dispatch": dispatch}
 
 
@@ -327,6 +340,7 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
 
 def run_dispatch(args: argparse.Namespace, console: Console) -> int:
     """``cardflow dispatch``; the exit status."""
+    configure(args)
     try:
         reactions = find_reactions(args.reactions)
     except (ImportError, AttributeError, ValueError) as exc:
@@ -338,11 +352,30 @@ def run_dispatch(args: argparse.Namespace, console: Console) -> int:
             " than 0 and --interval not less than 0\n"
         )
         return USAGE
+    if args.metrics_port is not None:
+        from ._reactions_metrics import serve_metrics
+
+        try:
+            reactions = serve_metrics(reactions, args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            console.stderr.write(
+                f"cardflow dispatch: --metrics-port {args.metrics_port}: cannot listen on port"
+                f" {args.metrics_port} of {args.metrics_host}: {exc.strerror or exc}\n"
+            )
+            return USAGE
+    logging.getLogger("cardflow.dispatch").info(
+        "dispatching from %s with %s%s",
+        public_url(args.db),
+        args.reactions,
+        "" if args.metrics_port is None else
+        f"; metrics on http://{args.metrics_host}:{args.metrics_port}/metrics",
+        extra={"event": "started", "store": public_url(args.db), "port": args.metrics_port},
+    )  # fmt: skip
     store = open_store(args.db, "dispatch", console)
     if store is None:
         return UNAVAILABLE
     total = 0
-    follow = Follow(console.stderr, args.progress_every)
+    follow = Follow(console.stderr, args.progress_every, echo=args.log_format == "text")
     with store, stopping() as stop, follow.attached():
         try:
             while not stop.is_set():

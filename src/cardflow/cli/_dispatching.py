@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TextIO
 
+from ._logs import ECHOED
+
 __all__ = ["Follow", "find_reactions", "printable", "stopping"]
 
 _LOGGER = "cardflow.dispatch"
@@ -78,12 +80,15 @@ def printable(text: str) -> str:
 
 class Follow(logging.Handler):
     """Writes each failure the dispatcher logs to stderr and counts the outcomes; writes a
-    progress line every ``every`` seconds (``tick``)."""
+    progress line every ``every`` seconds (``tick``). With ``echo`` False (``--log-format
+    json``) it only counts: the log configuration writes the failures, as JSON; with it,
+    the line written here is the failure's only one (``ECHOED`` marks the record)."""
 
-    def __init__(self, stderr: TextIO, every: float) -> None:
+    def __init__(self, stderr: TextIO, every: float, echo: bool = True) -> None:
         super().__init__(logging.WARNING)
         self.stderr = stderr
         self.every = every
+        self.echo = echo
         self.retried = 0
         self.dead = 0
         self.last = time.monotonic()
@@ -96,8 +101,10 @@ class Follow(logging.Handler):
             self.dead += 1
         else:
             return
-        self.stderr.write(f"cardflow dispatch: {printable(record.getMessage())}\n")
-        self.stderr.flush()
+        if self.echo:
+            self.stderr.write(f"cardflow dispatch: {printable(record.getMessage())}\n")
+            self.stderr.flush()
+            setattr(record, ECHOED, True)
 
     def tick(self, done: int, pending: int | None, force: bool = False) -> bool:
         """Write the progress line if it is due (or ``force``); whether it did."""

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import time
-from typing import Any
+from typing import Any, Final
 
 from ._args import count, moment, positive, seconds
 from ._console import Console
+from ._logs import add_logging_options, configure, public_url
 from ._progress import wanted
 
 __all__ = ["add_reconcile", "run_reconcile"]
+
+log: Final = logging.getLogger("cardflow.reconcile")
 
 _DESCRIPTION = """\
 Reconcile the store with D1: for every card that needs it (gaps, anomalies, unknown
@@ -78,6 +82,12 @@ def add_reconcile(commands: Any) -> argparse.ArgumentParser:
         default=None,
         help="progress on stderr (default: only when stderr is a terminal)",
     )
+    parser.add_argument(
+        "--passed",
+        action="store_true",
+        help="store the answers as serve --passed does (every writer of a store must agree)",
+    )
+    add_logging_options(parser, "warning")
     return parser
 
 
@@ -86,6 +96,7 @@ def run_reconcile(args: argparse.Namespace, console: Console) -> int:
     from ..d1 import Client, Retry
     from ..store import StoreUnavailable, open
 
+    configure(args)
     try:
         client = Client(
             args.d1,
@@ -103,12 +114,30 @@ def run_reconcile(args: argparse.Namespace, console: Console) -> int:
     except (OSError, ValueError) as error:
         console.stderr.write(f"cardflow reconcile: {error}\n")
         return 2
+    store_url = public_url(args.db)
+    log.info(
+        "reconciling %s with %s for issuer %s",
+        store_url,
+        args.d1,
+        args.issuer,
+        extra={"event": "started", "store": store_url, "address": args.d1},
+    )
     try:
-        with open(args.db) as store:
+        with open(args.db, passed=args.passed) as store:
             sweep = asyncio.run(_sweep(store, client, args, console))
     except (StoreUnavailable, ValueError) as error:
+        log.error("the store is unavailable: %s", error, extra={"event": "outage"})
         console.stderr.write(f"cardflow reconcile: the store: {error}\n")
         return 3
+    log.info("%s", sweep.summary().splitlines()[0], extra={"event": "finished"})
+    for failure in sweep.failures:  # stdout lists them too (up to --show): info, not warning
+        log.info(
+            "card %s could not be read: %s: %s",
+            failure.card_id,
+            failure.kind,
+            failure.detail,
+            extra={"event": "failed", "reason": str(failure.kind)},
+        )
     lines = [sweep.summary()]
     for failure in sweep.failures[: args.show]:
         lines.append(f"{failure.card_id}: {failure.kind}: {failure.detail}")

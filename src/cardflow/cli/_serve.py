@@ -8,11 +8,19 @@ N processes, each opening the store itself. Needs ``cardflow[serve]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import logging
 import os
-from typing import Any
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from typing import Any, Final
 
 from ._args import count, positive, seconds
 from ._console import Console
+from ._logs import add_logging_options, configure, public_url
 
 __all__ = ["add_serve", "run_serve"]
 
@@ -23,7 +31,10 @@ POST /notifications/d1/v2/issuers/{issuerId}/cards answers 204 once the store
 committed the body; 400 for a body that is not a D1 envelope (D1 must not retry it);
 413 over --max-body; 408 when the body does not arrive within --body-timeout; 503
 when the store is unavailable (D1 retries). GET /cards/{cardId} answers the card's
-JSON view; GET /health. Reactions are not run here: run cardflow dispatch.
+JSON view; GET /health; GET /metrics (Prometheus, summed over the workers);
+GET /openapi.json (OpenAPI 3.1). Reactions are not run here: run cardflow dispatch.
+It logs to stderr: a line when it starts, each worker's start and stop, each
+body refused (status, reason, request id), the store's outages and recoveries.
 
 Every request but GET /health must carry --token as Authorization: Bearer (401
 otherwise, whatever the path); serving without a token takes an explicit --no-auth
@@ -36,7 +47,15 @@ _STATUS = """\
 exit status:
   0    stopped
   2    usage error
-  3    the store could not be opened"""
+  3    the store could not be opened
+  4    the address cannot be listened on (the port is in use, or not ours to take)
+  5    the TLS certificate, key or client CA cannot be loaded"""
+
+USAGE: Final = 2
+STORE: Final = 3
+ADDRESS: Final = 4
+CERTIFICATE: Final = 5
+log: Final = logging.getLogger("cardflow.serve")
 
 
 def add_serve(commands: Any) -> argparse.ArgumentParser:
@@ -66,6 +85,13 @@ def add_serve(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--issuer", action="append", metavar="ID", help="accept only this issuer")
     parser.add_argument("--max-body", type=positive, default=None, metavar="BYTES")
     parser.add_argument("--body-timeout", type=seconds, default=None, metavar="SECONDS")
+    parser.add_argument(
+        "--passed",
+        action="store_true",
+        help="reactions as Tracker(passed=True): also for statuses a card passed without"
+        " a notification (docs/d1.md)",
+    )
+    add_logging_options(parser, "info", access=True)
     return parser
 
 
@@ -75,15 +101,16 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
 
     from ..d1 import check_token
     from ..store import StoreUnavailable, open
-    from ._serving import server_options
+    from ._serving import TLSFileError, server_options
 
+    config = configure(args)
     settings = {"DB": args.db}
     if args.token is not None:
         try:
             settings["TOKEN"] = check_token(args.token)
         except ValueError as error:
             console.stderr.write(f"cardflow serve: --token: {error}\n")
-            return 2
+            return USAGE
     elif args.no_auth:
         settings["NO_AUTH"] = "1"
     else:
@@ -91,7 +118,7 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
             "cardflow serve: give --token TOKEN (the bearer token D1 sends), or --no-auth"
             " to serve without authentication\n"
         )
-        return 2
+        return USAGE
     if args.issuer:
         settings["ISSUERS"] = ",".join(args.issuer)
     if args.max_body is not None:
@@ -100,6 +127,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
         settings["BODY_TIMEOUT"] = str(args.body_timeout)
     for key in ("TOKEN", "NO_AUTH"):  # none left over from the caller's environment
         os.environ.pop("CARDFLOW_SERVE_" + key, None)
+    if args.passed:
+        settings["PASSED"] = "1"
     for key, value in settings.items():
         os.environ["CARDFLOW_SERVE_" + key] = value
     try:
@@ -112,24 +141,89 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
             factory=True,
             workers=args.workers,
             lifespan="on",
+            log_config=config,
+            log_level=args.log_level,
+            access_log=args.access_log,
         )
+    except TLSFileError as error:
+        console.stderr.write(f"cardflow serve: {error}\n")
+        return CERTIFICATE
     except ValueError as error:
         console.stderr.write(f"cardflow serve: {error}\n")
-        return 2
+        return USAGE
     try:  # open (creating or upgrading) the store once, before the workers race to
         with open(args.db):
             pass
     except (StoreUnavailable, ValueError) as error:
         console.stderr.write(f"cardflow serve: {error}\n")
-        return 3
+        return STORE
+    busy = _cannot_listen(args.host, args.port)
+    if busy is not None:
+        console.stderr.write(f"cardflow serve: {busy}\n")
+        return ADDRESS
+    scheme = "https" if args.certfile else "http"
     if args.no_auth:
-        scheme = "https" if args.certfile else "http"
-        console.stderr.write(
-            f"cardflow serve: --no-auth: serving WITHOUT AUTHENTICATION on"
-            f" {scheme}://{args.host}:{args.port}: anyone who reaches it can post"
-            " notifications and read every card\n"
+        log.warning(
+            "--no-auth: serving WITHOUT AUTHENTICATION on %s://%s:%d: anyone who reaches it"
+            " can post notifications and read every card",
+            scheme,
+            _host(args.host),
+            args.port,
+            extra={"event": "no_auth"},
         )
-        console.stderr.flush()
-    # Each worker imports the factory and opens the store itself.
-    uvicorn.run("cardflow.d1:receiver_from_env", **options)
+    kinds = [kind for kind, used in (("bearer token", args.token), ("mutual TLS", args.client_ca))
+             if used]  # fmt: skip
+    auth = " and ".join(kinds) or "none"
+    address = f"{scheme}://{_host(args.host)}:{args.port}"
+    store = public_url(args.db)
+    log.info(
+        "listening on %s: store %s, %d worker%s, auth %s",
+        address,
+        store,
+        args.workers,
+        "" if args.workers == 1 else "s",
+        auth,
+        extra={"event": "started", "address": address, "store": store,
+               "workers": args.workers, "auth": auth},
+    )  # fmt: skip
+    with _metrics_directory():  # each worker's counts, summed by /metrics
+        uvicorn.run("cardflow.d1:receiver_from_env", **options)
     return 0
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (as uvicorn binds it); None if it can."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return f"--host {host}: {error}"
+    family, kind, proto, _, where = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as error:
+            reason = "it is in use" if error.errno == errno.EADDRINUSE else error.strerror
+            return f"cannot listen on port {port} of {host}: {reason}"
+    return None
+
+
+@contextlib.contextmanager
+def _metrics_directory() -> Iterator[str]:
+    """A fresh directory for prometheus-client's multiprocess mode, named to the
+    workers in ``PROMETHEUS_MULTIPROC_DIR``; removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="cardflow-metrics-")
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield directory
+    finally:
+        if before is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = before
+        shutil.rmtree(directory, ignore_errors=True)

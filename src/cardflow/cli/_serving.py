@@ -9,7 +9,16 @@ import os
 import ssl
 from typing import Any
 
-__all__ = ["server_options"]
+__all__ = ["TLSFileError", "server_options"]
+
+
+class TLSFileError(ValueError):
+    """A TLS file (certificate, key, client CA) that cannot be read or used: its own
+    exit status in ``cardflow serve``, apart from a usage error of the flags."""
+
+
+def _no_password() -> str:
+    raise ValueError("the key is encrypted, and nothing can ask for its password")
 
 
 def server_options(
@@ -23,9 +32,10 @@ def server_options(
     """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` (and
     ``keyfile``, unless the certificate's file holds the key) it serves TLS, and with
     ``client_ca`` it refuses, in the handshake, any client without a certificate that
-    CA signed. ``ValueError`` (a usage error) for a
-    key without a certificate, a certificate without its key, or a file that cannot
-    be read: never plain HTTP in place of TLS, never a traceback."""
+    CA signed. ``ValueError`` (a usage error) for a key without a certificate or a
+    client CA without TLS; ``TLSFileError`` for a file that cannot be read, a
+    certificate without its key, an encrypted key, a client CA that is no CA
+    certificate: never plain HTTP in place of TLS, never a traceback."""
     if client_ca is not None and certfile is None:
         raise ValueError("--client-ca needs --certfile (and --keyfile): mutual TLS is TLS")
     if keyfile is not None and certfile is None:
@@ -36,16 +46,24 @@ def server_options(
         ("--client-ca", client_ca),
     ):
         if path is not None and not os.access(path, os.R_OK):
-            raise ValueError(f"{flag} {path}: cannot read the file")
+            raise TLSFileError(f"{flag} {path}: cannot read the file")
     if certfile is not None:
-        try:  # what uvicorn will do, but here a fault is a usage error, not a traceback
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:  # what uvicorn will do, but here a fault is a message, not a traceback
+            context.load_cert_chain(certfile, keyfile, password=_no_password)
         except (ssl.SSLError, ValueError) as error:
             where = "--certfile" if keyfile is None else "--certfile and --keyfile"
-            raise ValueError(
+            raise TLSFileError(
                 f"{where}: not a certificate with its private key ({error}); give the key"
                 " with --keyfile, or one PEM file holding both"
             ) from None
+        if client_ca is not None:
+            try:
+                context.load_verify_locations(client_ca)
+            except ssl.SSLError as error:
+                raise TLSFileError(
+                    f"--client-ca {client_ca}: no CA certificate in PEM ({error})"
+                ) from None
     settings: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -18,6 +18,12 @@ that one slow commit never holds up the event loop.
 A body is read with two limits: ``max_body`` bytes (checked against Content-Length
 before reading, and counted while streaming, for a chunked body) and ``body_timeout``
 seconds for the whole body to arrive (a slow or stalled sender gets 408).
+
+The answer to a notification carries an ``X-Request-Id`` (the sender's, when it is
+a short plain token, else a new one). Each body not stored is logged (logger
+``cardflow.serve``) with its status, reason and request id, never its bytes; so are
+the store's outages and recoveries. ``GET /metrics`` (``_metrics.py``) and ``GET /openapi.json``
+(``_openapi.py``) describe the receiver to operators and to tools.
 """
 
 from __future__ import annotations
@@ -26,13 +32,18 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
-from collections.abc import AsyncIterator, Collection
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +54,8 @@ from .._cardstate import CardState
 from .._decode import MAX_BODY
 from .._errors import InvalidNotification, StoreUnavailable
 from .._view import json_view
+from ._metrics import CONTENT_TYPE, ReceiverMetrics
+from ._openapi import openapi_document
 from ._policy import Outcome, notification_headers, notification_status
 
 __all__ = [
@@ -67,7 +80,19 @@ _OPEN_PATHS: Final = frozenset({"/health"})
 ENV_PREFIX: Final = "CARDFLOW_SERVE_"
 """Where :func:`receiver_from_env` reads its settings (``cardflow serve`` sets them for
 its worker processes): ``DB``, ``TOKEN`` or ``NO_AUTH=1``, ``MAX_BODY``,
-``BODY_TIMEOUT``, ``ISSUERS``."""
+``BODY_TIMEOUT``, ``ISSUERS``, ``PASSED`` (``1``: the store's ``passed=True``)."""
+
+log: Final = logging.getLogger("cardflow.serve")
+_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_METRIC: Final = {
+    Outcome.NOT_AN_ENVELOPE: "rejected",
+    Outcome.TOO_LARGE: "too_large",
+    Outcome.TOO_SLOW: "too_slow",
+    Outcome.STORE_UNAVAILABLE: "unavailable",
+    Outcome.UNAUTHORIZED: "unauthorized",
+    Outcome.UNKNOWN_ISSUER: "unknown_issuer",
+}
+"""The ``outcome`` label of ``cardflow_bodies_total`` for a body that was not stored."""
 
 
 def check_token(token: str) -> str:
@@ -95,14 +120,19 @@ class _BearerToken:
     nothing about the token, not even its length.
     """
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str, refused: Callable[[Scope], None] | None = None
+    ) -> None:
         self.app = app
         self.expected = _digest(f"Bearer {token}".encode())
+        self.refused = refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope) not in _OPEN_PATHS:
             given = Headers(scope=scope).get("authorization", "").encode("latin-1")
             if not hmac.compare_digest(_digest(given), self.expected):
+                if self.refused is not None:  # counted and logged by the receiver
+                    self.refused(scope)
                 answer = _answer(Outcome.UNAUTHORIZED, "a bearer token is required")
                 await answer(scope, receive, send)
                 return
@@ -168,6 +198,44 @@ def _answer(outcome: Outcome, detail: str = "") -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _request_id(request: Request) -> str:
+    """The request's id: the sender's ``X-Request-Id`` when it is a short plain token
+    (safe to log and to echo), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """``text`` for a log line: control characters escaped, at most ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+class _Outage:
+    """Whether the store is failing, as this worker saw it last: logs the first failure
+    of an outage and the first success after it, not every request in between."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, error: StoreUnavailable) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error(
+                "the store is unavailable: %s", _printable(str(error)), extra={"event": "outage"}
+            )
+
+    def answered(self) -> None:
+        if self.since is not None:
+            seconds = round(time.monotonic() - self.since, 3)
+            self.since = None
+            log.warning(
+                "the store answers again, after %.3f s",
+                seconds,
+                extra={"event": "recovery", "seconds": seconds},
+            )
+
+
 def receiver(
     store: str | ReceiverStore,
     *,
@@ -175,6 +243,7 @@ def receiver(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     token: str | None = None,
     issuers: Collection[str] | None = None,
+    passed: bool = False,
 ) -> Starlette:
     """The receiver as a Starlette application over ``store`` (a store URL, opened
     here with :func:`cardflow.store.open`, or an open store).
@@ -184,6 +253,8 @@ def receiver(
     (behind a proxy that authenticates). An empty or blank token is a ``ValueError``.
     Mutual TLS is the server's business (``docs/d1.md``).
     ``issuers``: the issuerIds accepted in the path (404 for another); default any.
+    ``passed``: a store opened here computes reactions as ``Tracker(passed=True)``
+    (the passed-over statuses fire too; docs/d1.md).
     """
     if token is not None:
         check_token(token)
@@ -193,30 +264,68 @@ def receiver(
         raise ValueError(f"body_timeout must be positive, got {body_timeout}")
     from ..store import open as open_store
 
-    backend: ReceiverStore = open_store(store) if isinstance(store, str) else store
+    backend: ReceiverStore = open_store(store, passed=passed) if isinstance(store, str) else store
     owned = isinstance(store, str)
     allowed = None if issuers is None else frozenset(issuers)
+    metrics = ReceiverMetrics(backend)
+    outage = _Outage()
+    described = openapi_document(secured=token is not None, max_body=max_body)
+
+    def note(outcome: Outcome, detail: str, rid: str) -> None:
+        """Count and log a body not stored (never its bytes)."""
+        status = notification_status(outcome)
+        metrics.bodies.labels(_METRIC[outcome]).inc()
+        log.warning(
+            "refused a body: %d %s (%s), request %s",
+            status,
+            outcome.value,
+            _printable(detail),
+            rid,
+            extra={"event": "refused", "status": status, "outcome": outcome.value,
+                   "reason": _printable(detail), "request_id": rid, "pid": os.getpid()},
+        )  # fmt: skip
+
+    def refused(outcome: Outcome, detail: str, rid: str) -> Response:
+        note(outcome, detail, rid)
+        answer = _answer(outcome, detail)
+        answer.headers["X-Request-Id"] = rid
+        return answer
+
+    def unauthorized(scope: Scope) -> None:
+        """A request the token check refused: a notification is counted and logged."""
+        if scope.get("method") == "POST":
+            note(Outcome.UNAUTHORIZED, "a bearer token is required", _request_id(Request(scope)))
 
     async def notify(request: Request) -> Response:
+        rid = _request_id(request)
         if allowed is not None and request.path_params["issuer_id"] not in allowed:
-            return _answer(Outcome.UNKNOWN_ISSUER, "this receiver does not serve that issuer")
+            return refused(Outcome.UNKNOWN_ISSUER, "this receiver does not serve that issuer", rid)
         try:
             body = await read_body(request, max_body, body_timeout)
         except _BodyError as error:
-            return _answer(error.outcome, error.detail)
+            return refused(error.outcome, error.detail, rid)
+        received = time.perf_counter()
         try:
-            await run_in_threadpool(backend.ingest, body)
+            done = await run_in_threadpool(backend.ingest, body)
         except InvalidNotification as error:
-            return _answer(Outcome.NOT_AN_ENVELOPE, str(error))
+            return refused(Outcome.NOT_AN_ENVELOPE, str(error), rid)
         except StoreUnavailable as error:
-            return _answer(Outcome.STORE_UNAVAILABLE, str(error))
-        return _answer(Outcome.COMMITTED)
+            outage.failed(error)
+            return refused(Outcome.STORE_UNAVAILABLE, str(error), rid)
+        metrics.ingest_seconds.observe(time.perf_counter() - received)
+        outage.answered()
+        _count(metrics, done)
+        answer = _answer(Outcome.COMMITTED)
+        answer.headers["X-Request-Id"] = rid
+        return answer
 
     async def card(request: Request) -> Response:
         try:
             state = await run_in_threadpool(backend.get, request.path_params["card_id"])
         except StoreUnavailable as error:
+            outage.failed(error)
             return _answer(Outcome.STORE_UNAVAILABLE, str(error))
+        outage.answered()
         if state is None:
             return JSONResponse({"error": "UNKNOWN_CARD"}, status_code=404)
         return JSONResponse(json_view(state))
@@ -226,26 +335,61 @@ def receiver(
         # the database) nor anything of a card.
         try:
             await run_in_threadpool(backend.get, "")
-        except StoreUnavailable:
+        except StoreUnavailable as error:
+            outage.failed(error)
             return JSONResponse({"status": "unavailable"}, 503)
+        outage.answered()
         return JSONResponse({"status": "ok"})
+
+    async def exposition(request: Request) -> Response:
+        await run_in_threadpool(metrics.refresh)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(described)
+
+    async def no_route(request: Request, error: Exception) -> Response:
+        status = error.status_code if isinstance(error, HTTPException) else 404
+        headers = getattr(error, "headers", None)
+        return JSONResponse({"error": "NO_SUCH_ROUTE"}, status_code=status, headers=headers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("worker %d started", os.getpid(), extra={"event": "worker_started",
+                                                          "pid": os.getpid()})  # fmt: skip
         yield
         close = getattr(backend, "close", None)
         if owned and close is not None:  # the store we opened: the caller's stays open
             close()
+        log.info("worker %d stopped", os.getpid(), extra={"event": "worker_stopped",
+                                                          "pid": os.getpid()})  # fmt: skip
 
     return Starlette(
         lifespan=lifespan,
-        middleware=[] if token is None else [Middleware(_BearerToken, token=token)],
+        middleware=[]
+        if token is None
+        else [Middleware(_BearerToken, token=token, refused=unauthorized)],
         routes=[
             Route(NOTIFICATION_PATH, notify, methods=["POST"]),
             Route("/cards/{card_id}", card, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", exposition, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ],
+        exception_handlers={404: no_route, 405: no_route},
     )
+
+
+def _count(metrics: ReceiverMetrics, done: object) -> None:
+    """Count a committed body and its operations, from what the store says it did."""
+    new = int(getattr(done, "new", 1))
+    duplicates = int(getattr(done, "duplicates", 0))
+    rejected = sum(r.index is not None for r in getattr(done, "rejects", ()))
+    metrics.bodies.labels("duplicate" if duplicates and not new else "stored").inc()
+    for outcome, n in (("stored", new), ("duplicate", duplicates), ("rejected", rejected),
+                       ("passed_over", int(getattr(done, "passed_over", 0)))):  # fmt: skip
+        if n:
+            metrics.operations.labels(outcome).inc(n)
 
 
 def receiver_from_env(environ: dict[str, str] | None = None) -> Starlette:
@@ -267,6 +411,7 @@ def receiver_from_env(environ: dict[str, str] | None = None) -> Starlette:
         raise ValueError(f"{ENV_PREFIX}TOKEN and {ENV_PREFIX}NO_AUTH=1 contradict each other")
     return receiver(
         db,
+        passed=env.get(ENV_PREFIX + "PASSED") == "1",
         max_body=int(env.get(ENV_PREFIX + "MAX_BODY", DEFAULT_MAX_BODY)),
         body_timeout=float(env.get(ENV_PREFIX + "BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT)),
         token=token,

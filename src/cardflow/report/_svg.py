@@ -45,6 +45,8 @@ _PALETTE: Final = (
 )
 _OTHER: Final = "#9d9d9d"
 _FONT: Final = 'font-size="12"'
+_CHAR: Final = 7.5
+"""The widest a character of the charts' 12 px text draws, in the viewBox's units."""
 
 
 def status_colors(statuses: Sequence[str], known: Sequence[str]) -> dict[str, str]:
@@ -163,8 +165,9 @@ def columns(
     first = slot(ordered[0], period)
     span = slot(ordered[-1], period) - first + 1
     step = plot_w / span
-    tick = _nice(math.ceil(max(sum(c.values()) for c in starts.values()) / 4))
-    top = 4 * tick
+    # The tallest column reaches the top of the plot; grid lines at round values below.
+    top = max(sum(c.values()) for c in starts.values()) or 1
+    tick = _nice(math.ceil(top / 4))
     body: list[str] = [f'<g data-period="{escape(period)}"></g>']
     for value in range(0, top + 1, tick):
         y = top_pad + plot_h - plot_h * value / top
@@ -198,7 +201,11 @@ def columns(
         marks, fmt = ordered[:: max(1, math.ceil(len(ordered) / 10))], _LABELS[period]
     for mark in marks:
         x = left + step * max(slot(mark, period) - first, 0)
-        body.append(f'<text x="{_f(x)}" y="{height - 12}" fill="#666">{mark.strftime(fmt)}</text>')
+        text = mark.strftime(fmt)
+        anchor = ""
+        if x + _CHAR * len(text) > width:  # it would run off the edge: end it at its slot's
+            x, anchor = min(x + step, width - 2.0), ' text-anchor="end"'
+        body.append(f'<text x="{_f(x)}" y="{height - 12}"{anchor} fill="#666">{text}</text>')
     return _svg(width, height, label, body)
 
 
