@@ -246,31 +246,28 @@ class Store(abc.ABC):
     def _commit(self, prepared: list[Prepared]) -> list[Ingested]:
         for attempt in range(_TRIES):
             try:
-                out = []
                 with self._transaction() as tx:
-                    now = micros(_now())
-                    for one in prepared:
-                        found, new = commit(
-                            tx,
-                            one,
-                            now=now,
-                            lifecycle=self.lifecycle,
-                            passed=self.passed,
-                            decode=self._decode,
-                        )
-                        out.append(
-                            Ingested(
-                                changes=found,
-                                rejects=one.rejects,
-                                passed_over=one.passed_over,
-                                new=new,
-                                duplicates=one.produce - new,
-                            )
-                        )
+                    done = commit(
+                        tx,
+                        prepared,
+                        now=micros(_now()),
+                        lifecycle=self.lifecycle,
+                        passed=self.passed,
+                        decode=self._decode,
+                    )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
                 continue
-            return out
+            return [
+                Ingested(
+                    changes=found,
+                    rejects=one.rejects,
+                    passed_over=one.passed_over,
+                    new=new,
+                    duplicates=one.produce - new,
+                )
+                for one, (found, new) in zip(prepared, done, strict=True)
+            ]
         raise StoreUnavailable(
             f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
         )

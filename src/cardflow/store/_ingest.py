@@ -1,14 +1,17 @@
-"""A body's transaction, written once for both engines.
+"""A transaction of bodies, written once for both engines.
 
 Its PRODUCE events are inserted once each (``ON CONFLICT DO NOTHING``: a duplicate
 costs one index lookup), in body order, so that the events table's order is the
 order events were applied in (one writer at a time); the cards that new events touch
-are read and written in card order, each written only if its version is still the
-one read (compare-and-swap: a concurrent writer's change makes the transaction start
-again, never lose that change); one outbox row per reaction and one rejects row per
-rejected operation, each unique; commit. Cards are written in one fixed order and
-only after the events, so that two transactions wait on each other in a cycle only
-when they insert the same events in opposite orders (the same operations batched
+are read in one query and written in card order with one upsert, each only if its
+version is still the one read (compare-and-swap, ``_states.py``: a concurrent
+writer's change makes the transaction start again, never lose that change); one
+outbox row per reaction and one rejects row per rejected operation, each unique;
+commit. Each table takes one multi-row statement per transaction (per 30,000
+parameters), however many bodies it holds, and the result is the one of committing
+the bodies one by one in their order. Cards are written in one fixed order and only
+after the events, so that two transactions wait on each other in a cycle only when
+they insert the same events in opposite orders (the same operations batched
 differently, at the same moment); PostgreSQL detects that, and the transaction
 starts again.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 
 import msgspec
@@ -27,21 +30,15 @@ from .._codec import encode_state
 from .._decode import Body, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
-from .._reconcile import is_settled, last_heard, needs_reconcile
 from .._step import Change, ChangeKind, step
 from .._wire import PRODUCE, Operation, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
+from ._states import Conflict, chunks, read_states, write_states
 
 __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
 _REACTIONS: Final = frozenset({ChangeKind.STATUS.value, ChangeKind.SHIPMENT.value})
-_DAWN: Final = datetime.min.replace(tzinfo=UTC)
-_CHUNK: Final = 400
-
-
-class Conflict(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
-    """A concurrent transaction changed what this one read: start it again."""
 
 
 class Ingested(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,140 +106,104 @@ def prepare(body: Body, at: datetime | None) -> Prepared:
     )
 
 
-def _columns(state: CardState, lifecycle: Lifecycle) -> tuple[int, int, int | None, int]:
-    """What reads filter on: (flagged, settled, due day, last heard).
-
-    ``flagged``: a reason to reconcile that holds at any time (gaps, anomalies, unknown
-    statuses, asked at the dawn of time). ``settled``: a card that can never be
-    OVERDUE or SILENT (``cardflow.is_settled``). Reads check each candidate with
-    ``needs_reconcile`` itself, so these only need to leave no card out.
-    """
-    flagged = 1 if needs_reconcile(state, _DAWN, lifecycle=lifecycle) else 0
-    settled = 1 if is_settled(state, lifecycle) else 0
-    heard = last_heard(state)
-    due = None if state.due_date is None else state.due_date.toordinal()
-    return flagged, settled, due, micros(heard)
-
-
 def commit(
     tx: Tx,
-    prepared: Prepared,
+    batch: Sequence[Prepared],
     *,
     now: int,
     lifecycle: Lifecycle,
     passed: bool,
     decode: Callable[[str, bytes], CardState],
-) -> tuple[list[Change], int]:
-    """Run a prepared body's transaction in ``tx``: (its changes, how many events were
-    new). ``Conflict`` when a concurrent transaction wrote one of its cards first."""
-    at = prepared.at
-    events = prepared.events
-    read_at = None if at is None else micros(at)
+) -> list[tuple[list[Change], int]]:
+    """Run the transaction of prepared bodies in ``tx``, as if each were committed in
+    turn: per body, (its changes, how many of its events were new). ``Conflict`` when a
+    concurrent transaction wrote one of their cards first.
+
+    Each table is written with one statement per 30,000 parameters, the states read in
+    one query: an event is new in the first body that holds it, and each card's new
+    events are applied in body order, each with its body's reading time.
+    """
+    firsts: list[tuple[int, Event]] = []
+    owner: set[bytes] = set()
+    rows: list[tuple[object, ...]] = []
+    for index, prepared in enumerate(batch):
+        read_at = None if prepared.at is None else micros(prepared.at)
+        for e in prepared.events:
+            if e.key in owner:
+                continue
+            owner.add(e.key)
+            firsts.append((index, e))
+            rows.append((e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now))
     fresh: set[bytes] = set()
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
-        params: list[object] = []
-        for e in chunk:
-            params += (e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now)
-        marks = ",".join(["(?,?,?,?,?,?)"] * len(chunk))
-        rows = tx.rows(
-            "INSERT INTO events (key, card_id, operation_id, read_at, event, stored_at)"
-            f" VALUES {marks} ON CONFLICT (key) DO NOTHING RETURNING key",
-            params,
+    for chunk in chunks(rows, 6):
+        fresh.update(
+            bytes(row[0])
+            for row in tx.rows(
+                "INSERT INTO events (key, card_id, operation_id, read_at, event, stored_at)"
+                f" VALUES {','.join(['(?,?,?,?,?,?)'] * len(chunk))}"
+                " ON CONFLICT (key) DO NOTHING RETURNING key",
+                [value for row in chunk for value in row],
+            )
         )
-        fresh.update(bytes(row[0]) for row in rows)
-    by_card: dict[str, list[Operation]] = {}
-    for e in events:
+    new = [0] * len(batch)
+    by_card: dict[str, list[tuple[int, Operation]]] = {}
+    for index, e in firsts:
         if e.key in fresh:
-            by_card.setdefault(e.op.card_id, []).append(e.op)
-    found = _write_states(tx, by_card, at, now, lifecycle, passed, decode)
-    outbox = []
-    for change in sorted(found, key=lambda c: c.key):
-        if change.kind in _REACTIONS:
-            outbox.append(outbox_row(change, encode_state(change.state), now))
-    _insert(tx, "outbox", OUTBOX_COLUMNS, outbox, "key")
-    kept = []
-    for reject in prepared.rejects:
-        raw = bytes(reject.raw)
-        digest = hashlib.sha256(
-            b"\0".join((reject.path.encode(), reject.reason.encode(), raw))
-        ).digest()
-        kept.append((digest, reject.index, reject.path, reject.reason, raw, now))
-    kept.sort(key=lambda row: row[0])
-    _insert(tx, "rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
-    return found, len(fresh)
-
-
-def _write_states(
-    tx: Tx,
-    by_card: dict[str, list[Operation]],
-    at: datetime | None,
-    now: int,
-    lifecycle: Lifecycle,
-    passed: bool,
-    decode: Callable[[str, bytes], CardState],
-) -> list[Change]:
-    """Apply each card's new events to its stored state and write it back, in card
-    order; ``Conflict`` when another transaction wrote one of them first."""
+            new[index] += 1
+            by_card.setdefault(e.op.card_id, []).append((index, e.op))
+    found: list[list[Change]] = [[] for _ in batch]
     cards = sorted(by_card)
-    stored: dict[str, tuple[int, bytes]] = {}
-    for start in range(0, len(cards), _CHUNK):
-        chunk = cards[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for card, version, blob in tx.rows(
-            f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", chunk
-        ):
-            stored[card] = (int(version), bytes(blob))
-    found: list[Change] = []
+    stored = read_states(tx, cards, decode)
+    written: dict[str, tuple[int | None, CardState]] = {}
     for card in cards:
-        version, blob = stored.get(card, (None, None))
-        old = None if blob is None else decode(card, blob)
+        version, old = stored.get(card, (None, None))
         state = old
-        for op in by_card[card]:
-            state, changed = step(state, op, at=at, passed=passed, lifecycle=lifecycle)
-            found += changed
-        if state is None or state == old:
-            continue
-        flagged, settled, due, heard = _columns(state, lifecycle)
-        values = (
-            state.operation_id,
-            state.status,
-            state.operation_status,
-            flagged,
-            settled,
-            due,
-            heard,
-            encode_state(state),
-            now,
+        for index, op in by_card[card]:
+            state, changed = step(state, op, at=batch[index].at, passed=passed, lifecycle=lifecycle)
+            found[index] += changed
+        if state is not None and state != old:
+            written[card] = (version, state)
+    encoded: dict[int, bytes] = {}
+    outbox: list[tuple[object, ...]] = []
+    queued: set[str] = set()
+    for changes in found:
+        keyed = sorted(
+            ((c.key, c) for c in changes if c.kind in _REACTIONS), key=lambda pair: pair[0]
         )
-        if version is None:
-            written = tx.run(
-                "INSERT INTO states (operation_id, status, operation_status, flagged,"
-                " settled, due_day, last_heard, state, updated_at, card_id, version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,1) ON CONFLICT (card_id) DO NOTHING",
-                (*values, card),
-            )
-        else:
-            written = tx.run(
-                "UPDATE states SET operation_id = ?, status = ?, operation_status = ?,"
-                " flagged = ?, settled = ?, due_day = ?, last_heard = ?, state = ?,"
-                " updated_at = ?, version = version + 1 WHERE card_id = ? AND version = ?",
-                (*values, card, version),
-            )
-        if written != 1:
-            raise Conflict(f"card {card!r} was written by another transaction")
-    return found
+        for key, change in keyed:
+            if key in queued:
+                continue
+            queued.add(key)
+            blob = encoded.get(id(change.state))
+            if blob is None:
+                blob = encoded[id(change.state)] = encode_state(change.state)
+            outbox.append(outbox_row(change, blob, now))
+    write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
+    _insert(tx, "outbox", OUTBOX_COLUMNS, outbox, "key")
+    kept: list[tuple[object, ...]] = []
+    seen: set[bytes] = set()
+    for prepared in batch:
+        mine = []
+        for reject in prepared.rejects:
+            raw = bytes(reject.raw)
+            digest = hashlib.sha256(
+                b"\0".join((reject.path.encode(), reject.reason.encode(), raw))
+            ).digest()
+            if digest not in seen:
+                seen.add(digest)
+                mine.append((digest, reject.index, reject.path, reject.reason, raw, now))
+        mine.sort(key=lambda row: row[0])
+        kept += mine
+    _insert(tx, "rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
+    return [(changes, count) for changes, count in zip(found, new, strict=True)]
 
 
-def _insert(
-    tx: Tx, table: str, columns: str, rows: Sequence[tuple[object, ...]], unique: str
-) -> None:
+def _insert(tx: Tx, table: str, columns: str, rows: list[tuple[object, ...]], unique: str) -> None:
     if not rows:
         return
     width = len(rows[0])
     mark = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
+    for chunk in chunks(rows, width):
         tx.run(
             f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}"
             f" ON CONFLICT ({unique}) DO NOTHING",
