@@ -27,7 +27,7 @@ import msgspec
 
 from .._cardstate import CardState
 from .._codec import encode_state
-from .._decode import Body, Reject, decode_lenient
+from .._decode import Body, Decoded, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
 from .._step import Change, ChangeKind, step
@@ -76,14 +76,15 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     produce: int
 
 
-def prepare(body: Body, at: datetime | None) -> Prepared:
-    """Decode a body (``at``: an on-demand status read then, in UTC) for ``commit``.
+def prepare(body: Body | Decoded, at: datetime | None) -> Prepared:
+    """Decode a body (``at``: an on-demand status read then, in UTC) for ``commit``; a
+    body already decoded (``decode_lenient``) is taken as it is.
 
     Raises ``InvalidNotification`` for a body that is not a D1 envelope. An event's key
     is the SHA-256 of its fingerprint, and of its reading time for an on-demand status
     (read again later, it confirms again: a new event).
     """
-    decoded = decode_lenient(body)
+    decoded = body if isinstance(body, Decoded) else decode_lenient(body)
     for reject in decoded.rejects:
         if reject.index is None:
             raise InvalidNotification(reject.reason, reject.path)
