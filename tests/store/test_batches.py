@@ -107,3 +107,49 @@ def test_any_split_into_batches_ends_as_one_by_one(
             assert _contents(store, cards) == wanted
 
     check()
+
+
+def _damage(url: str, card: str) -> None:
+    """Leave a card's state row in a format from a later version: it fails to read."""
+    newer = b"CFS\x63" + b"\x00" * 8
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///").partition("?")[0]) as connection:
+            connection.execute("UPDATE states SET state = ? WHERE card_id = ?", (newer, card))
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("UPDATE states SET state = %s WHERE card_id = %s", (newer, card))
+
+
+def test_bodies_stored_together_fail_alone(store_url: str) -> None:
+    first = logs.log(cards=3, seed=2)[0]
+    broken = msgspec.json.decode(first)["operations"][0]["cardId"]
+    with cardflow.store.open(store_url) as store:
+        store.ingest(first)
+        _damage(store_url, broken)
+        later = {**msgspec.json.decode(first)["operations"][0], "operationId": "op-later"}
+        bodies = [
+            msgspec.json.encode({"operations": [later]}),
+            b"not json",
+            msgspec.json.encode({"operations": [{**later, "cardId": "other-1"}]}),
+            first,
+            msgspec.json.encode({"operations": [{**later, "cardId": "other-2"}]}),
+        ]
+        results = store.ingest_each(bodies)
+        assert [type(r).__name__ for r in results] == [
+            "StoreUnavailable",
+            "InvalidNotification",
+            "Ingested",
+            "Ingested",
+            "Ingested",
+        ]
+        assert "newer" in str(results[0])
+        assert [r.new for r in results[2:]] == [1, 0, 1]  # type: ignore[union-attr]
+        assert store.get("other-1") is not None
+        assert store.get("other-2") is not None
+        # All well: one transaction, the result of one by one.
+        again = store.ingest_each([bodies[2], b"[]", bodies[4]])
+        assert [type(r).__name__ for r in again] == ["Ingested", "InvalidNotification", "Ingested"]

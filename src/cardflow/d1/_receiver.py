@@ -5,7 +5,9 @@ cardflow store and answers only once the store committed it; what every other ou
 answers is the status policy (``_policy.py``). ``GET /cards/{cardId}`` answers a card's
 :func:`cardflow.json_view`; ``GET /health`` whether the store answers.
 
-The request does nothing but store: reactions are rows of the store's outbox, run by a
+Bodies that arrive together in one process share a transaction (``_writer.py``: group
+commit), each answered only once its own transaction committed. The request does
+nothing but store: reactions are rows of the store's outbox, run by a
 dispatcher (``cardflow dispatch``) in another process, never inside the request. The
 store's calls are blocking (SQLite, psycopg): they run in Starlette's thread pool so
 that one slow commit never holds up the event loop.
@@ -31,9 +33,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._cardstate import CardState
-from .._errors import InvalidNotification, StoreUnavailable
+from .._errors import StoreUnavailable
 from .._view import json_view
 from ._policy import Outcome, notification_headers, notification_status
+from ._writer import DEFAULT_GROUP_WAIT, DEFAULT_MAX_GROUP, GroupWriter, Stored
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -114,6 +117,8 @@ def receiver(
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     token: str | None = None,
     issuers: Collection[str] | None = None,
+    max_group: int = DEFAULT_MAX_GROUP,
+    group_wait: float = DEFAULT_GROUP_WAIT,
 ) -> Starlette:
     """The receiver as a Starlette application over ``store`` (a store URL, opened
     here with :func:`cardflow.store.open`, or an open store).
@@ -121,6 +126,9 @@ def receiver(
     ``token``: D1 must send ``Authorization: Bearer <token>`` with each notification
     (401 otherwise); mutual TLS is the server's business (``docs/d1.md``).
     ``issuers``: the issuerIds accepted in the path (404 for another); default any.
+    ``max_group``, ``group_wait``: bodies that arrive together share a transaction, at
+    most ``max_group`` of them, waiting at most ``group_wait`` seconds for more
+    (``GroupWriter``); each is answered once its own transaction committed.
     """
     if max_body < 1:
         raise ValueError(f"max_body must be at least 1 byte, got {max_body}")
@@ -130,6 +138,7 @@ def receiver(
 
     backend: ReceiverStore = open_store(store) if isinstance(store, str) else store
     owned = isinstance(store, str)
+    writer = GroupWriter(backend, max_bodies=max_group, max_wait=group_wait)
     allowed = None if issuers is None else frozenset(issuers)
     expected = None if token is None else f"Bearer {token}".encode()
 
@@ -144,12 +153,11 @@ def receiver(
             body = await read_body(request, max_body, body_timeout)
         except _BodyError as error:
             return _answer(error.outcome, error.detail)
-        try:
-            await run_in_threadpool(backend.ingest, body)
-        except InvalidNotification as error:
-            return _answer(Outcome.NOT_AN_ENVELOPE, str(error))
-        except StoreUnavailable as error:
-            return _answer(Outcome.STORE_UNAVAILABLE, str(error))
+        written = await writer.write(body)
+        if written.outcome is Stored.REJECTED:
+            return _answer(Outcome.NOT_AN_ENVELOPE, written.detail)
+        if written.outcome is Stored.UNAVAILABLE:
+            return _answer(Outcome.STORE_UNAVAILABLE, written.detail)
         return _answer(Outcome.COMMITTED)
 
     async def card(request: Request) -> Response:
@@ -171,6 +179,7 @@ def receiver(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        writer.close()
         close = getattr(backend, "close", None)
         if owned and close is not None:  # the store we opened: the caller's stays open
             close()

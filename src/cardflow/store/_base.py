@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -24,7 +24,7 @@ import msgspec
 from .._cardstate import CardState
 from .._codec import decode_state
 from .._decode import Body, Decoded, Reject
-from .._errors import StateFormatError, StoreSchemaError, StoreUnavailable
+from .._errors import InvalidNotification, StateFormatError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import (
     DEFAULT_OVERDUE_MARGIN,
@@ -243,6 +243,53 @@ class Store(abc.ABC):
             else:
                 prepared.append(prepare(item, None))
         return self._commit(prepared)
+
+    def ingest_each(
+        self, bodies: Sequence[Body]
+    ) -> list[Ingested | InvalidNotification | StoreUnavailable]:
+        """Store bodies that arrived together, each on its own: what each did, or the
+        error it alone met (``InvalidNotification`` for a body that is not a D1
+        envelope, ``StoreUnavailable``), in their order.
+
+        The good bodies share one transaction, with the result of storing them one by
+        one; should it fail, each is tried alone, so that a body never fails the others
+        (once two in a row fail alone too, the database is taken to be down and the rest
+        fail with them). Nothing is returned for a body before its transaction committed.
+        """
+        out: list[Ingested | InvalidNotification | StoreUnavailable] = []
+        good: list[int] = []
+        prepared: list[Prepared] = []
+        for index, body in enumerate(bodies):
+            try:
+                prepared.append(prepare(body, None))
+            except InvalidNotification as exc:
+                out.append(exc)
+                continue
+            out.append(StoreUnavailable(f"{self._where()}: not stored"))
+            good.append(index)
+        if not prepared:
+            return out
+        try:
+            for index, done in zip(good, self._commit(prepared), strict=True):
+                out[index] = done
+            return out
+        except StoreUnavailable as exc:
+            if len(prepared) == 1:
+                out[good[0]] = exc
+                return out
+            failed = exc
+        down = 0
+        for index, one in zip(good, prepared, strict=True):
+            if down >= 2:
+                out[index] = failed
+                continue
+            try:
+                out[index] = self._commit([one])[0]
+                down = 0
+            except StoreUnavailable as exc:
+                out[index] = failed = exc
+                down += 1
+        return out
 
     def _ingest(self, body: Body, at: datetime | None) -> Ingested:
         return self._commit([prepare(body, at)])[0]
