@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Final
 
 import msgspec
@@ -30,7 +31,10 @@ from .._codec import encode_state
 from .._decode import Body, Decoded, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
-from .._step import Change, ChangeKind, step
+from .._step import Change, ChangeKind, diff
+from .._summary import Summary
+from .._tables import tables_for
+from .._times import utc
 from .._wire import PRODUCE, Operation, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
@@ -143,7 +147,7 @@ def commit(
                 "INSERT INTO events (key, card_id, operation_id, read_at, event, stored_at)"
                 f" VALUES {','.join(['(?,?,?,?,?,?)'] * len(chunk))}"
                 " ON CONFLICT (key) DO NOTHING RETURNING key",
-                [value for row in chunk for value in row],
+                [*chain.from_iterable(chunk)],
             )
         )
     new = [0] * len(batch)
@@ -156,13 +160,25 @@ def commit(
     cards = sorted(by_card)
     stored = read_states(tx, cards, decode)
     written: dict[str, tuple[int | None, CardState]] = {}
+    tables = tables_for(lifecycle)
     for card in cards:
         version, old = stored.get(card, (None, None))
+        # One summary per card for the whole transaction (as the Tracker keeps one): an
+        # event that changes nothing costs no state; one that does, a state and its
+        # changes (``step``'s, for each event in turn).
+        summary = None if old is None else Summary.thaw(old, tables)
         state = old
         for index, op in by_card[card]:
-            state, changed = step(state, op, at=batch[index].at, passed=passed, lifecycle=lifecycle)
-            found[index] += changed
-        if state is not None and state != old:
+            at = batch[index].at
+            if summary is None:
+                summary = Summary(card, utc(op.start_time), op.operation_id)
+            joined = summary.add(op, tables) if at is None else summary.add_reading(op, at, tables)
+            if not joined and state is not None:
+                continue
+            after = summary.freeze(tables)
+            found[index] += diff(state, after, tables, passed, op.operation_id)
+            state = after
+        if state is not None and state is not old:
             written[card] = (version, state)
     encoded: dict[int, bytes] = {}
     outbox: list[tuple[object, ...]] = []
@@ -208,5 +224,5 @@ def _insert(tx: Tx, table: str, columns: str, rows: list[tuple[object, ...]], un
         tx.run(
             f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}"
             f" ON CONFLICT ({unique}) DO NOTHING",
-            [value for row in chunk for value in row],
+            [*chain.from_iterable(chunk)],
         )

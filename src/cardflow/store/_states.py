@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Final, TypeVar
 
 from .._cardstate import CardState
@@ -122,7 +123,7 @@ def write_states(
             f"INSERT INTO states ({_COLUMNS}) VALUES {','.join([mark] * len(chunk))}"
             f" ON CONFLICT (card_id) DO UPDATE SET {_UPDATE}"
             " WHERE states.version = excluded.version - 1 RETURNING card_id",
-            [value for row in chunk for value in row],
+            [*chain.from_iterable(chunk)],
         )
         if len(written) != len(chunk):
             lost = sorted({str(row[0]) for row in chunk} - {str(row[0]) for row in written})
