@@ -29,28 +29,31 @@ CONNECT_TIMEOUT: Final = 10
 
 
 class _Tx:
-    __slots__ = ("_connection",)
+    __slots__ = ("_cursor",)
 
-    def __init__(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
-        self._connection = connection
+    def __init__(self, cursor: psycopg.RawCursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._connection.execute(_native(sql), params)
+        cursor = self._cursor.execute(_native(sql), params)
         return cursor.fetchall() if cursor.description is not None else []
 
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
-        return self._connection.execute(_native(sql), params).rowcount
+        return self._cursor.execute(_native(sql), params).rowcount
 
 
 _spelled: dict[str, Any] = {}
 
 
 def _native(sql: str) -> Any:
-    """The statement with psycopg's ``%s`` placeholders (the store writes ``?``)."""
+    """The statement with the server's own ``$1, $2, ...`` placeholders (the store writes
+    ``?``), sent as it is (a raw cursor): a multi-row statement's thousands of
+    parameters cost psycopg no parsing."""
     native = _spelled.get(sql)
     if native is None:
-        native = sql.replace("%", "%%").replace("?", "%s")
-        if len(_spelled) < 4096:
+        parts = sql.split("?")
+        native = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+        if len(_spelled) < 4096 and len(sql) < 4096:
             _spelled[sql] = native
     return native
 
@@ -75,8 +78,8 @@ class PostgresStore(Store):
 
     @contextmanager
     def _begin(self, connection: psycopg.Connection[tuple[Any, ...]], write: bool) -> Iterator[Tx]:
-        with connection.transaction():
-            yield _Tx(connection)
+        with connection.transaction(), psycopg.RawCursor(connection) as cursor:
+            yield _Tx(cursor)
 
     def _usable(self, connection: psycopg.Connection[tuple[Any, ...]]) -> bool:
         return not (connection.closed or connection.broken)
