@@ -13,6 +13,17 @@ any process). PostgreSQL is the one at ``$CARDFLOW_BENCH_POSTGRES`` (a URL), or 
 throwaway cluster that this module starts (as the ``postgres`` user when run as
 root) with the server's default durability, where the binaries are installed.
 
+Batched (``run_batched``, issue 25), each into a new database, in interleaved rounds:
+
+- ``ingest_many`` with 1,000 bodies a commit, beside a *bare-SQL floor* written in the
+  same run (``_floor.py``: the same tables, the rows that commit wrote, precomputed,
+  one ``executemany`` per table per commit, the same durability): at least 0.7 of it;
+- ``cardflow fold --db`` on SQLite (the whole command): at least 0.5 of ``ingest_many``;
+- the receiver, ``cardflow serve --workers 2`` loaded by wrk with 32 connections
+  (``_receiving.py``): at least 0.5 of ``ingest_many`` with 32 bodies a call, and on
+  SQLite a 99th percentile under 250 ms.
+
+``python -m benchmarks.store batched [CARDS]`` runs those alone, with the load average.
 ``python -m benchmarks.store writer URL FILE K N``: a writer process (stores every
 N-th line of FILE from the K-th on, once told to start on stdin).
 """
@@ -268,7 +279,8 @@ def _engine_round(
         fold=_fold_db(fresh(), path, count) if engine == "sqlite" else None,
         receiver=None
         if _receiving.wrk_missing()
-        else _receiving.receive(fresh(), path, CONNECTIONS, 4),
+        # As long as the bodies last at a few thousand a second: each is sent once.
+        else _receiving.receive(fresh(), path, CONNECTIONS, max(1.0, min(4.0, count / 4000))),
     )
 
 
