@@ -63,7 +63,7 @@ def _wait(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> N
     raise RuntimeError("cardflow serve did not listen in time")
 
 
-def receive(url: str, bodies: Path, connections: int, seconds: float) -> Load:
+def receive(url: str, bodies: Path, connections: int, seconds: int) -> Load:
     """Start ``cardflow serve --db url --workers 2``, load it with wrk, stop it."""
     port = _free_port()
     server = subprocess.Popen(
@@ -93,7 +93,7 @@ def receive(url: str, bodies: Path, connections: int, seconds: float) -> Load:
                 "-c",
                 str(connections),
                 "-d",
-                f"{seconds:g}s",
+                f"{seconds}s",
                 "--timeout",
                 "30s",
                 "-s",

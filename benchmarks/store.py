@@ -280,7 +280,7 @@ def _engine_round(
         receiver=None
         if _receiving.wrk_missing()
         # As long as the bodies last at a few thousand a second: each is sent once.
-        else _receiving.receive(fresh(), path, CONNECTIONS, max(1.0, min(4.0, count / 4000))),
+        else _receiving.receive(fresh(), path, CONNECTIONS, max(1, min(4, count // 4000))),
     )
 
 
