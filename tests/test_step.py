@@ -567,3 +567,26 @@ def test_a_reading_that_changes_nothing_is_no_change_in_the_tracker(again: timed
     assert expected == []
     assert tracker.reconcile(_body("CARD_PROD_READY"), at=AT + again).changes == expected
     assert tracker["c-1"] == before
+
+
+def test_passed_reports_a_status_inferred_then_notified_once() -> None:
+    """CARD_PROD_READY infers DATA_PREPARED; DATA_EXCEPTION (whose paths may skip it)
+    follows; then DATA_PREPARED itself arrives: fired once, as inferred."""
+    fired: list[str] = []
+
+    class Reactions:
+        def on_enter_DATA_PREPARED(self, change: cardflow.Change) -> None:  # noqa: N802
+            fired.append(f"{change.key} {change.observation}")
+
+    tracker = cardflow.Tracker(passed=True, reactions=Reactions())
+    for status in ("CARD_PROD_READY", "DATA_EXCEPTION", "DATA_PREPARED"):
+        op = cardflow.Operation(
+            operation_id="op-1",
+            operation=cardflow.PRODUCE,
+            status="PENDING",
+            start_time=datetime(2025, 1, 17, tzinfo=UTC),
+            card_id="c",
+            details=cardflow.Details(status=status),
+        )
+        tracker.apply(op)
+    assert fired == ["c/op-1/DATA_PREPARED INFERRED"]

@@ -86,16 +86,35 @@ class Change(msgspec.Struct, frozen=True):
     @property
     def key(self) -> str:
         """The idempotency key of a reaction to this change: the same for the same
-        (card, operation, status), or shipment data, however often it is computed."""
-        what = self.status
+        (card, operation, status), or shipment data, however often it is computed, and
+        different for any other (``key_part`` keeps it unambiguous for any strings)."""
         if self.kind == _SHIPMENT:
             ship = self.state.shipment
             when = None if ship is None else shipment_clock(ship)
             digest = hashlib.sha256(_msgpack.encode(ship)).hexdigest()[:16]
             what = f"shipment@{when.isoformat() if when else '-'}#{digest}"
-        elif self.kind != _STATUS:
-            what = f"{self.kind.lower()}:{what}"
-        return f"{self.card_id}/{self.operation_id}/{what}"
+        elif self.kind == _STATUS:
+            what = key_part(self.status, status=True)
+        else:
+            what = f"{self.kind.lower()}:{key_part(self.status, status=True)}"
+        return f"{key_part(self.card_id)}/{key_part(self.operation_id)}/{what}"
+
+
+def key_part(text: str, *, status: bool = False) -> str:
+    """One part of an idempotency key: ``%`` and ``/`` escaped as in a URL (``%25``,
+    ``%2F``), and for a status ``@`` and ``:`` too (``%40``, ``%3A``), which mark a
+    shipment's and another kind's keys. Parts made of anything else, D1's ids and
+    statuses among them, are kept as they are, so their keys read as before."""
+    if "%" in text:
+        text = text.replace("%", "%25")
+    if "/" in text:
+        text = text.replace("/", "%2F")
+    if status:
+        if "@" in text:
+            text = text.replace("@", "%40")
+        if ":" in text:
+            text = text.replace(":", "%3A")
+    return text
 
 
 def _same_operation(old: CardState, operation_id: str) -> CardState | None:
@@ -183,15 +202,20 @@ def diff(
 
 
 def _passed(before: CardState | None, new: CardState, tables: Tables) -> list[Change]:
-    """A STATUS change per status newly known to be passed, in lifecycle order."""
+    """A STATUS change per status newly known to be passed, in lifecycle order.
+
+    What is known to be passed only grows with what was observed (``Tables.passed``),
+    so each (operation, status) is reported once, whatever the order of the events.
+    """
     ranks = tables.ranks
-    known_before: set[str] = set() if before is None else {*before.observed, *before.gaps}
+    known_before = frozenset() if before is None else tables.passed(before.observed)
+    known = tables.passed(new.observed)
     top = -1 if before is None else ranks.get(before.status, -1)
     observed = set(new.observed)
     out = []
     previous = None if before is None else before.status
     for status in tables.statuses:
-        if status in known_before or (status not in observed and status not in new.gaps):
+        if status in known_before or status not in known:
             continue
         if status not in observed:
             how = Observation.INFERRED.value

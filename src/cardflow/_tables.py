@@ -26,7 +26,9 @@ SHARED_LIMIT: Final = 1 << 14
 """At most this many distinct values are shared per lifecycle and kind (``Shared``)."""
 EAGER_STATUSES: Final = 12
 """Lifecycles up to this many statuses get every bit set's derived values up front
-(4,096 at most), so that their tables never change after they are built."""
+(4,096 at most), so that their tables never change after they are built (but for
+``passed_by_mask``, which ``passed=True`` alone reads, filled as bit sets are met:
+idempotent, and bounded by the bit sets)."""
 
 
 class Derived(NamedTuple):
@@ -85,6 +87,7 @@ class Tables:
         "by_mask",
         "lifecycle",
         "mismatch",
+        "passed_by_mask",
         "rank_of",
         "ranks",
         "shared",
@@ -106,6 +109,7 @@ class Tables:
             OPERATION_STATUSES - allowed for allowed in self.allowed
         )
         self.by_mask: dict[int, Derived] = {}
+        self.passed_by_mask: dict[int, frozenset[str]] = {}
         # The anomaly codes for each combination of the anomaly bits, sorted.
         self.anomalies: tuple[tuple[str, ...], ...] = tuple(
             tuple(sorted(code.value for bit, code in ANOMALY_BITS if bits & bit))
@@ -135,6 +139,34 @@ class Tables:
                 gaps = tuple(s for s in self.statuses if s in missing)
             conflict = 0 if self.lifecycle.on_one_path(observed) else CONFLICT
             found = self.by_mask[mask] = Derived(mask, observed, gaps, conflict)
+        return found
+
+    def passed(self, observed: Iterable[str]) -> frozenset[str]:
+        """The statuses known to be passed given ``observed`` (known statuses of one
+        operation): the observed ones and the gaps that any part of them implies.
+
+        Monotone in ``observed``, unlike the gaps of the whole (which shrink when a
+        contradicting status arrives): what ``passed=True`` reports, each status once.
+        """
+        ranks = self.ranks
+        mask = 0
+        for status in observed:
+            rank = ranks.get(status)
+            if rank is not None:
+                mask |= 1 << rank
+        return self._passed(mask)
+
+    def _passed(self, mask: int) -> frozenset[str]:
+        found = self.passed_by_mask.get(mask)
+        if found is None:
+            derived = self.derive(mask)
+            known = {*derived.observed, *derived.gaps}
+            bits = mask
+            while bits:
+                low = bits & -bits
+                known |= self._passed(mask & ~low)
+                bits &= bits - 1
+            found = self.passed_by_mask[mask] = frozenset(known)
         return found
 
     def shipment(self, ship: Shipment) -> Shipment:

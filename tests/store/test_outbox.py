@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,9 +126,11 @@ def test_a_held_lease_keeps_other_dispatchers_off(store_url: str) -> None:
 
     with store, other:
         first = store.dispatch(Intruding(), limit=1000, now=clock, lease=lease)
-        # The owner ran the first row only; the others, whose lease ended before their
-        # turn, it left alone. The first outlived its lease: the other ran it again
-        # (the idempotency key is how a reaction tells), and only the other marked it.
+        # The owner ran the first row only; the others, which the other dispatcher
+        # claimed once their claim's lease ended, it left alone. The first outlived its
+        # lease with no renewal (the clock jumped, as for a dispatcher frozen that
+        # long): the other ran it again (the idempotency key is how a reaction
+        # tells), and only the other marked it.
         assert first == 0
         assert inside == [0, len(changes)]
         assert ran == [ran[0]]
@@ -166,3 +170,67 @@ def test_a_row_whose_dispatcher_stopped_is_taken_again_then_parked(store_url: st
         [dead] = store.dead()
         assert dead.key == stopped[0]
         assert "dispatcher stopped" in dead.error
+
+
+def test_reactions_slower_than_the_lease_shared_by_the_claim_are_never_parked(
+    store_url: str,
+) -> None:
+    store, changes = _filled(store_url, cards=12)
+    other = cardflow.store.open(store_url)
+    clock = Clock()
+    lease = timedelta(seconds=10)
+    ran: collections.Counter[str] = collections.Counter()
+    taken: list[int] = []
+
+    class Slow(Recorder):
+        """Each reaction takes 2 s of the clock: more than the lease over the batch."""
+
+        def _react(self, change: cardflow.Change) -> None:
+            ran[change.key] += 1
+            clock.now += timedelta(seconds=2)
+            if ran.total() == 8:
+                # Meanwhile another dispatcher claims the rows whose claim has lapsed.
+                fast = Recorder()
+                taken.append(other.dispatch(fast, limit=5, now=clock, lease=lease, max_attempts=2))
+                ran.update(c.key for c in fast.seen)
+
+    with store, other:
+        for _ in range(20):
+            store.dispatch(Slow(), limit=50, now=clock, lease=lease, max_attempts=2)
+            if "pending" not in store.outbox_counts():
+                break
+        assert [row.error for row in store.dead()] == []
+        known = [c for c in changes if c.kind == "SHIPMENT" or store.lifecycle.is_known(c.status)]
+        # Every reaction ran once: none was parked unrun, none ran in both dispatchers.
+        assert ran == collections.Counter(c.key for c in known)
+        assert taken == [5]
+        assert store.outbox_counts() == {"done": len(changes)}
+
+
+def test_the_lease_of_a_running_reaction_is_renewed_while_it_runs(store_url: str) -> None:
+    store, _ = _filled(store_url, cards=1)
+    other = cardflow.store.open(store_url)
+    lease = timedelta(seconds=0.3)
+    ran: list[str] = []
+    meanwhile: list[int] = []
+
+    class Slow(Recorder):
+        """The first reaction outlives its lease twice over; then another dispatcher
+        tries every row (on the system clock, as the store's)."""
+
+        def _react(self, change: cardflow.Change) -> None:
+            ran.append(change.key)
+            if len(ran) == 1:
+                time.sleep(0.6)
+                seen = Recorder()
+                meanwhile.append(other.dispatch(seen, limit=1, lease=lease))
+                ran.extend(c.key for c in seen.seen)
+
+    with store, other:
+        store.dispatch(Slow(), limit=1, lease=lease)
+        # The other took the next row, not the one still running.
+        assert meanwhile == [1]
+        assert len(ran) == len(set(ran))
+        # The thread that renewed the lease closed its connection as it ended: a
+        # dispatcher that runs for months opens no connection per call.
+        assert len(store._connections) == 1

@@ -4,9 +4,11 @@
 (JSON lines; a line ``@<iso time> <body>`` is an on-demand status read at that time),
 appending the idempotency key of each reaction its changes imply to OUT, after each
 commit (and, with a last argument ``progress``, writing a dot to stdout after each).
-``... dispatch URL LOG MAX_ATTEMPTS``: dispatch until no row is pending, with a reaction
-that fails at random (and always for one key in ten), logging every attempt and every
-delivery to LOG (O_APPEND). Prints ``ready`` once the store is open.
+``... dispatch URL LOG MAX_ATTEMPTS LEASE LIMIT``: dispatch (claims of LIMIT rows, a
+lease of LEASE seconds) until no row is pending, with a reaction that takes a few
+milliseconds, now and then longer than the lease, and fails at random (and always for
+one key in twenty), logging every attempt and every delivery to LOG (O_APPEND).
+Prints ``ready`` once the store is open.
 """
 
 from __future__ import annotations
@@ -45,16 +47,20 @@ def ingest(url: str, bodies: str, out: str, progress: bool) -> None:
 
 
 class Flaky:
-    """Reactions that log each attempt and each delivery, and fail now and then."""
+    """Reactions that log each attempt and each delivery, fail now and then, and take
+    a few milliseconds (one in a hundred: ``slow`` seconds)."""
 
-    def __init__(self, log: str, seed: int) -> None:
+    def __init__(self, log: str, seed: int, slow: float) -> None:
         self.fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.rng = random.Random(seed)
+        self.slow = slow
 
     def _react(self, change: cardflow.Change) -> None:
         key = change.key
         os.write(self.fd, f"attempt {key}\n".encode())
-        if hashlib.sha256(key.encode()).digest()[0] % 10 == 0 or self.rng.random() < 0.3:
+        digest = hashlib.sha256(key.encode()).digest()
+        time.sleep(self.slow if digest[1] % 100 == 0 else self.rng.uniform(0.0005, 0.003))
+        if digest[0] % 20 == 0 or self.rng.random() < 0.2:
             raise RuntimeError(f"the reaction to {key} failed")
         os.write(self.fd, f"delivered {key}\n".encode())
 
@@ -64,13 +70,17 @@ class Flaky:
         raise AttributeError(name)
 
 
-def dispatch(url: str, log: str, max_attempts: int) -> None:
-    reactions = Flaky(log, os.getpid())
+def dispatch(url: str, log: str, max_attempts: int, lease: float, limit: int) -> None:
+    reactions = Flaky(log, os.getpid(), slow=lease * 1.5)
     with cardflow.store.open(url) as store:
         print("ready", flush=True)
         while store.outbox_counts().get("pending", 0):
             done = store.dispatch(
-                reactions, limit=7, max_attempts=max_attempts, backoff=lambda n: timedelta(0)
+                reactions,
+                limit=limit,
+                lease=timedelta(seconds=lease),
+                max_attempts=max_attempts,
+                backoff=lambda n: timedelta(0),
             )
             if not done:
                 time.sleep(0.005)
@@ -80,7 +90,7 @@ def main(argv: list[str]) -> None:
     if argv[0] == "ingest":
         ingest(argv[1], argv[2], argv[3], progress=argv[4:] == ["progress"])
     else:
-        dispatch(argv[1], argv[2], int(argv[3]))
+        dispatch(argv[1], argv[2], int(argv[3]), float(argv[4]), int(argv[5]))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ reports: every format and filter of ``cardflow fold``, from the states table.
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from .._wire import PRODUCE
 from ..store import Store
 from ..store import open as open_store
 from ._console import Console
+from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
 from ._inputs import STDIN, Reader, readable
 from ._inputs import Body as ReadBody
@@ -87,7 +87,9 @@ def add_commands(
         help="deliver the store's pending reactions",
         description="Run the reactions of the store's outbox rows that are due, with an"
         "\nobject of yours: on_enter_<STATUS>(change) and on_shipment(change) methods."
-        "\nStops after a pass that delivers nothing, or runs on with --follow.",
+        "\nStops after a pass that delivers nothing, or runs on with --follow. SIGTERM or"
+        "\nSIGINT: finish the reaction running, give back the rows not started, exit 0."
+        "\nEach failed reaction is reported on stderr as it happens.",
         epilog=_STATUS,
         formatter_class=raw,
         allow_abbrev=False,
@@ -107,21 +109,30 @@ def add_commands(
         "--max-attempts", type=int, default=5, metavar="N", help="then dead (default 5)"
     )
     dispatch.add_argument(
-        "--follow", action="store_true", help="keep polling for new rows (stop with Ctrl-C)"
+        "--follow",
+        action="store_true",
+        help="keep polling for new rows (stop with SIGTERM or Ctrl-C)",
     )
     dispatch.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval"
+    )
+    dispatch.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --follow, a progress line on stderr this often (default 60)",
     )
     return {"outbox": outbox, "dispatch": dispatch}
 
 
 _STATUS: Final = """\
 exit status:
-  0    success
+  0    success; dispatch: also when stopped by SIGTERM or SIGINT
   1    outbox requeue: some ids were not dead rows
-  2    usage error
+  2    usage error; dispatch: --reactions cannot be imported
   5    the store could not be opened or failed
-  130  interrupted (Ctrl-C)"""
+  130  outbox: interrupted (Ctrl-C)"""
 
 
 def _open(url: str, command: str, console: Console) -> Store | None:
@@ -291,10 +302,10 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
                     console.stderr.write(f"{counted(len(rows), 'dead row')}\n")
                 out.flush()
                 return OK
-            ids = [row.id for row in store.dead()] if args.all else list(args.ids)
-            if not ids:
+            if args.all == bool(args.ids):
                 console.stderr.write("cardflow outbox requeue: give row ids, or --all\n")
                 return USAGE
+            ids = [row.id for row in store.dead()] if args.all else list(args.ids)
             count = store.requeue(ids)
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow outbox: --db {args.db}: {exc}\n")
@@ -308,49 +319,50 @@ def run_outbox(args: argparse.Namespace, console: Console) -> int:
     return OK
 
 
-def _reactions(spec: str) -> object:
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"--reactions {spec!r}: expected MODULE:OBJECT")
-    found: object = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        found = getattr(found, part)
-    return found() if isinstance(found, type) else found
-
-
 def run_dispatch(args: argparse.Namespace, console: Console) -> int:
     """``cardflow dispatch``; the exit status."""
     try:
-        reactions = _reactions(args.reactions)
+        reactions = find_reactions(args.reactions)
     except (ImportError, AttributeError, ValueError) as exc:
         console.stderr.write(f"cardflow dispatch: --reactions {args.reactions}: {exc}\n")
+        return USAGE
+    if args.limit < 1 or args.max_attempts < 1 or not args.lease > 0 or args.interval < 0:
+        console.stderr.write(
+            "cardflow dispatch: --limit and --max-attempts must be at least 1, --lease more"
+            " than 0 and --interval not less than 0\n"
+        )
         return USAGE
     store = _open(args.db, "dispatch", console)
     if store is None:
         return UNAVAILABLE
     total = 0
-    with store:
+    follow = Follow(console.stderr, args.progress_every)
+    with store, stopping() as stop, follow.attached():
         try:
-            while True:
+            while not stop.is_set():
                 done = store.dispatch(
                     reactions,
                     limit=args.limit,
                     lease=timedelta(seconds=args.lease),
                     max_attempts=args.max_attempts,
                     now=console.clock,
+                    stop=stop,
                 )
                 total += done
+                if args.follow and follow.every <= time.monotonic() - follow.last:
+                    follow.tick(total, store.outbox_counts().get("pending", 0))
                 if done:
                     continue
                 if not args.follow:
                     break
-                time.sleep(args.interval)
+                stop.wait(args.interval)
             counts = store.outbox_counts()
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow dispatch: --db {args.db}: {exc}\n")
             return UNAVAILABLE
+    stopped = "stopped by a signal; " if stop.is_set() else ""
     console.stderr.write(
-        f"dispatched {counted(total, 'reaction')}; outbox: "
+        f"{stopped}dispatched {counted(total, 'reaction')}; outbox: "
         + ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items()))
         + "\n"
     )

@@ -13,7 +13,6 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -32,10 +31,18 @@ from .._reconcile import (
     needs_reconcile,
 )
 from .._wire import Operation
-from . import _outbox
+from . import _dispatch, _outbox
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
-from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, Dialect, Tx, newer_message
+from ._schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TABLES,
+    Dialect,
+    Tx,
+    newer_message,
+    read_version,
+)
 
 __all__ = ["Store", "StoredEvent"]
 
@@ -141,6 +148,17 @@ class Store(abc.ABC):
                 self._connections.append(connection)
         return connection
 
+    def _release(self) -> None:
+        """Close this thread's connection, if it has one (a thread that is ending)."""
+        connection: Any | None = getattr(self._local, "connection", None)
+        if connection is None:
+            return
+        self._local.connection = None
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        self._close(connection)
+
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Tx]:
         try:
@@ -176,13 +194,7 @@ class Store(abc.ABC):
         with self._transaction() as tx:
             self._lock_schema(tx)
             if self._has_table(tx, "schema_version"):
-                found = tx.rows("SELECT version FROM schema_version")
-                if len(found) != 1:
-                    raise StoreSchemaError(
-                        f"{self._where()}: schema_version holds {len(found)} rows, not one:"
-                        " the database is damaged; restore it from a backup"
-                    )
-                version = int(found[0][0])
+                version = read_version(tx, self._where())
             elif any(self._has_table(tx, name) for name in TABLES):
                 raise StoreSchemaError(
                     f"{self._where()}: the database has tables named like a cardflow"
@@ -203,7 +215,7 @@ class Store(abc.ABC):
     def schema_version(self) -> int:
         """The database's schema version (``SCHEMA_VERSION`` once opened)."""
         with self._transaction(write=False) as tx:
-            return int(tx.rows("SELECT version FROM schema_version")[0][0])
+            return read_version(tx, self._where())
 
     # -- ingestion -----------------------------------------------------------------------
 
@@ -395,14 +407,19 @@ class Store(abc.ABC):
             rows = tx.rows(
                 "SELECT id, event, read_at FROM events WHERE card_id = ? ORDER BY id", (card_id,)
             )
-        return [
-            StoredEvent(
-                id=int(i),
-                operation=_operation_decoder.decode(bytes(e)),
-                read_at=None if r is None else _outbox.when(r),
-            )
-            for i, e, r in rows
-        ]
+        return [self._event(card_id, int(i), bytes(e), r) for i, e, r in rows]
+
+    def _event(self, card: str, id_: int, blob: bytes, read_at: int | None) -> StoredEvent:
+        try:
+            operation = _operation_decoder.decode(blob)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise StoreUnavailable(
+                f"{self._where()}: events row {id_} (card {card!r}) does not decode: {exc};"
+                " the database is damaged: restore it from a backup"
+            ) from exc
+        return StoredEvent(
+            id=id_, operation=operation, read_at=None if read_at is None else _outbox.when(read_at)
+        )
 
     def event_count(self) -> int:
         """How many distinct events the store holds."""
@@ -426,14 +443,18 @@ class Store(abc.ABC):
         max_attempts: int = 5,
         now: Callable[[], datetime] | datetime | None = None,
         backoff: Callable[[int], timedelta] = _outbox.backoff,
+        stop: threading.Event | None = None,
     ) -> int:
         """Claim up to ``limit`` due outbox rows and run their reactions; how many were done.
 
-        A row is done only after its reaction returned. A reaction that raises is due
-        again after ``backoff(attempts)``, and parked as dead after ``max_attempts``.
-        A row is claimed for ``lease``: no other dispatcher runs it before the lease
-        ends, and this one skips a row whose lease ended before its turn. ``now``: the
-        clock (a callable, or a fixed time); the default reads the system clock.
+        A row is done only after its reaction returned. An attempt is counted when a
+        reaction starts; a reaction that raises is due again after ``backoff(attempts)``,
+        and parked as dead after ``max_attempts``. Rows are claimed for ``lease``, and the
+        lease of the row being run is renewed while it runs: no other dispatcher runs a
+        row this one holds. A row that does not decode is parked with the reason.
+        ``stop``: when set, return before starting another row, giving back the rows
+        claimed and not started. ``now``: the clock (a callable, or a fixed time); the
+        default reads the system clock. Failures are logged (``cardflow.dispatch``).
         """
         clock: Callable[[], datetime]
         if now is None:
@@ -443,40 +464,19 @@ class Store(abc.ABC):
             clock = lambda: fixed  # noqa: E731
         else:
             clock = now
-        owner = uuid.uuid4().hex
-        start = clock()
-        with self._transaction() as tx:
-            claimed = _outbox.claim(
-                tx, self.skip_locked, owner, micros(start), micros(start + lease), limit
-            )
-        done = 0
-        for due in claimed:
-            if due.attempts > max_attempts:
-                error = (
-                    f"its dispatcher stopped during attempt {due.attempts - 1} (the lease"
-                    " expired), and no attempt is left"
-                )
-                with self._transaction() as tx:
-                    _outbox.park(tx, due, owner, error, micros(clock()))
-                continue
-            if micros(clock()) >= due.lease_until:
-                continue  # its lease ended before its turn: the next claim takes it
-            try:
-                _outbox.fire(reactions, due.change, self.lifecycle)
-            except Exception as exc:
-                error = _outbox.error_text(exc)
-                moment = clock()
-                with self._transaction() as tx:
-                    if due.attempts >= max_attempts:
-                        _outbox.park(tx, due, owner, error, micros(moment))
-                    else:
-                        later = micros(moment + backoff(due.attempts))
-                        _outbox.retry(tx, due, owner, error, later)
-                continue
-            with self._transaction() as tx:
-                if _outbox.settle(tx, due, owner, micros(clock())):
-                    done += 1
-        return done
+        return _dispatch.dispatch(
+            self._transaction,
+            self._release,
+            self.skip_locked,
+            self.lifecycle,
+            reactions,
+            limit=limit,
+            lease=lease,
+            max_attempts=max_attempts,
+            clock=clock,
+            backoff=backoff,
+            stop=stop,
+        )
 
     def dead(self) -> list[DeadRow]:
         """The outbox rows parked as dead, with their error and attempts, oldest first."""

@@ -2,14 +2,13 @@
 
 A body's transaction writes a row for each change a reaction answers (STATUS and
 SHIPMENT), unique on the change's idempotency key, so a redelivered body never adds
-one twice. A dispatcher claims due rows (a lease: owner and expiry; on PostgreSQL the
-claim also skips rows another claim has locked), runs each reaction with the change
-rebuilt from its row, and marks the row done only after the reaction returned. A
-reaction that raises is tried again after a backoff; after ``max_attempts`` the row
-is parked as dead with its error, until ``requeue``. A dispatcher that stops while it
-holds a lease leaves the row to the next claim once the lease expires: a reaction
-runs at least once, and exactly once unless its dispatcher stopped between the
-reaction returning and the row being marked done (the key lets the reaction tell).
+one twice. A dispatcher (``_dispatch.py``) claims due rows (a lease: owner and expiry;
+on PostgreSQL the claim also skips rows another claim has locked), then, row by row,
+starts one (an attempt is counted, and the lease moves to follow that row), runs its
+reaction with the change rebuilt from the row, and marks the row done only after the
+reaction returned. A reaction that raises is tried again after a backoff; after
+``max_attempts`` the row is parked as dead with its error, until ``requeue``. A row
+that does not decode is parked at once, naming why. The statements are here.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ from __future__ import annotations
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from .._codec import decode_state
+from .._errors import StateFormatError
 from .._lifecycle import Lifecycle
 from .._step import Change, ChangeKind
 from ._schema import Tx
@@ -31,13 +31,16 @@ __all__ = [
     "DONE",
     "OUTBOX_COLUMNS",
     "PENDING",
+    "Claimed",
     "DeadRow",
-    "Due",
     "backoff",
+    "change_of",
     "claim",
     "dead_rows",
     "error_text",
     "fire",
+    "give_back",
+    "hold",
     "micros",
     "outbox_row",
     "park",
@@ -45,6 +48,7 @@ __all__ = [
     "retry",
     "settle",
     "stage_counts",
+    "start",
     "when",
 ]
 
@@ -98,14 +102,14 @@ def outbox_row(change: Change, state: bytes, now: int) -> tuple[object, ...]:
     )
 
 
-class Due(msgspec.Struct, frozen=True, kw_only=True):
-    """A claimed outbox row: the change to react to, and the lease it is claimed under."""
+class Claimed(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed outbox row, as read: its change is rebuilt (``change_of``) only when its
+    turn comes, so that a row that does not decode costs no other row its turn."""
 
     id: int
     key: str
-    change: Change
-    attempts: int
-    lease_until: int
+    values: tuple[Any, ...]
+    """kind, card_id, operation_id, status, previous_status, skipped, observation, state."""
 
 
 class DeadRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,38 +126,88 @@ class DeadRow(msgspec.Struct, frozen=True, kw_only=True):
     parked_at: datetime | None
 
 
-_CLAIM: Final = """UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1
+_CLAIM: Final = """UPDATE outbox SET lease_owner = ?, lease_until = ?
 WHERE id IN (
     SELECT id FROM outbox
     WHERE stage = 'pending' AND next_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
     ORDER BY id LIMIT ? {lock}
 )
 RETURNING id, key, kind, card_id, operation_id, status, previous_status, skipped,
-    observation, state, attempts, lease_until"""
+    observation, state"""
 
 
-def claim(tx: Tx, lock: str, owner: str, now: int, until: int, limit: int) -> list[Due]:
+def claim(tx: Tx, lock: str, owner: str, now: int, until: int, limit: int) -> list[Claimed]:
     """Claim up to ``limit`` due rows for ``owner`` until ``until``, oldest first.
 
+    A claim counts no attempt: ``start`` does, when a row's reaction is about to run.
     ``lock`` is what the engine adds to the inner select (PostgreSQL: ``FOR UPDATE
     SKIP LOCKED``, so that concurrent claims pass each other by).
     """
     rows = tx.rows(_CLAIM.format(lock=lock), (owner, until, now, now, limit))
-    out = []
-    for row in sorted(rows):
-        (id_, key, kind, card, operation, status, previous, skipped, observation, blob) = row[:10]
-        change = Change(
-            kind=kind,
-            card_id=card,
-            operation_id=operation,
-            status=status,
-            previous_status=previous,
-            skipped=_skipped_decoder.decode(skipped),
+    return [Claimed(id=row[0], key=row[1], values=tuple(row[2:])) for row in sorted(rows)]
+
+
+def change_of(row: Claimed) -> Change:
+    """The change a claimed row was made from; ``ValueError`` naming the row and why,
+    when it does not decode (damaged, or written by a later cardflow)."""
+    kind, card, operation, status, previous, skipped, observation, blob = row.values
+    try:
+        return Change(
+            kind=str(kind),
+            card_id=str(card),
+            operation_id=str(operation),
+            status=str(status),
+            previous_status=None if previous is None else str(previous),
+            skipped=_skipped_decoder.decode(str(skipped)),
             state=decode_state(bytes(blob)),
-            observation=observation,
+            observation=None if observation is None else str(observation),
         )
-        out.append(Due(id=id_, key=key, change=change, attempts=row[10], lease_until=row[11]))
-    return out
+    except (StateFormatError, msgspec.DecodeError, ValueError, TypeError) as exc:
+        raise ValueError(f"outbox row {row.id} ({row.key}) does not decode: {exc}") from exc
+
+
+def start(tx: Tx, row: int, owner: str, until: int, max_attempts: int) -> int | None:
+    """Start a row ``owner`` still holds: count an attempt and hold it until ``until``;
+    the attempt's number, or None when the row is not ``owner``'s any more or has no
+    attempt left (``hold`` says which)."""
+    found = tx.rows(
+        "UPDATE outbox SET attempts = attempts + 1, lease_until = ?"
+        " WHERE id = ? AND lease_owner = ? AND stage = 'pending' AND attempts < ?"
+        " RETURNING attempts",
+        (until, row, owner, max_attempts),
+    )
+    return int(found[0][0]) if found else None
+
+
+def hold(tx: Tx, row: int, owner: str, until: int) -> int | None:
+    """Hold a row ``owner`` still holds until ``until``; its attempts so far, or None."""
+    found = tx.rows(
+        "UPDATE outbox SET lease_until = ? WHERE id = ? AND lease_owner = ?"
+        " AND stage = 'pending' RETURNING attempts",
+        (until, row, owner),
+    )
+    return int(found[0][0]) if found else None
+
+
+def give_back(tx: Tx, rows: Sequence[int], owner: str) -> int:
+    """Give back rows ``owner`` claimed and did not start: due at once to any claim."""
+    return _by_ids(
+        tx,
+        "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+        " WHERE lease_owner = ? AND stage = 'pending' AND id IN ({marks})",
+        rows,
+        (owner,),
+    )
+
+
+def _by_ids(tx: Tx, sql: str, ids: Sequence[int], first: Sequence[object] = ()) -> int:
+    """Run ``sql`` (``{marks}``: a list of ids) over ``ids``, 500 at a time, after the
+    parameters ``first``; how many rows it changed."""
+    total = 0
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        total += tx.run(sql.format(marks=",".join("?" * len(chunk))), [*first, *chunk])
+    return total
 
 
 def fire(reactions: object, change: Change, lifecycle: Lifecycle) -> None:
@@ -170,12 +224,12 @@ def fire(reactions: object, change: Change, lifecycle: Lifecycle) -> None:
         method(change)
 
 
-def settle(tx: Tx, due: Due, owner: str, now: int) -> bool:
+def settle(tx: Tx, row: int, owner: str, now: int) -> bool:
     """Mark a row done, if ``owner`` still holds it; whether it did."""
     changed = tx.run(
         "UPDATE outbox SET stage = 'done', done_at = ?, lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND lease_owner = ?",
-        (now, due.id, owner),
+        (now, row, owner),
     )
     return changed == 1
 
@@ -186,22 +240,23 @@ def error_text(error: BaseException) -> str:
     return text if len(text) <= _ERROR_LIMIT else "...\n" + text[-_ERROR_LIMIT:]
 
 
-def retry(tx: Tx, due: Due, owner: str, error: str, next_at: int) -> None:
+def retry(tx: Tx, row: int, owner: str, error: str, next_at: int) -> None:
     """Put a failed row back, due again at ``next_at``, with its error."""
     tx.run(
         "UPDATE outbox SET next_at = ?, error = ?, lease_owner = NULL, lease_until = NULL"
         " WHERE id = ? AND lease_owner = ?",
-        (next_at, error, due.id, owner),
+        (next_at, error, row, owner),
     )
 
 
-def park(tx: Tx, due: Due, owner: str, error: str, now: int) -> None:
-    """Park a row as dead, with its error."""
-    tx.run(
+def park(tx: Tx, row: int, owner: str, error: str, now: int) -> bool:
+    """Park a row ``owner`` holds as dead, with its error; whether it did."""
+    changed = tx.run(
         "UPDATE outbox SET stage = 'dead', done_at = ?, error = ?, lease_owner = NULL,"
         " lease_until = NULL WHERE id = ? AND lease_owner = ?",
-        (now, error, due.id, owner),
+        (now, error, row, owner),
     )
+    return changed == 1
 
 
 def dead_rows(tx: Tx) -> list[DeadRow]:
@@ -228,16 +283,12 @@ def dead_rows(tx: Tx) -> list[DeadRow]:
 
 def requeue(tx: Tx, ids: Sequence[int]) -> int:
     """Dead rows back to pending, due at once, attempts from zero; how many."""
-    total = 0
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        total += tx.run(
-            "UPDATE outbox SET stage = 'pending', attempts = 0, next_at = 0, done_at = NULL"
-            f" WHERE stage = 'dead' AND id IN ({marks})",
-            chunk,
-        )
-    return total
+    return _by_ids(
+        tx,
+        "UPDATE outbox SET stage = 'pending', attempts = 0, next_at = 0, done_at = NULL"
+        " WHERE stage = 'dead' AND id IN ({marks})",
+        ids,
+    )
 
 
 def stage_counts(tx: Tx) -> dict[str, int]:

@@ -18,7 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "TABLES", "Dialect", "Tx", "newer_message"]
+from .._errors import StoreSchemaError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "Dialect",
+    "Tx",
+    "newer_message",
+    "read_version",
+]
 
 
 class Tx(Protocol):
@@ -106,7 +116,36 @@ _V1: Final = (
     )""",
 )
 
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1}
+
+def _escaped(column: str, *, status: bool = False) -> str:
+    """SQL for ``Change.key``'s escaping of one part (``cardflow._step.key_part``)."""
+    sql = f"REPLACE(REPLACE({column}, '%', '%25'), '/', '%2F')"
+    return f"REPLACE(REPLACE({sql}, '@', '%40'), ':', '%3A')" if status else sql
+
+
+_WHAT: Final = (
+    # The last part of a row's key: a shipment's is kept (it never holds / or %), a
+    # status's is escaped.
+    "CASE WHEN kind = 'SHIPMENT'"
+    " THEN substr(key, length(card_id) + length(operation_id) + 3)"
+    f" ELSE {_escaped('status', status=True)} END"
+)
+_NEW_KEY: Final = f"{_escaped('card_id')} || '/' || {_escaped('operation_id')} || '/' || {_WHAT}"
+_TEMPORARY: Final = "'%' || CAST(id AS TEXT) || '/'"
+
+_V2: Final = (
+    # Keys become unambiguous (``Change.key``): a key whose card, operation or status
+    # holds none of / % (nor, in a status, @ :) is unchanged; any other is rewritten to
+    # what ``Change.key`` now gives. In two steps, through a temporary key that no
+    # other can equal (one /, where keys hold two), so that no row meets another's
+    # key on the way: "%<id>/<last part>", then the whole new key.
+    f"UPDATE outbox SET key = {_TEMPORARY} || {_WHAT} WHERE key <> {_NEW_KEY}",
+    f"UPDATE outbox SET key = {_escaped('card_id')} || '/' || {_escaped('operation_id')}"
+    f" || '/' || substr(key, length({_TEMPORARY}) + 1)"
+    f" WHERE substr(key, 1, length({_TEMPORARY})) = {_TEMPORARY}",
+)
+
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2}
 """The statements that take a database from version ``n - 1`` to ``n``."""
 
 SCHEMA_VERSION: Final = max(MIGRATIONS)
@@ -123,3 +162,19 @@ def newer_message(found: int) -> str:
         f" ({SCHEMA_VERSION}): upgrade cardflow (pip install -U cardflow) in every"
         " process that opens it"
     )
+
+
+def read_version(tx: Tx, where: str) -> int:
+    """The version the ``schema_version`` table holds; ``StoreSchemaError`` when it does
+    not hold one row of a whole number (a damaged database)."""
+    found = tx.rows("SELECT version FROM schema_version")
+    value = found[0][0] if len(found) == 1 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        what = f"{len(found)} rows" if len(found) != 1 else f"{value!r}"
+        raise StoreSchemaError(
+            f"{where}: schema_version holds {what}, not one version number: the database"
+            " is damaged; restore it from a backup"
+        )
+    return value
