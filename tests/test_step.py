@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cardflow
@@ -65,6 +65,7 @@ def test_step_agrees_with_fold(t: Traffic) -> None:
     }
 
 
+@settings(max_examples=50)
 @given(many_traffic, st.booleans(), st.booleans())
 def test_step_is_apply_and_changes(t: Traffic, passed: bool, reading: bool) -> None:
     """``step`` takes a shorter way than its definition (a summary says whether anything
