@@ -79,3 +79,26 @@ def test_a_store_without_ingest_each_is_served_body_by_body() -> None:
 def test_bounds_out_of_range_are_refused(count: int, wait: float) -> None:
     with pytest.raises(ValueError, match="max_"):
         GroupWriter(TrackerStore(), max_bodies=count, max_wait=wait)
+
+
+class BrokenStore(TrackerStore):
+    """A store whose group call fails in a way of its own."""
+
+    def ingest_each(self, bodies: list[bytes]) -> list[object]:
+        raise RuntimeError("secret: /var/lib/cards.db is on fire")
+
+
+def test_a_store_that_fails_its_own_way_answers_each_body_unavailable() -> None:
+    writer = GroupWriter(BrokenStore())
+
+    async def send() -> list[Written]:
+        return await asyncio.gather(
+            *(writer.write(body(op(f"b-{n}", "DATA_PREPARED"))) for n in range(3))
+        )
+
+    try:
+        written = asyncio.run(send())
+    finally:
+        writer.close()
+    assert [w.outcome for w in written] == [Stored.UNAVAILABLE] * 3
+    assert all("secret" not in w.detail and "RuntimeError" in w.detail for w in written)

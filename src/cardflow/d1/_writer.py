@@ -129,9 +129,9 @@ class GroupWriter:
                 try:
                     results = await loop.run_in_executor(self._thread, self._store_group, bodies)
                 except Exception as exc:  # a store's own failure: each body unavailable
-                    results = [Written(Stored.UNAVAILABLE, f"{type(exc).__name__}: {exc}")] * len(
-                        group
-                    )
+                    # (its type only: the sender learns nothing of the store's insides)
+                    failed = Written(Stored.UNAVAILABLE, f"the store failed ({type(exc).__name__})")
+                    results = [failed] * len(group)
                 for (_, future), result in zip(group, results, strict=True):
                     if not future.done():
                         future.set_result(result)
