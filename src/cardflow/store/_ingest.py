@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from itertools import chain
 from typing import Final
 
 import msgspec
@@ -38,7 +37,7 @@ from .._times import utc
 from .._wire import PRODUCE, Operation, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
-from ._states import Conflict, chunks, read_states, write_states
+from ._states import Conflict, read_states, write_states
 
 __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
@@ -139,17 +138,16 @@ def commit(
             owner.add(e.key)
             firsts.append((index, e))
             rows.append((e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now))
-    fresh: set[bytes] = set()
-    for chunk in chunks(rows, 6):
-        fresh.update(
-            bytes(row[0])
-            for row in tx.rows(
-                "INSERT INTO events (key, card_id, operation_id, read_at, event, stored_at)"
-                f" VALUES {','.join(['(?,?,?,?,?,?)'] * len(chunk))}"
-                " ON CONFLICT (key) DO NOTHING RETURNING key",
-                [*chain.from_iterable(chunk)],
-            )
+    fresh = {
+        bytes(key)
+        for key in tx.insert(
+            "events",
+            "key, card_id, operation_id, read_at, event, stored_at",
+            rows,
+            "key",
+            returning=True,
         )
+    }
     new = [0] * len(batch)
     by_card: dict[str, list[tuple[int, Operation]]] = {}
     for index, e in firsts:
@@ -196,7 +194,7 @@ def commit(
                 blob = encoded[id(change.state)] = encode_state(change.state)
             outbox.append(outbox_row(change, blob, now))
     write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
-    _insert(tx, "outbox", OUTBOX_COLUMNS, outbox, "key")
+    tx.insert("outbox", OUTBOX_COLUMNS, outbox, "key")
     kept: list[tuple[object, ...]] = []
     seen: set[bytes] = set()
     for prepared in batch:
@@ -211,18 +209,5 @@ def commit(
                 mine.append((digest, reject.index, reject.path, reject.reason, raw, now))
         mine.sort(key=lambda row: row[0])
         kept += mine
-    _insert(tx, "rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
+    tx.insert("rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
     return [(changes, count) for changes, count in zip(found, new, strict=True)]
-
-
-def _insert(tx: Tx, table: str, columns: str, rows: list[tuple[object, ...]], unique: str) -> None:
-    if not rows:
-        return
-    width = len(rows[0])
-    mark = "(" + ",".join("?" * width) + ")"
-    for chunk in chunks(rows, width):
-        tx.run(
-            f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}"
-            f" ON CONFLICT ({unique}) DO NOTHING",
-            [*chain.from_iterable(chunk)],
-        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import chain
 from typing import Any, Final
 
 import psycopg
@@ -20,6 +21,7 @@ import psycopg.errors
 from .._errors import StoreUnavailable
 from ._base import Store
 from ._schema import Dialect, Tx
+from ._states import chunks
 
 __all__ = ["PostgresStore"]
 
@@ -40,6 +42,30 @@ class _Tx:
 
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self._cursor.execute(_native(sql), params).rowcount
+
+    def insert(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[object]],
+        unique: str,
+        *,
+        returning: bool = False,
+    ) -> set[Any]:
+        out: set[Any] = set()
+        if not rows:
+            return out
+        width = len(rows[0])
+        mark = "(" + ",".join("?" * width) + ")"
+        tail = f" ON CONFLICT ({unique}) DO NOTHING"
+        if returning:
+            tail += f" RETURNING {unique}"
+        for chunk in chunks(list(rows), width):
+            sql = f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}{tail}"
+            cursor = self._cursor.execute(_native(sql), [*chain.from_iterable(chunk)])
+            if returning:
+                out.update(row[0] for row in cursor.fetchall())
+        return out
 
 
 _spelled: dict[str, Any] = {}
