@@ -7,9 +7,10 @@ are read in one query and written in card order with one upsert, each only if it
 version is still the one read (compare-and-swap, ``_states.py``: a concurrent
 writer's change makes the transaction start again, never lose that change); one
 outbox row per reaction and one rejects row per rejected operation, each unique;
-commit. Each table takes one multi-row statement per transaction (per 30,000
-parameters), however many bodies it holds, and the result is the one of committing
-the bodies one by one in their order. Cards are written in one fixed order and only
+commit. Each table is written in one go per transaction, however many bodies it
+holds (``Tx.insert``: multi-row statements on PostgreSQL, a statement compiled once
+and run for each row on SQLite), and the result is the one of committing the bodies
+one by one in their order. Cards are written in one fixed order and only
 after the events, so that two transactions wait on each other in a cycle only when
 they insert the same events in opposite orders (the same operations batched
 differently, at the same moment); PostgreSQL detects that, and the transaction
@@ -123,8 +124,7 @@ def commit(
     turn: per body, (its changes, how many of its events were new). ``Conflict`` when a
     concurrent transaction wrote one of their cards first.
 
-    Each table is written with one statement per 30,000 parameters, the states read in
-    one query: an event is new in the first body that holds it, and each card's new
+    Each table is written in one go (``Tx.insert``), the states read in one query: an event is new in the first body that holds it, and each card's new
     events are applied in body order, each with its body's reading time.
     """
     firsts: list[tuple[int, Event]] = []
