@@ -78,6 +78,7 @@ def receive(url: str, bodies: Path, connections: int, seconds: int) -> Load:
             str(port),
             "--workers",
             "2",
+            "--no-auth",  # loopback only, and the sender is wrk
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

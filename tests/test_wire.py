@@ -652,6 +652,57 @@ def test_lenient_unreadable_text_body_keeps_its_utf8_text() -> None:
     assert decode_lenient("\ud800[]").rejects[0].raw == "\ud800[]".encode("utf-8", "surrogatepass")
 
 
+MALFORMED: Final = [
+    pytest.param(b'"\xff"', "not valid UTF-8 at byte", id="invalid-byte"),
+    pytest.param(b'"\xed\xa0\x80"', "not valid UTF-8 at byte", id="encoded-surrogate"),
+    pytest.param(b'"caf\xc3"', "not valid UTF-8 at byte", id="cut-sequence"),
+    pytest.param(b'"\\ud800"', "\\ud800 is a lone UTF-16 surrogate", id="lone-high"),
+    pytest.param(b'"\\udc00x"', "\\udc00 is a lone UTF-16 surrogate", id="lone-low"),
+    pytest.param(b'"\\ud800\\u0041"', "\\ud800 is a lone UTF-16 surrogate", id="high-then-a"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason"), MALFORMED)
+@pytest.mark.parametrize("operation", ["PRODUCE", "ACTIVATE", "DELETE"])
+@pytest.mark.parametrize("where", ["top", "details", "shipment"])
+def test_a_malformed_string_rejects_its_operation_whatever_its_type(
+    text: bytes, reason: str, operation: str, where: str
+) -> None:
+    """The same bad string in a field no Struct names rejects any operation, saying what
+    is wrong with it; the good operation beside it is kept."""
+    bad = op_dict(operation=operation, details={"status": "CARD_SHIPPED"})
+    if where == "top":
+        bad["unknownField"] = "HOLE"
+    elif where == "details":
+        bad["details"]["unknownField"] = "HOLE"
+    else:
+        bad["details"]["shipment"] = {"carrier": "x", "unknownField": "HOLE"}
+    good = op_dict(operationId="00000000-0000-4000-8000-00000000000f")
+    body = joined([dump(good), dump(bad).replace(b'"HOLE"', text)])
+    result = decode_lenient(body)
+    assert result.operations == decode(joined([dump(good)]))
+    (reject,) = result.rejects
+    assert (reject.index, reject.path) == (1, "$.operations[1]")
+    assert reason in reject.reason
+    assert "truncated" not in reject.reason
+    with pytest.raises(InvalidNotification):
+        decode(body)
+
+
+def test_a_surrogate_pair_escaped_is_one_good_character() -> None:
+    body = joined([dump(op_dict(cardId="HOLE"))]).replace(b'"HOLE"', b'"\\ud83d\\ude00"')
+    (op,) = decode_lenient(body).operations
+    assert op.card_id == "\U0001f600"
+
+
+def test_a_malformed_string_outside_the_operations_rejects_the_body() -> None:
+    body = b'{"note": "\xff", "operations": [' + dump(op_dict()) + b"]}"
+    result = decode_lenient(body)
+    (reject,) = result.rejects
+    assert (reject.index, result.operations) == (None, [])
+    assert "not valid UTF-8 at byte 10" in reject.reason
+
+
 def test_decoded_ok_and_reject_error() -> None:
     assert Decoded(operations=[], rejects=[]).ok
     reject = Reject(index=2, path="$.operations[2].cardId", reason="missing", raw=b"{}")

@@ -8,8 +8,9 @@ across releases. ``docs/state-format.md`` documents it:
 
 The payload is msgpack: the :class:`CardState` as a map of its field names (the
 private summaries included: ``merge`` needs them), absent optional fields omitted,
-times as msgpack timestamps. A corrupt or truncated value, or one written by a
-later version, raises :class:`StateFormatError`; it never decodes into a wrong state.
+times as msgpack timestamps. A corrupt or truncated value, one written by a later
+version, or one that breaks an invariant of a state, raises :class:`StateFormatError`;
+it never decodes into a wrong state.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ from typing import Final
 import msgspec
 
 from ._errors import StateFormatError
+from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._state import CardState
+from ._statecheck import state_fault
+from ._tables import D1_TABLES, tables_for
 
 __all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state"]
 
@@ -40,12 +44,16 @@ def encode_state(state: CardState) -> bytes:
     return b"".join((_PREFIX, zlib.crc32(payload).to_bytes(4, "big"), payload))
 
 
-def decode_state(data: bytes | bytearray | memoryview) -> CardState:
+def decode_state(
+    data: bytes | bytearray | memoryview, *, lifecycle: Lifecycle = D1_LIFECYCLE
+) -> CardState:
     """The state that ``encode_state`` wrote, from this version or an earlier one.
 
     Raises ``StateFormatError`` naming the fault for anything else: another kind of
     data, a format from a later version, a checksum that does not match, a payload
-    that is not a state.
+    that is not a state, or one that no fold under ``lifecycle`` (the one the state
+    was folded under) could give: the checksum is no signature, so every invariant
+    that ``merge`` and ``step`` rely on is checked here (``_statecheck.py``).
     """
     raw = data if isinstance(data, bytes) else bytes(memoryview(data).cast("B"))
     if len(raw) < _HEADER or raw[: len(_MAGIC)] != _MAGIC:
@@ -63,6 +71,13 @@ def decode_state(data: bytes | bytearray | memoryview) -> CardState:
     if zlib.crc32(payload) != expected:
         raise StateFormatError("corrupt state: the checksum of its payload does not match")
     try:
-        return _decoder.decode(payload)
+        state = _decoder.decode(payload)
     except msgspec.DecodeError as exc:
         raise StateFormatError(f"corrupt state: {exc}") from None
+    except RecursionError:
+        raise StateFormatError("corrupt state: nested too deeply to be a state") from None
+    tables = D1_TABLES if lifecycle is D1_LIFECYCLE else tables_for(lifecycle)
+    fault = state_fault(state, tables)
+    if fault is not None:
+        raise StateFormatError(f"not a state a fold gives: card {state.card_id!r}: {fault}")
+    return state

@@ -10,6 +10,7 @@ on-demand response from a notification.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -34,6 +35,14 @@ from ._wire import (
 
 __all__ = ["Decoded", "Reject", "decode", "decode_lenient", "decode_reading", "reading_time"]
 # ``fast_operations`` and ``notified_operations`` are shared with the tracker, not public.
+
+
+MAX_BODY: Final = 16 << 20
+"""16 MiB: the most bytes of one D1 body cardflow takes by default, one number for
+both ends: the receiver's body limit, and the longest line (or multi-line document)
+that ``cardflow fold`` and ``cardflow report`` read, so that every body the receiver
+took fits in one line of a log. D1's bodies hold at most the operations per body
+agreed at onboarding, each well under a kilobyte."""
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,6 +155,8 @@ def fast_operations(body: object) -> list[Operation] | None:
             operations = _decode_body(body).operations
         except DECODE_ERRORS:
             return None
+        if type(body) is bytes and not body.isascii() and not _is_utf8(body):
+            return None
         for op in operations:
             if valid_operation_id(op.operation_id) is None:
                 return None
@@ -166,6 +177,8 @@ def notified_operations(body: object) -> list[Operation] | None:
         except DECODE_ERRORS:
             return None
         if decoded.confirmedAt:
+            return None
+        if type(body) is bytes and not body.isascii() and not _is_utf8(body):
             return None
         operations = decoded.operations
         for op in operations:
@@ -192,11 +205,59 @@ def decode(body: Body) -> list[Operation]:
                 if valid_operation_id(op.operation_id) is None:
                     break
             else:
-                return operations
+                if not isinstance(body, bytes) or body.isascii() or _is_utf8(body):
+                    return operations
     decoded = _decode_slow(body)
     if decoded.rejects:
         raise decoded.rejects[0].error()
     return decoded.operations
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Whether ``raw`` is valid UTF-8. msgspec checks the strings it decodes, not those
+    it skips (a field no Struct names): this check makes the rule the same for both."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+_ESCAPE: Final = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def _string_fault(raw: bytes) -> str | None:
+    """What makes a string in JSON text ``raw`` malformed, or None: a byte that is not
+    UTF-8, or an escaped UTF-16 surrogate without its other half (``"\\ud800"``), which
+    is no character at all. Names the byte (from 0, in ``raw``) where it starts."""
+    try:
+        raw.decode()
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.end].hex(" ")
+        return f"text is not valid UTF-8 at byte {error.start} ({bad}: {error.reason})"
+    if b"\\u" not in raw:
+        return None
+    high: re.Match[bytes] | None = None
+    for escape in _ESCAPE.finditer(raw):
+        code = int(escape[1], 16) if escape[1] is not None else -1
+        if high is not None:
+            if 0xDC00 <= code <= 0xDFFF and escape.start() == high.end():
+                high = None
+                continue
+            return _lone(high)
+        if 0xD800 <= code <= 0xDBFF:
+            high = escape
+        elif 0xDC00 <= code <= 0xDFFF:
+            return _lone(escape)
+    return None if high is None else _lone(high)
+
+
+def _lone(escape: re.Match[bytes]) -> str:
+    text = escape[0].decode("ascii")
+    return (
+        f"text is not valid Unicode at byte {escape.start()}: {text} is a lone UTF-16"
+        " surrogate (half of a pair, without the other half), not a character"
+    )
 
 
 def decode_lenient(body: Body) -> Decoded:
@@ -300,6 +361,9 @@ def _decode_slow(body: object) -> Decoded:
         fault = exc if spans is None else _envelope_error(raw_body, spans)
         if spans is None or fault is not None:
             reason, path = _split_error(fault or exc)
+            malformed = _string_fault(raw_body)
+            if malformed is not None and _truncation(reason):
+                reason = malformed
             return Decoded(
                 operations=[],
                 rejects=[Reject(index=None, path=path, reason=reason, raw=raw_body)],
@@ -307,10 +371,15 @@ def _decode_slow(body: object) -> Decoded:
         items = [raw_body[start:end] for start, end in spans]
     operations: list[Operation] = []
     rejects: list[Reject] = []
+    bad_text = False
     for index, raw in enumerate(items):
         prefix = f"$.operations[{index}]"
         found = _decode_operation(raw)
-        if not isinstance(found, Operation):
+        malformed = _string_fault(bytes(raw))
+        if malformed is not None:
+            bad_text = True
+            rejects.append(Reject(index=index, path=prefix, reason=malformed, raw=bytes(raw)))
+        elif not isinstance(found, Operation):
             reason, path = _split_error(found)
             rejects.append(
                 Reject(index=index, path=prefix + path[1:], reason=reason, raw=bytes(raw))
@@ -320,7 +389,18 @@ def _decode_slow(body: object) -> Decoded:
             rejects.append(Reject(index=index, path=path, reason=BAD_OPERATION_ID, raw=bytes(raw)))
         else:
             operations.append(found)
+    if not bad_text and not _is_utf8(raw_body):
+        # Every operation is good text: the bad byte lies outside them, in the envelope.
+        reason = _string_fault(raw_body) or "text is not valid UTF-8"
+        return Decoded(
+            operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=raw_body)]
+        )
     return Decoded(operations=operations, rejects=rejects)
+
+
+def _truncation(reason: str) -> bool:
+    """msgspec's reason for a string it could not end: what a lone surrogate gives."""
+    return reason == "Input data was truncated" or "surrogate" in reason
 
 
 def _decode_operation(raw: msgspec.Raw | bytes) -> Operation | BaseException:

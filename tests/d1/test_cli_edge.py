@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from .conftest import Certs
 from .processes import CARDFLOW
 
 EDGE = ["serve", "reconcile", "fake-d1", "conformance"]
@@ -36,6 +37,51 @@ def test_usage_errors_exit_2() -> None:
               "--now", "2026-01-01T00:00:00")  # fmt: skip
     assert now.returncode == 2
     assert "has no UTC offset" in now.stderr
-    tls = run("serve", "--db", "sqlite:///nowhere/x.db", "--client-ca", "ca.pem")
+    tls = run("serve", "--db", "sqlite:///nowhere/x.db", "--no-auth", "--client-ca", "ca.pem")
     assert tls.returncode == 2
     assert "--client-ca needs --certfile" in tls.stderr
+
+
+SERVE = ("serve", "--db", "sqlite:///nowhere/x.db", "--port", "1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        pytest.param(("--token", ""), "--token: the token is empty", id="empty-token"),
+        pytest.param(("--token", "  \t"), "--token: the token is empty", id="blank-token"),
+        pytest.param((), "give --token TOKEN", id="neither-token-nor-no-auth"),
+        pytest.param(("--token", "t", "--no-auth"), "not allowed with", id="both"),
+        pytest.param(
+            ("--no-auth", "--keyfile", "key.pem"), "--keyfile needs --certfile", id="key-alone"
+        ),
+        pytest.param(
+            ("--no-auth", "--certfile", "/nowhere/c.pem", "--keyfile", "/nowhere/c.pem"),
+            "--certfile /nowhere/c.pem: cannot read",
+            id="cert-unreadable",
+        ),
+    ],
+)
+def test_serve_fails_closed_with_a_usage_error(argv: tuple[str, ...], said: str) -> None:
+    done = run(*SERVE, *argv)
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_a_certificate_without_its_key(certs: Certs) -> None:
+    done = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert))
+    assert done.returncode == 2
+    assert "--certfile: not a certificate with its private key" in done.stderr
+    assert "Traceback" not in done.stderr
+    wrong = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert), "--keyfile",
+                str(certs.stranger_key))  # fmt: skip
+    assert wrong.returncode == 2
+    assert "--certfile and --keyfile: not a certificate with its private key" in wrong.stderr
+
+
+def test_fake_d1_refuses_a_key_without_its_certificate() -> None:
+    done = run("fake-d1", "--port", "1", "--cards", "3", "--seed", "1", "--keyfile", "k.pem")
+    assert done.returncode == 2
+    assert "--keyfile needs --certfile" in done.stderr
+    assert "Traceback" not in done.stderr

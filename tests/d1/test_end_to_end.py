@@ -57,7 +57,8 @@ def fireable(key: str) -> bool:
 def test_fake_d1_to_two_workers_then_reconcile_and_dispatch(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'cards.db'}"
     serve_port, d1_port = free_port(), free_port()
-    serve = [*CARDFLOW, "serve", "--db", db, "--port", str(serve_port), "--workers", "2"]
+    serve = [*CARDFLOW, "serve", "--db", db, "--port", str(serve_port), "--workers", "2",
+             "--no-auth"]  # fmt: skip
     with running(serve, serve_port) as receiver:
         fake = [*CARDFLOW, "fake-d1", "--port", str(d1_port), "--cards", str(CARDS),
                 "--seed", str(SEED), "--lose", LOSE, "--duplicates", "0.3",

@@ -48,7 +48,7 @@ def serve(db: Path, *extra: str, port: int | None = None) -> tuple[list[str], in
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     db = tmp_path_factory.mktemp("receiver") / "cards.db"
-    argv, port = serve(db, "--body-timeout", "1", "--max-body", "1000000")
+    argv, port = serve(db, "--body-timeout", "1", "--max-body", "1000000", "--no-auth")
     with running(argv, port) as started:
         yield started, db
 
@@ -151,7 +151,7 @@ def test_the_status_policy_in_one_table() -> None:
 
 
 def test_a_failing_store_is_503_so_that_d1_retries(tmp_path: Path) -> None:
-    argv, port = serve(tmp_path / "cards.db")
+    argv, port = serve(tmp_path / "cards.db", "--no-auth")
     with running(argv, port) as started:
         first = httpx.post(started.url + PATH, content=body(op("c1", "DATA_PREPARED")))
         assert first.status_code == 204
@@ -164,25 +164,77 @@ def test_a_failing_store_is_503_so_that_d1_retries(tmp_path: Path) -> None:
     assert response.json()["error"] == "STORE_UNAVAILABLE"
     assert response.headers["Retry-After"] == "5"
     assert health.status_code == 503
+    assert health.json() == {"status": "unavailable"}  # not the database's name or error
 
 
-def test_a_bearer_token_is_checked(tmp_path: Path) -> None:
+def test_a_bearer_token_is_checked_before_anything_else(tmp_path: Path) -> None:
+    """Without the token every path answers 401, the same whether an issuer, a card or
+    a route exists, so nothing can be enumerated; only /health answers, and it tells
+    nothing of cards."""
     argv, port = serve(tmp_path / "cards.db", "--token", "s3cret", "--issuer", ISSUER)
     sent = body(op("c1", "DATA_PREPARED"))
+    good = {"Authorization": "Bearer s3cret"}
+    other = PATH.replace(ISSUER, "ISSUER0002")
     with running(argv, port) as started:
-        missing = httpx.post(started.url + PATH, content=sent)
-        wrong = httpx.post(started.url + PATH, content=sent, headers={"Authorization": "Bearer x"})
-        right = httpx.post(
-            started.url + PATH, content=sent, headers={"Authorization": "Bearer s3cret"}
+        url = started.url
+        anonymous = {
+            "known issuer": httpx.post(url + PATH, content=sent),
+            "unknown issuer": httpx.post(url + other, content=sent),
+            "known card": httpx.get(url + "/cards/c1"),
+            "unknown card": httpx.get(url + "/cards/c2"),
+            "no route": httpx.get(url + "/metrics"),
+            "wrong method": httpx.get(url + PATH),
+        }
+        wrong = [
+            httpx.post(url + PATH, content=sent, headers={"Authorization": value})
+            for value in ("Bearer x", "Bearer s3cre", "Bearer s3cret2", "s3cret", "bearer s3cret")
+        ]
+        stored_before_right = stored(tmp_path / "cards.db", "c1")
+        right = httpx.post(url + PATH, content=sent, headers=good)
+        card = httpx.get(url + "/cards/c1", headers=good)
+        unknown_issuer = httpx.post(url + other, content=sent, headers=good)
+        health = httpx.get(url + "/health")
+    assert {k: r.status_code for k, r in anonymous.items()} == dict.fromkeys(anonymous, 401)
+    assert len({r.content for r in anonymous.values()}) == 1  # one answer, whatever the path
+    assert all(r.headers["WWW-Authenticate"] == "Bearer" for r in anonymous.values())
+    assert [r.status_code for r in wrong] == [401] * 5
+    assert stored_before_right is None
+    assert (right.status_code, card.status_code, unknown_issuer.status_code) == (204, 200, 404)
+    assert card.json()["cardId"] == "c1"
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok"}
+
+
+def test_serving_without_a_token_is_said_on_startup(tmp_path: Path) -> None:
+    argv, port = serve(tmp_path / "cards.db", "--no-auth")
+    with running(argv, port) as started:
+        assert httpx.get(started.url + "/cards/c1").status_code == 404
+        deadline = time.monotonic() + 10
+        while "WITHOUT AUTHENTICATION" not in started.stderr() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "--no-auth: serving WITHOUT AUTHENTICATION" in started.stderr()
+
+
+@pytest.mark.parametrize("token", ["", " ", "\t\n", "two words", "caf\u00e9"])
+def test_the_receiver_refuses_a_token_that_cannot_be_one(tmp_path: Path, token: str) -> None:
+    from cardflow.d1 import receiver
+
+    with pytest.raises(ValueError, match="token"):
+        receiver(f"sqlite:///{tmp_path / 'cards.db'}", token=token)
+
+
+def test_the_factory_fails_closed_without_a_token(tmp_path: Path) -> None:
+    from cardflow.d1 import receiver_from_env
+
+    db = f"sqlite:///{tmp_path / 'cards.db'}"
+    with pytest.raises(ValueError, match="CARDFLOW_SERVE_TOKEN is not set"):
+        receiver_from_env({"CARDFLOW_SERVE_DB": db})
+    with pytest.raises(ValueError, match="empty"):
+        receiver_from_env({"CARDFLOW_SERVE_DB": db, "CARDFLOW_SERVE_TOKEN": ""})
+    with pytest.raises(ValueError, match="contradict"):
+        receiver_from_env(
+            {"CARDFLOW_SERVE_DB": db, "CARDFLOW_SERVE_TOKEN": "t", "CARDFLOW_SERVE_NO_AUTH": "1"}
         )
-        other_issuer = httpx.post(
-            started.url + PATH.replace(ISSUER, "ISSUER0002"),
-            content=sent,
-            headers={"Authorization": "Bearer s3cret"},
-        )
-    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 204)
-    assert missing.headers["WWW-Authenticate"] == "Bearer"
-    assert other_issuer.status_code == 404
 
 
 def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
@@ -190,7 +242,7 @@ def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
 ) -> None:
     tls = ["--certfile", str(certs.server), "--keyfile", str(certs.server),
            "--client-ca", str(certs.ca)]  # fmt: skip
-    argv, port = serve(tmp_path / "cards.db", *tls)
+    argv, port = serve(tmp_path / "cards.db", *tls, "--no-auth")
     url = f"https://127.0.0.1:{port}{PATH}"
     sent = body(op("c1", "DATA_PREPARED"))
 

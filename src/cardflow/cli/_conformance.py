@@ -52,6 +52,11 @@ def add_conformance(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--lose", type=probability, default=0.0, metavar="F")
     parser.add_argument("--view", required=True, metavar="URL", help="URL template or store URL")
     parser.add_argument("--d1", metavar="URL", help="the fake D1's base URL (cards served)")
+    parser.add_argument(
+        "--view-token",
+        metavar="TOKEN",
+        help="bearer token sent with each --view request (cardflow serve --token)",
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(
         "--show", type=count, default=20, metavar="N", help="differences listed (default: 20)"
@@ -89,7 +94,14 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
 
     traffic = fake_traffic(args.cards, args.truth_seed, lose=args.lose)
     stack = contextlib.ExitStack()
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as client:
+    viewing = contextlib.AsyncExitStack()
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0)) as client, viewing:
+        viewer = client  # the token goes to the view only, never to the fake D1
+        if args.view_token is not None:
+            auth = {"Authorization": f"Bearer {args.view_token}"}
+            viewer = await viewing.enter_async_context(
+                httpx.AsyncClient(timeout=httpx.Timeout(30.0), headers=auth)
+            )
         served: list[str] = []
         if args.d1:
             try:
@@ -103,7 +115,7 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
             if args.view.startswith(_STORE_SCHEMES):
                 views = _store_views(args.view, stack)
             else:
-                views = http_views(client, args.view)
+                views = http_views(viewer, args.view)
         except ValueError as error:
             console.stderr.write(f"cardflow conformance: --view: {error}\n")
             return 2

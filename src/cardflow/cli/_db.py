@@ -167,14 +167,16 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
     with store:
         try:
             if args.paths:
-                _store_all(store, list(args.paths), totals, console)
+                _store_all(store, list(args.paths), totals, console, args.max_line_bytes)
             return _report(args, console, store, totals)
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow fold: --db {args.db}: {exc}\n")
             return UNAVAILABLE
 
 
-def _store_all(store: Store, paths: list[str], totals: Totals, console: Console) -> None:
+def _store_all(
+    store: Store, paths: list[str], totals: Totals, console: Console, max_line: int
+) -> None:
     sources = readable(paths, console.stdin_fd, totals.unreadable, _warn(console), "cardflow fold:")
     totals.sources = [s.name for s in sources]
     for source in sources:
@@ -188,7 +190,7 @@ def _store_all(store: Store, paths: list[str], totals: Totals, console: Console)
             totals.unreadable.append(source.name)
             console.stderr.write(f"cardflow fold: cannot read {source.name}: {exc.strerror}\n")
             continue
-        reader = Reader(stream)
+        reader = Reader(stream, max_line)
         try:
             batch: list[Decoded | tuple[Decoded, datetime]] = []
             for read in reader:

@@ -107,7 +107,11 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
         fault_rate=args.fault_rate,
         fault_times=args.fault_times,
     )
-    options = server_options(args.host, args.port, args.certfile, args.keyfile, args.client_ca)
+    try:
+        options = server_options(args.host, args.port, args.certfile, args.keyfile, args.client_ca)
+    except ValueError as error:
+        console.stderr.write(f"cardflow fake-d1: {error}\n")
+        return 2
     server = uvicorn.Server(uvicorn.Config(fake.app, timeout_graceful_shutdown=1, **options))
     serving = asyncio.ensure_future(server.serve())
     while not server.started and not serving.done():

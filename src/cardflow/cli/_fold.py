@@ -15,10 +15,11 @@ import os
 from typing import BinaryIO
 
 from .. import Folder
-from .._decode import Reject
+from .._decode import MAX_BODY, Reject
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
 from .._wire import PRODUCE, Operation, fingerprint
+from ._args import positive
 from ._console import Console
 from ._exchange import write_in_ranges
 from ._formats import write_csv, write_json, write_jsonl
@@ -61,7 +62,7 @@ class _Run(Reading):
         rejects: BinaryIO | None,
         command: str = "fold",
     ) -> None:
-        super().__init__(frozenset(args.card) if args.card else None)
+        super().__init__(frozenset(args.card) if args.card else None, args.max_line_bytes)
         self.console = console
         self.prefix = f"cardflow {command}:"
         self.rejects = rejects
@@ -188,6 +189,7 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
                 progress=args.progress,
                 workers=workers,
                 part_size=args.part_size,
+                max_line=args.max_line_bytes,
             )
             totals, missing = write_in_ranges(args, console, gathered, workers)
     except RejectsWriteError as exc:
@@ -203,7 +205,15 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
     """The options of a command that reads and folds inputs: ``--allow-rejects``,
-    ``--progress``."""
+    ``--progress``, ``--max-line-bytes``."""
+    parser.add_argument(
+        "--max-line-bytes",
+        type=positive,
+        default=MAX_BODY,
+        metavar="BYTES",
+        help="reject a longer line, or multi-line document, with its line number, and"
+        f" go on (default: {MAX_BODY:,}, 16 MiB, the receiver's body limit)",
+    )
     parser.add_argument(
         "--allow-rejects",
         action="store_true",
@@ -218,14 +228,18 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def fold_inputs(
-    paths: list[str], console: Console, progress: bool | None, command: str
+    paths: list[str],
+    console: Console,
+    progress: bool | None,
+    command: str,
+    max_line: int = MAX_BODY,
 ) -> tuple[Folder, Totals]:
     """Read and fold ``paths`` exactly as ``cardflow fold`` does, for another command.
 
     Every rejected item and unreadable input is reported on ``console.stderr``, its
     messages naming ``cardflow COMMAND``; the totals say what was read and lost.
     """
-    run = _Run(argparse.Namespace(card=None), console, None, command)
+    run = _Run(argparse.Namespace(card=None, max_line_bytes=max_line), console, None, command)
     run.read_all(paths, progress)
     return run.folder, run.finish()
 

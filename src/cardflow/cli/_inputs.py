@@ -7,10 +7,18 @@ value and is followed by indented lines starts a multi-line document, which ends
 the first unindented line that completes it. So a bad line never swallows the good
 lines after it: a line cut short is followed by a line at column 0, and is rejected
 alone. Memory holds one body at a time.
+
+Nothing read is unbounded: a line longer than ``max_line`` bytes (``--max-line-bytes``)
+is rejected with its line number and skipped to the next newline a chunk at a time, and
+a multi-line document that grows past the same limit is refused and skipped. In a
+directory, only regular files are read: a FIFO or a device there is skipped with a
+warning (reading it could wait forever); named on the command line, it is read as a
+stream.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -21,7 +29,7 @@ from typing import BinaryIO, Final
 
 import msgspec
 
-from .._decode import READING_MARK, Decoded, Reject, decode_lenient, decode_reading
+from .._decode import MAX_BODY, READING_MARK, Decoded, Reject, decode_lenient, decode_reading
 
 __all__ = [
     "STDIN",
@@ -30,6 +38,7 @@ __all__ = [
     "Reader",
     "Source",
     "expand",
+    "lines_of",
     "one_line",
     "readable",
 ]
@@ -139,7 +148,11 @@ def _walk(top: str) -> Iterator[Source | Problem]:
                 except OSError as exc:
                     yield Problem(path, exc.strerror or str(exc), fatal=True)
                     continue
-                yield Source(path, path, info.st_size if stat.S_ISREG(info.st_mode) else None)
+                if not stat.S_ISREG(info.st_mode):
+                    reason = "not a regular file (a FIFO, a device, a socket): skipped"
+                    yield Problem(path, reason, fatal=False)
+                    continue
+                yield Source(path, path, info.st_size)
     except OSError as exc:
         yield Problem(exc.filename or top, exc.strerror or str(exc), fatal=True)
 
@@ -207,38 +220,82 @@ def _unfinished(text: bytes, decoded: Decoded) -> bool:
     return reject.index is None and reject.reason == _TRUNCATED and text[:1] in (b"{", b"[")
 
 
+def lines_of(stream: BinaryIO | Iterator[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of ``stream``, each at most ``limit + 2`` bytes: a longer line comes in
+    chunks of that size, its last one ending with its newline. Memory never holds more
+    of a line than that, whatever the input (a file of one 2 GiB line, ``/dev/zero``).
+    An iterator of lines (already bounded) is returned as it is."""
+    if not hasattr(stream, "readline"):
+        return iter(stream)
+    return iter(functools.partial(stream.readline, limit + 2), b"")
+
+
+def _refused(line: int, reason: str) -> Body:
+    return Body(
+        line,
+        b"",
+        Decoded(operations=[], rejects=[Reject(index=None, path="$", reason=reason, raw=b"")]),
+    )
+
+
 class Reader:
     """Splits a binary stream into bodies and decodes each, leniently.
 
     ``lines`` and ``bytes_read`` count what was consumed, for progress and totals.
+    ``max_line``: the longest line, and multi-line document, read (bytes).
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | Iterator[bytes], max_line: int = MAX_BODY) -> None:
         self._stream = stream
+        self.max_line = max_line
         self.lines = 0
         self.bytes_read = 0
 
     def __iter__(self) -> Iterator[Body]:
+        limit = self.max_line
         document: list[bytes] = []
-        depth = 0
-        start = 0
-        for line in self._stream:
+        depth = size = start = 0
+        skipping = False  # in a document refused as too long: read to its end, kept nowhere
+        lines = lines_of(self._stream, limit)
+        for line in lines:
             self.lines += 1
             self.bytes_read += len(line)
             if self.lines == 1 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
-            if document:
+            if len(line) > limit and len(line.rstrip(b"\r\n")) > limit:
+                if document:
+                    yield self._finish(start, document)
+                    document = []
+                skipping = False
+                yield self._skip_line(line, lines)
+                continue
+            if document or skipping:
                 if not line.strip() or line[0] in _CONTINUES:
-                    document.append(line)
                     depth += _depth(line)
                     # Decoded once, when its brackets close: linear in the document.
-                    if depth <= 0 and line[:1] in (b"}", b"]"):
+                    ends = depth <= 0 and line[:1] in (b"}", b"]")
+                    if skipping:
+                        skipping = not ends
+                        continue
+                    document.append(line)
+                    size += len(line)
+                    if ends:
                         text = b"".join(document)
                         yield _body(start, text, decode_lenient(text))
                         document = []
+                    elif size > limit:
+                        document = []
+                        skipping = True
+                        yield _refused(
+                            start,
+                            f"a document of more than {limit:,} bytes (--max-line-bytes):"
+                            " skipped to its end",
+                        )
                     continue
-                yield self._finish(start, document)
-                document = []
+                if document:
+                    yield self._finish(start, document)
+                    document = []
+                skipping = False
             text = line.rstrip(b"\r\n")
             if not text.strip():
                 continue
@@ -246,11 +303,27 @@ class Reader:
             if _unfinished(text, decoded):
                 document = [line]
                 depth = _depth(line)
+                size = len(line)
                 start = self.lines
                 continue
             yield _body(self.lines, text, decoded)
         if document:
             yield self._finish(start, document)
+
+    def _skip_line(self, chunk: bytes, lines: Iterator[bytes]) -> Body:
+        """A line over the limit, read to its newline a chunk at a time and dropped."""
+        size = len(chunk.rstrip(b"\r\n"))
+        while not chunk.endswith(b"\n"):
+            chunk = next(lines, b"")
+            if not chunk:
+                break
+            self.bytes_read += len(chunk)
+            size += len(chunk.rstrip(b"\r\n"))
+        return _refused(
+            self.lines,
+            f"a line of {size:,} bytes, over the limit of {self.max_line:,} bytes"
+            " (--max-line-bytes): skipped",
+        )
 
     @staticmethod
     def _finish(start: int, document: list[bytes]) -> Body:

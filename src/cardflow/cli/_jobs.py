@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from .._codec import encode_state
-from .._decode import Reject
+from .._decode import MAX_BODY, Reject
 from .._state import Folder
 from .._wire import Operation, fingerprint
 from ._console import Console
@@ -124,8 +124,8 @@ class _PartReading(Reading):
     """The fold of one group: rejects and watched events kept for the parent, a part at
     a time, with lines counted from the part's start."""
 
-    def __init__(self, watch: frozenset[str] | None) -> None:
-        super().__init__(watch)
+    def __init__(self, watch: frozenset[str] | None, max_line: int = MAX_BODY) -> None:
+        super().__init__(watch, max_line)
         self._result = PartFolded()
         self._first: dict[bytes, tuple[Operation, int]] = {}
         self._deliveries: Counter[bytes] = Counter()
@@ -201,6 +201,7 @@ def fold_group(
     directory: str | None,
     skip: frozenset[tuple[int, int]] = frozenset(),
     hold: int | None = None,
+    max_line: int = MAX_BODY,
 ) -> GroupFolded:
     """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
     folder; spill its states to ``directory`` (None: return them), or, in a worker of
@@ -210,7 +211,7 @@ def fold_group(
     are skipped, as one pass would stop there. ``skip`` names parts (source, start) to
     leave out: those the parent drops because an earlier group failed on their input.
     """
-    reading = _PartReading(watch)
+    reading = _PartReading(watch, max_line)
     results = []
     broken: set[int] = set()
     for part in parts:
@@ -263,10 +264,12 @@ class _Gather:
         rejects: BinaryIO | None,
         watch: frozenset[str] | None,
         workers: Workers,
+        max_line: int = MAX_BODY,
     ) -> None:
         self.console = console
         self.rejects = rejects
         self.watch = watch
+        self.max_line = max_line
         self.workers = workers
         self.totals = Totals()
         self.histories = {card: EventLog() for card in watch or ()}
@@ -320,7 +323,7 @@ class _Gather:
 
     def _local(self, part: Part) -> GroupFolded:
         """A part the parent reads: stdin or a file that is not a regular file."""
-        reading = self._reading = _PartReading(self.watch)
+        reading = self._reading = _PartReading(self.watch, self.max_line)
         reading.poll = self.progress.poll if self.progress is not None else None
         try:
             if part.path == STDIN:
@@ -354,7 +357,9 @@ class _Gather:
         try:
             for i, group in enumerate(planned):
                 if not group[0].local:
-                    futures[i] = submit(fold_group, group, self.watch, directory, frozenset(), i)
+                    futures[i] = submit(
+                        fold_group, group, self.watch, directory, frozenset(), i, self.max_line
+                    )
                     futures[i].add_done_callback(self._finished)
             for i, group in enumerate(planned):
                 future = futures.pop(i, None)
@@ -364,7 +369,15 @@ class _Gather:
                 self._cards += len(result.spilled.ids)
             for i, skip in self._refold.items():
                 spilled[i] = self._wait(
-                    submit(fold_group, planned[i], self.watch, directory, frozenset(skip), i)
+                    submit(
+                        fold_group,
+                        planned[i],
+                        self.watch,
+                        directory,
+                        frozenset(skip),
+                        i,
+                        self.max_line,
+                    )
                 ).spilled
         finally:
             for pending in futures.values():
@@ -423,10 +436,11 @@ def gather(
     progress: bool | None,
     workers: Workers,
     part_size: int | None,
+    max_line: int = MAX_BODY,
 ) -> Gathered:
     """Phase one: fold the inputs that ``paths`` name, in groups of parts on ``workers``;
     report their rejects and problems in input order."""
-    run = _Gather(console, rejects, watch, workers)
+    run = _Gather(console, rejects, watch, workers, max_line)
     sources = readable(paths, console.stdin_fd, run.totals.unreadable, run.warn, "cardflow fold:")
     run.totals.sources = [s.name for s in sources]
     parts = plan(sources, workers.jobs, part_size)

@@ -13,12 +13,12 @@ import codecs
 import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import BinaryIO, Final, cast
+from typing import BinaryIO, Final
 
 from .. import Folder
-from .._decode import Reject, notified_operations
+from .._decode import MAX_BODY, Reject, notified_operations
 from .._wire import Operation
-from ._inputs import Body, Reader
+from ._inputs import Body, Reader, lines_of
 
 __all__ = ["Reading"]
 
@@ -32,9 +32,11 @@ class Reading:
     ``poll``: called after each line (a progress bar), with ``bytes`` kept current.
     """
 
-    def __init__(self, watch: frozenset[str] | None) -> None:
+    def __init__(self, watch: frozenset[str] | None, max_line: int = MAX_BODY) -> None:
         self.folder = Folder()
         self.watch = watch
+        self.max_line = max_line
+        """The longest line read (bytes); a longer one is a reject (``Reader``)."""
         self.poll: Callable[[], None] | None = None
         self.bodies = 0
         self.operations = 0
@@ -86,7 +88,8 @@ class Reading:
         """
         poll = self.poll
         watching = self.watch is not None
-        lines: Iterator[bytes] = iter(stream)
+        limit = self.max_line
+        lines = lines_of(stream, limit)
         first = next(lines, None)  # taken apart: only line 1 may start with a BOM
         if first is not None:
             if first.startswith(_BOM):
@@ -105,14 +108,14 @@ class Reading:
                 # One decoding for the usual line; a reading (the Reader says when it
                 # was read) or a line that does not decode whole goes the lenient way.
                 ops = notified(line)
-                if ops is None:
+                if ops is None or len(line) > limit:
                     if not line.strip():
                         continue
                     # The Reader's line 1 is a blank line that it skips; the line that
                     # failed is its line 2, our line ``count``.
                     offset = count - 2
                     before = self.bytes - 1 - len(line)
-                    reader = Reader(cast("BinaryIO", _resume(line, lines)))
+                    reader = Reader(_resume(line, lines), limit)
                     for body in reader:
                         bodies += 1
                         ops = body.decoded.operations

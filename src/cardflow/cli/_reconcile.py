@@ -24,7 +24,9 @@ Reconcile the store with D1: for every card that needs it (gaps, anomalies, unkn
 statuses, overdue, silent), GET {D1}/issuers/{issuerId}/physicalcards/{cardId}/
 productionstatus and store the answer as a confirmation read at the time it was asked.
 A card whose status cannot be read (404, refused, garbage, no answer after every
-retry) is reported and left as it was."""
+retry, no whole answer within --deadline) is reported and left as it was. An answer
+stores only the card asked about: an operation of another card in it is recorded
+as a reject, never applied."""
 
 _STATUS = """\
 exit status:
@@ -52,7 +54,20 @@ def add_reconcile(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--ca", help="CA bundle to check D1's certificate (default: system)")
     parser.add_argument("--token", help="bearer token (Authorization: Bearer)")
     parser.add_argument("--concurrency", type=positive, default=8, metavar="C")
-    parser.add_argument("--timeout", type=seconds, default=10.0, metavar="SECONDS")
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="for connecting and for each read or write (default: 10)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="for a request as a whole: an answer not read by then fails its card (default: 30)",
+    )
     parser.add_argument("--attempts", type=positive, default=5, metavar="N")
     parser.add_argument("--backoff", type=seconds, default=0.5, metavar="SECONDS")
     parser.add_argument("--now", type=moment, metavar="TIME", help="judge needs as of TIME")
@@ -80,6 +95,7 @@ def run_reconcile(args: argparse.Namespace, console: Console) -> int:
             ca=args.ca,
             token=args.token,
             timeout=args.timeout,
+            deadline=args.deadline,
             concurrency=args.concurrency,
             retry=Retry(attempts=args.attempts, base=args.backoff),
             clock=console.clock,

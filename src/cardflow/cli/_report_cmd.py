@@ -87,7 +87,9 @@ def run_report(args: argparse.Namespace, console: Console) -> int:
     now: datetime = args.now or console.clock().replace(microsecond=0)
     if args.db is not None:
         return _from_store(args, console, now)
-    folder, totals = fold_inputs(list(args.paths), console, args.progress, "report")
+    folder, totals = fold_inputs(
+        list(args.paths), console, args.progress, "report", args.max_line_bytes
+    )
     fleet = aggregate((folder[card] for card in folder), now, lifecycle=args.lifecycle)
     inputs = {
         "lines": totals.lines,

@@ -25,6 +25,10 @@ committed the body; 400 for a body that is not a D1 envelope (D1 must not retry 
 when the store is unavailable (D1 retries). GET /cards/{cardId} answers the card's
 JSON view; GET /health. Reactions are not run here: run cardflow dispatch.
 
+Every request but GET /health must carry --token as Authorization: Bearer (401
+otherwise, whatever the path); serving without a token takes an explicit --no-auth
+(behind a proxy that authenticates), and says so when it starts.
+
 With --certfile and --keyfile it serves TLS; with --client-ca too, it refuses in the
 handshake every client without a certificate signed by that CA (D1's mutual TLS)."""
 
@@ -52,7 +56,13 @@ def add_serve(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--certfile", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="and this private key (PEM)")
     parser.add_argument("--client-ca", help="require client certificates signed by this CA")
-    parser.add_argument("--token", help="require Authorization: Bearer TOKEN on notifications")
+    auth = parser.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="require Authorization: Bearer TOKEN on every request")
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without authentication (only behind a proxy that authenticates)",
+    )
     parser.add_argument("--issuer", action="append", metavar="ID", help="accept only this issuer")
     parser.add_argument("--max-body", type=positive, default=None, metavar="BYTES")
     parser.add_argument("--body-timeout", type=seconds, default=None, metavar="SECONDS")
@@ -63,18 +73,33 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     """Serve until interrupted; the exit status."""
     import uvicorn
 
+    from ..d1 import check_token
     from ..store import StoreUnavailable, open
     from ._serving import server_options
 
     settings = {"DB": args.db}
-    if args.token:
-        settings["TOKEN"] = args.token
+    if args.token is not None:
+        try:
+            settings["TOKEN"] = check_token(args.token)
+        except ValueError as error:
+            console.stderr.write(f"cardflow serve: --token: {error}\n")
+            return 2
+    elif args.no_auth:
+        settings["NO_AUTH"] = "1"
+    else:
+        console.stderr.write(
+            "cardflow serve: give --token TOKEN (the bearer token D1 sends), or --no-auth"
+            " to serve without authentication\n"
+        )
+        return 2
     if args.issuer:
         settings["ISSUERS"] = ",".join(args.issuer)
     if args.max_body is not None:
         settings["MAX_BODY"] = str(args.max_body)
     if args.body_timeout is not None:
         settings["BODY_TIMEOUT"] = str(args.body_timeout)
+    for key in ("TOKEN", "NO_AUTH"):  # none left over from the caller's environment
+        os.environ.pop("CARDFLOW_SERVE_" + key, None)
     for key, value in settings.items():
         os.environ["CARDFLOW_SERVE_" + key] = value
     try:
@@ -97,6 +122,14 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     except (StoreUnavailable, ValueError) as error:
         console.stderr.write(f"cardflow serve: {error}\n")
         return 3
+    if args.no_auth:
+        scheme = "https" if args.certfile else "http"
+        console.stderr.write(
+            f"cardflow serve: --no-auth: serving WITHOUT AUTHENTICATION on"
+            f" {scheme}://{args.host}:{args.port}: anyone who reaches it can post"
+            " notifications and read every card\n"
+        )
+        console.stderr.flush()
     # Each worker imports the factory and opens the store itself.
     uvicorn.run("cardflow.d1:receiver_from_env", **options)
     return 0

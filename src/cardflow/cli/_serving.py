@@ -5,6 +5,7 @@ Imported only by commands that serve (uvicorn is in ``cardflow[serve]``).
 
 from __future__ import annotations
 
+import os
 import ssl
 from typing import Any
 
@@ -19,11 +20,32 @@ def server_options(
     client_ca: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` it
-    serves TLS, and with ``client_ca`` it refuses, in the handshake, any client without
-    a certificate that CA signed."""
+    """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` (and
+    ``keyfile``, unless the certificate's file holds the key) it serves TLS, and with
+    ``client_ca`` it refuses, in the handshake, any client without a certificate that
+    CA signed. ``ValueError`` (a usage error) for a
+    key without a certificate, a certificate without its key, or a file that cannot
+    be read: never plain HTTP in place of TLS, never a traceback."""
     if client_ca is not None and certfile is None:
         raise ValueError("--client-ca needs --certfile (and --keyfile): mutual TLS is TLS")
+    if keyfile is not None and certfile is None:
+        raise ValueError("--keyfile needs --certfile: TLS takes a certificate and its key")
+    for flag, path in (
+        ("--certfile", certfile),
+        ("--keyfile", keyfile),
+        ("--client-ca", client_ca),
+    ):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"{flag} {path}: cannot read the file")
+    if certfile is not None:
+        try:  # what uvicorn will do, but here a fault is a usage error, not a traceback
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+        except (ssl.SSLError, ValueError) as error:
+            where = "--certfile" if keyfile is None else "--certfile and --keyfile"
+            raise ValueError(
+                f"{where}: not a certificate with its private key ({error}); give the key"
+                " with --keyfile, or one PEM file holding both"
+            ) from None
     settings: dict[str, Any] = {
         "host": host,
         "port": port,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         DEFAULT_MAX_BODY,
         NOTIFICATION_PATH,
         ReceiverStore,
+        check_token,
         receiver,
         receiver_from_env,
     )
@@ -58,6 +59,7 @@ __all__ = [
     "Retry",
     "Sweep",
     "answer_class",
+    "check_token",
     "client_ssl_context",
     "notification_headers",
     "notification_status",
@@ -73,6 +75,7 @@ _RECEIVER = frozenset(
         "DEFAULT_MAX_BODY",
         "NOTIFICATION_PATH",
         "ReceiverStore",
+        "check_token",
         "receiver",
         "receiver_from_env",
     )

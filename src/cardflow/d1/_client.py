@@ -47,6 +47,8 @@ __all__ = [
     "retry_after",
 ]
 
+DEFAULT_DEADLINE: Final = 30.0
+"""Seconds one on-demand request may take, whole (``Client(deadline=)``)."""
 MAX_ANSWER: Final = 1 << 20
 """The most bytes read of one on-demand answer (it holds one event): more is garbage."""
 
@@ -68,6 +70,9 @@ class FailureKind(enum.StrEnum):
     """No answer on any attempt: connection refused or reset, TLS failure, timeout."""
     GARBAGE = "GARBAGE"
     """D1 answered 2xx, but not with a D1 envelope holding an event of the card."""
+    TOO_SLOW = "TOO_SLOW"
+    """The answer did not arrive whole within the client's ``deadline``. Not retried:
+    the card's slot is freed for the others, and the card is left for the next run."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,10 @@ class Client:
     ``cert``/``key``: the client certificate D1 expects (mutual TLS); ``ca``: the CA
     bundle D1's server certificate is checked against (default: the system's);
     ``token``: sent as ``Authorization: Bearer``. ``timeout`` applies to connecting,
-    each read and each write. At most ``concurrency`` requests are in flight.
+    each read and each write; ``deadline`` to a request as a whole, from sending it to
+    the last byte of the answer, so that an answer trickled a byte at a time cannot
+    hold a slot for longer (the card fails as ``TOO_SLOW``). At most ``concurrency``
+    requests are in flight.
     ``clock`` gives :attr:`Fetched.at` (only the default reads the real clock);
     ``sleep`` and ``rng`` drive the backoff; ``transport`` replaces the network (tests).
     Use it as an async context manager, or call :meth:`aclose`.
@@ -200,6 +208,7 @@ class Client:
         ca: str | Path | None = None,
         token: str | None = None,
         timeout: float = 10.0,
+        deadline: float = DEFAULT_DEADLINE,
         concurrency: int = 8,
         retry: Retry | None = None,
         clock: Callable[[], datetime] = _utc_now,
@@ -211,6 +220,9 @@ class Client:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if not issuer_id:
             raise ValueError("issuer_id must not be empty")
+        if not deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds, got {deadline}")
+        self.deadline = deadline
         self.base_url = base_url.rstrip("/")
         self.issuer_id = issuer_id
         self.concurrency = concurrency
@@ -263,7 +275,12 @@ class Client:
             try:
                 async with self._slots:
                     at = self._clock()
-                    body = await self._attempt(card_id, url)
+                    try:
+                        async with asyncio.timeout(self.deadline):
+                            body = await self._attempt(card_id, url)
+                    except TimeoutError:
+                        detail = f"no whole answer within the deadline of {self.deadline:g} s"
+                        raise _FinalError(FailureKind.TOO_SLOW, detail, None) from None
             except _RetryableError as failure:
                 wait = self.retry.backoff(attempt, self._rng)
                 if failure.wait is not None:

@@ -3,7 +3,12 @@
 ``POST /notifications/d1/v2/issuers/{issuerId}/cards`` stores each body D1 sends in a
 cardflow store and answers only once the store committed it; what every other outcome
 answers is the status policy (``_policy.py``). ``GET /cards/{cardId}`` answers a card's
-:func:`cardflow.json_view`; ``GET /health`` whether the store answers.
+:func:`cardflow.json_view`; ``GET /health`` whether the store answers, and nothing else.
+
+With a ``token``, every request but ``GET /health`` must carry it (``Authorization:
+Bearer``), whatever its path: one middleware checks it before any route is chosen, so
+an unauthenticated request learns nothing (not which issuers or cards exist), and a
+route added later is covered without a word. Tokens are compared in constant time.
 
 Bodies that arrive together in one process share a transaction (``_writer.py``: group
 commit), each answered only once its own transaction committed. The request does
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import os
 from collections.abc import AsyncIterator, Collection
@@ -28,11 +34,15 @@ from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._cardstate import CardState
+from .._decode import MAX_BODY
 from .._errors import StoreUnavailable
 from .._view import json_view
 from ._policy import Outcome, notification_headers, notification_status
@@ -43,19 +53,70 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "NOTIFICATION_PATH",
     "ReceiverStore",
+    "check_token",
     "receiver",
     "receiver_from_env",
 ]
 
 NOTIFICATION_PATH: Final = "/notifications/d1/v2/issuers/{issuer_id}/cards"
-DEFAULT_MAX_BODY: Final = 8 << 20
-"""8 MiB: D1's bulk bodies hold at most the operations per body agreed at onboarding,
-each well under a kilobyte."""
+DEFAULT_MAX_BODY: Final = MAX_BODY
+"""16 MiB (``cardflow fold --max-line-bytes`` has the same default: a body taken here
+fits in one line of a log)."""
 DEFAULT_BODY_TIMEOUT: Final = 30.0
+
+_OPEN_PATHS: Final = frozenset({"/health"})
+"""The only paths a request without the token reaches (when there is a token)."""
 
 ENV_PREFIX: Final = "CARDFLOW_SERVE_"
 """Where :func:`receiver_from_env` reads its settings (``cardflow serve`` sets them for
-its worker processes): ``DB``, ``TOKEN``, ``MAX_BODY``, ``BODY_TIMEOUT``, ``ISSUERS``."""
+its worker processes): ``DB``, ``TOKEN`` or ``NO_AUTH=1``, ``MAX_BODY``,
+``BODY_TIMEOUT``, ``ISSUERS``."""
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can be a bearer token; ``ValueError`` saying why not otherwise.
+
+    An empty or blank token (``--token "$UNSET"``) must never mean "no authentication",
+    and a token with spaces or control characters could never arrive in a header.
+    """
+    if not token.strip():
+        raise ValueError("the token is empty: give a secret, or serve without one explicitly")
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise ValueError("the token must be visible ASCII characters, without spaces")
+    return token
+
+
+def _digest(value: bytes) -> bytes:
+    return hashlib.sha256(value).digest()
+
+
+class _BearerToken:
+    """ASGI middleware: every HTTP request but those to ``_OPEN_PATHS`` must carry
+    ``Authorization: Bearer <token>``, checked before routing (401 otherwise).
+
+    Both sides are hashed before ``hmac.compare_digest``, so that the time taken says
+    nothing about the token, not even its length.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = _digest(f"Bearer {token}".encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope) not in _OPEN_PATHS:
+            given = Headers(scope=scope).get("authorization", "").encode("latin-1")
+            if not hmac.compare_digest(_digest(given), self.expected):
+                answer = _answer(Outcome.UNAUTHORIZED, "a bearer token is required")
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below where the receiver is mounted (``Mount("/d1", receiver(...))``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 class ReceiverStore(Protocol):
@@ -123,13 +184,17 @@ def receiver(
     """The receiver as a Starlette application over ``store`` (a store URL, opened
     here with :func:`cardflow.store.open`, or an open store).
 
-    ``token``: D1 must send ``Authorization: Bearer <token>`` with each notification
-    (401 otherwise); mutual TLS is the server's business (``docs/d1.md``).
+    ``token``: every request but ``GET /health`` must send ``Authorization: Bearer
+    <token>`` (401 otherwise, whatever the path); None serves without authentication
+    (behind a proxy that authenticates). An empty or blank token is a ``ValueError``.
+    Mutual TLS is the server's business (``docs/d1.md``).
     ``issuers``: the issuerIds accepted in the path (404 for another); default any.
     ``max_group``, ``group_wait``: bodies that arrive together share a transaction, at
     most ``max_group`` of them, waiting at most ``group_wait`` seconds for more
     (``GroupWriter``); each is answered once its own transaction committed.
     """
+    if token is not None:
+        check_token(token)
     if max_body < 1:
         raise ValueError(f"max_body must be at least 1 byte, got {max_body}")
     if body_timeout <= 0:
@@ -140,15 +205,10 @@ def receiver(
     owned = isinstance(store, str)
     writer = GroupWriter(backend, max_bodies=max_group, max_wait=group_wait)
     allowed = None if issuers is None else frozenset(issuers)
-    expected = None if token is None else f"Bearer {token}".encode()
 
     async def notify(request: Request) -> Response:
         if allowed is not None and request.path_params["issuer_id"] not in allowed:
             return _answer(Outcome.UNKNOWN_ISSUER, "this receiver does not serve that issuer")
-        if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return _answer(Outcome.UNAUTHORIZED, "a bearer token is required")
         try:
             body = await read_body(request, max_body, body_timeout)
         except _BodyError as error:
@@ -170,10 +230,12 @@ def receiver(
         return JSONResponse(json_view(state))
 
     async def health(request: Request) -> Response:
+        # Open to anyone: it says whether the store answers, never why (the error names
+        # the database) nor anything of a card.
         try:
             await run_in_threadpool(backend.get, "")
-        except StoreUnavailable as error:
-            return JSONResponse({"status": "unavailable", "detail": str(error)}, 503)
+        except StoreUnavailable:
+            return JSONResponse({"status": "unavailable"}, 503)
         return JSONResponse({"status": "ok"})
 
     @contextlib.asynccontextmanager
@@ -186,6 +248,7 @@ def receiver(
 
     return Starlette(
         lifespan=lifespan,
+        middleware=[] if token is None else [Middleware(_BearerToken, token=token)],
         routes=[
             Route(NOTIFICATION_PATH, notify, methods=["POST"]),
             Route("/cards/{card_id}", card, methods=["GET"]),
@@ -202,10 +265,19 @@ def receiver_from_env(environ: dict[str, str] | None = None) -> Starlette:
     if not db:
         raise ValueError(f"{ENV_PREFIX}DB is not set: the store URL the receiver writes to")
     issuers = env.get(ENV_PREFIX + "ISSUERS")
+    token = env.get(ENV_PREFIX + "TOKEN")
+    no_auth = env.get(ENV_PREFIX + "NO_AUTH") == "1"
+    if token is None and not no_auth:
+        raise ValueError(
+            f"{ENV_PREFIX}TOKEN is not set: set it to the bearer token D1 sends, or"
+            f" {ENV_PREFIX}NO_AUTH=1 to serve without authentication"
+        )
+    if token is not None and no_auth:
+        raise ValueError(f"{ENV_PREFIX}TOKEN and {ENV_PREFIX}NO_AUTH=1 contradict each other")
     return receiver(
         db,
         max_body=int(env.get(ENV_PREFIX + "MAX_BODY", DEFAULT_MAX_BODY)),
         body_timeout=float(env.get(ENV_PREFIX + "BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT)),
-        token=env.get(ENV_PREFIX + "TOKEN") or None,
+        token=token,
         issuers=issuers.split(",") if issuers else None,
     )

@@ -30,8 +30,9 @@ class ReconcileStore(Protocol):
     ) -> Iterable[CardState]:
         """The stored states, filtered."""
 
-    def reconcile(self, body: bytes, at: datetime) -> object:
-        """Commit an on-demand status read at ``at``."""
+    def reconcile(self, body: bytes, at: datetime, *, card_id: str | None = None) -> object:
+        """Commit an on-demand status of ``card_id`` read at ``at`` (operations of other
+        cards in it are rejects, never applied)."""
 
     def get(self, card_id: str) -> CardState | None:
         """A card's stored state."""
@@ -100,7 +101,7 @@ async def reconcile(
 def _store(store: ReconcileStore, fetched: Fetched, sweep: Sweep) -> None:
     before = store.get(fetched.card_id)
     try:
-        store.reconcile(fetched.body, fetched.at)
+        store.reconcile(fetched.body, fetched.at, card_id=fetched.card_id)
     except InvalidNotification as error:  # the client checked it; a store may judge more
         failure = Failed(fetched.card_id, FailureKind.GARBAGE, str(error), fetched.attempts, 200)
         sweep.failures.append(failure)

@@ -165,7 +165,7 @@ def columns(
     step = plot_w / span
     tick = _nice(math.ceil(max(sum(c.values()) for c in starts.values()) / 4))
     top = 4 * tick
-    body: list[str] = [f'<g data-period="{period}"></g>']
+    body: list[str] = [f'<g data-period="{escape(period)}"></g>']
     for value in range(0, top + 1, tick):
         y = top_pad + plot_h - plot_h * value / top
         body.append(
@@ -176,8 +176,8 @@ def columns(
         counts = starts[day]
         total = sum(counts.values())
         x = left + step * (slot(day, period) - first)
-        parts = "".join(f"\n{s or '(no status)'}: {n:,}" for s, n in counts.items())
-        name = str(day) if period == "day" else f"{period} of {day}"
+        parts = "".join(f"\n{escape(s or '(no status)')}: {n:,}" for s, n in counts.items())
+        name = escape(str(day) if period == "day" else f"{period} of {day}")
         body.append(
             f'<g data-day="{day.isoformat()}"><title>{name}: {total:,} cards{parts}</title>'
         )

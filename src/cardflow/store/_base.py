@@ -228,13 +228,18 @@ class Store(abc.ABC):
         """
         return self._ingest(body, None)
 
-    def reconcile(self, body: Body, at: datetime) -> Ingested:
+    def reconcile(self, body: Body, at: datetime, *, card_id: str | None = None) -> Ingested:
         """Store D1's on-demand status of a card (a productionstatus response) read at
         ``at``: an authoritative reading that also confirms its operation
-        (``docs/semantics.md``). Otherwise as ``ingest``."""
+        (``docs/semantics.md``). Otherwise as ``ingest``.
+
+        ``card_id``: the card that was asked about. An operation of any other card in
+        the answer is recorded as a reject with the reason, never applied nor
+        confirmed: an answer about one card is no evidence about another.
+        """
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError("Store.reconcile: `at` must be timezone-aware")
-        return self._ingest(body, at.astimezone(UTC))
+        return self._commit([prepare(body, at.astimezone(UTC), card_id)])[0]
 
     def ingest_many(
         self, bodies: Iterable[Body | Decoded | tuple[Body | Decoded, datetime]]
@@ -337,7 +342,7 @@ class Store(abc.ABC):
 
     def _decode(self, card: str, blob: bytes) -> CardState:
         try:
-            return decode_state(blob)
+            return decode_state(blob, lifecycle=self.lifecycle)
         except StateFormatError as exc:
             raise StoreUnavailable(f"{self._where()}: the state of card {card!r}: {exc}") from exc
 

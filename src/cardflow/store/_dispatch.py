@@ -129,7 +129,7 @@ def dispatch(
     keeper = _Keeper(transaction, release, owner, lease, clock)
     try:
         for row in _until(waiting, stop):
-            change = run.start(row)
+            change = run.start(row, lifecycle)
             if change is None:
                 continue
             keeper.follow(row.id)
@@ -194,12 +194,12 @@ class _Run:
         if outcome is not None:
             outcome(tx)
 
-    def start(self, row: _outbox.Claimed) -> Change | None:
+    def start(self, row: _outbox.Claimed, lifecycle: Lifecycle) -> Change | None:
         """Start a row: count its attempt and hold it for a lease; its change, or None
         when it is not to run (not this dispatcher's any more, no attempt left, or a
         row that does not decode: those two are parked)."""
         try:
-            change = _outbox.change_of(row)
+            change = _outbox.change_of(row, lifecycle)
         except ValueError as exc:
             with self.transaction() as tx:
                 self.finish(tx)

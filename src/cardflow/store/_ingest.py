@@ -20,6 +20,7 @@ starts again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Final
@@ -35,7 +36,7 @@ from .._step import Change, ChangeKind, diff
 from .._summary import Summary
 from .._tables import tables_for
 from .._times import utc
-from .._wire import PRODUCE, Operation, fingerprint
+from .._wire import PRODUCE, Operation, encode, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
 from ._states import Conflict, read_states, write_states
@@ -80,23 +81,29 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     produce: int
 
 
-def prepare(body: Body | Decoded, at: datetime | None) -> Prepared:
+def prepare(body: Body | Decoded, at: datetime | None, card_id: str | None = None) -> Prepared:
     """Decode a body (``at``: an on-demand status read then, in UTC) for ``commit``; a
     body already decoded (``decode_lenient``) is taken as it is.
 
     Raises ``InvalidNotification`` for a body that is not a D1 envelope. An event's key
     is the SHA-256 of its fingerprint, and of its reading time for an on-demand status
-    (read again later, it confirms again: a new event).
+    (read again later, it confirms again: a new event). ``card_id``: the body is the
+    on-demand status of that card, and an operation of any other card in it is a
+    reject, never applied nor confirmed (an answer vouches for the card asked about).
     """
     decoded = body if isinstance(body, Decoded) else decode_lenient(body)
     for reject in decoded.rejects:
         if reject.index is None:
             raise InvalidNotification(reject.reason, reject.path)
+    operations = decoded.operations
+    rejects = decoded.rejects
+    if card_id is not None and any(op.card_id != card_id for op in operations):
+        operations, rejects = _of_card(decoded, card_id)
     reading = b"" if at is None else b"@%d" % micros(at)
     events: list[Event] = []
     seen: set[bytes] = set()
     passed_over = produce = 0
-    for op in decoded.operations:
+    for op in operations:
         if op.operation != PRODUCE:
             passed_over += 1
             continue
@@ -106,9 +113,30 @@ def prepare(body: Body | Decoded, at: datetime | None) -> Prepared:
         if key not in seen:
             seen.add(key)
             events.append(Event(key, print_, op))
-    return Prepared(
-        events=events, rejects=decoded.rejects, at=at, passed_over=passed_over, produce=produce
-    )
+    return Prepared(events=events, rejects=rejects, at=at, passed_over=passed_over, produce=produce)
+
+
+def _of_card(decoded: Decoded, card_id: str) -> tuple[list[Operation], list[Reject]]:
+    """The operations of ``card_id``, and the rejects with every other card's added,
+    each at its index in the body."""
+    taken = {r.index for r in decoded.rejects}
+    indices = (i for i in itertools.count() if i not in taken)
+    kept: list[Operation] = []
+    rejects = list(decoded.rejects)
+    for op, index in zip(decoded.operations, indices, strict=False):
+        if op.card_id == card_id:
+            kept.append(op)
+            continue
+        reason = (
+            f"an operation of card {op.card_id!r} in the on-demand status of card"
+            f" {card_id!r}: not applied, not confirmed"
+        )
+        raw = encode([op])
+        rejects.append(
+            Reject(index=index, path=f"$.operations[{index}].cardId", reason=reason, raw=raw)
+        )
+    rejects.sort(key=lambda r: -1 if r.index is None else r.index)
+    return kept, rejects
 
 
 def commit(
@@ -124,8 +152,9 @@ def commit(
     turn: per body, (its changes, how many of its events were new). ``Conflict`` when a
     concurrent transaction wrote one of their cards first.
 
-    Each table is written in one go (``Tx.insert``), the states read in one query: an event is new in the first body that holds it, and each card's new
-    events are applied in body order, each with its body's reading time.
+    Each table is written in one go (``Tx.insert``), the states read in one query: an
+    event is new in the first body that holds it, and each card's new events are applied
+    in body order, each with its body's reading time.
     """
     firsts: list[tuple[int, Event]] = []
     owner: set[bytes] = set()

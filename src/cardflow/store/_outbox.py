@@ -22,7 +22,7 @@ import msgspec
 
 from .._codec import decode_state
 from .._errors import StateFormatError
-from .._lifecycle import Lifecycle
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._step import Change, ChangeKind
 from ._schema import Tx
 
@@ -147,9 +147,10 @@ def claim(tx: Tx, lock: str, owner: str, now: int, until: int, limit: int) -> li
     return [Claimed(id=row[0], key=row[1], values=tuple(row[2:])) for row in sorted(rows)]
 
 
-def change_of(row: Claimed) -> Change:
-    """The change a claimed row was made from; ``ValueError`` naming the row and why,
-    when it does not decode (damaged, or written by a later cardflow)."""
+def change_of(row: Claimed, lifecycle: Lifecycle = D1_LIFECYCLE) -> Change:
+    """The change a claimed row was made from (its state folded under ``lifecycle``);
+    ``ValueError`` naming the row and why, when it does not decode (damaged, or
+    written by a later cardflow)."""
     kind, card, operation, status, previous, skipped, observation, blob = row.values
     try:
         return Change(
@@ -159,7 +160,7 @@ def change_of(row: Claimed) -> Change:
             status=str(status),
             previous_status=None if previous is None else str(previous),
             skipped=_skipped_decoder.decode(str(skipped)),
-            state=decode_state(bytes(blob)),
+            state=decode_state(bytes(blob), lifecycle=lifecycle),
             observation=None if observation is None else str(observation),
         )
     except (StateFormatError, msgspec.DecodeError, ValueError, TypeError) as exc:
