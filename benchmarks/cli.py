@@ -282,20 +282,18 @@ def library(path: Path, write: bool, encode: bool = False) -> None:
     with path.open("rb", buffering=1 << 20) as file:
         states = cardflow.fold(itertools.chain.from_iterable(map(cardflow.decode, file)))
     if encode:
-        from cardflow.cli._cards import CHUNK, public_row
+        from cardflow.batch._cards import CHUNK, public_row
 
         values = list(states.values())
         encoder = msgspec.json.Encoder()
         for start in range(0, len(values), CHUNK):
             encoder.encode_lines([public_row(s) for s in values[start : start + CHUNK]])
     if write:
-        from cardflow.cli._formats import write_jsonl
-        from cardflow.cli._report import Report, Totals
+        from cardflow.batch import write_jsonl
 
         cards = [states[card] for card in sorted(states)]
-        report = Report(totals=Totals(), cards=cards, reasons=None, now=None, filters={})
         with open(os.devnull, "wb") as out:
-            write_jsonl(report, out)
+            write_jsonl(cards, out)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import cardflow
-from cardflow.cli._inputs import Reader
+from cardflow.batch._inputs import Reader
 
 from ._data import Dataset
 from ._timing import Result, median, ratio, rounds, us

@@ -7,6 +7,11 @@
   on two idle cores from CPU times, which load changes less: twice ``--jobs 1``'s
   against that of all the processes of ``--jobs 2`` (the parent and its workers),
   which counts what the split costs but not how evenly the work spreads.
+- *fold_files*: ``cardflow.batch.fold_files(FILE, jobs=2)`` in a Python process writing
+  the cards as JSON Lines to /dev/null (``write_jsonl``), against the command doing the
+  same (``--jobs 2``), both whole processes. Target: at most 1.05x the command's time
+  (the command is a shell over it). A second line times ``states()`` (every state
+  handed to the Python process, merged there range by range) against the same command.
 - *Dask*: ``cardflow.dask.fold`` over ``read_bodies(FILE)`` on a ``LocalCluster`` of two
   worker processes (started beforehand, not timed), counting the states on the workers,
   against one process reading, decoding and folding the same file. Target: at most 1.5x
@@ -34,6 +39,7 @@ from ._data import dataset_file
 from ._timing import Result, median, ratio, rounds, table
 
 JOBS_TARGET: Final = 1.7
+LIBRARY_TARGET: Final = 1.05
 DASK_TARGET: Final = 1.5
 
 
@@ -92,6 +98,60 @@ def jobs(path: Path, label: str, count: int) -> list[Result]:
     ]
 
 
+_LIBRARY: Final = """\
+import os, sys
+from cardflow.batch import fold_files
+with fold_files([sys.argv[1]], jobs=2) as folded, open(os.devnull, "wb") as out:
+    if sys.argv[2] == "jsonl":
+        folded.write_jsonl(out)
+    else:
+        for _ in folded.states():
+            pass
+"""
+
+
+def _library(path: Path, how: str) -> Callable[[], object]:
+    command = [sys.executable, "-c", _LIBRARY, str(path), how]
+
+    def run() -> object:
+        return subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+
+    return run
+
+
+def library(path: Path, label: str, count: int) -> list[Result]:
+    """``fold_files(jobs=2)`` in a Python process against ``cardflow fold --jobs 2``."""
+    times = rounds(
+        {
+            "command": _cli(path, 2),
+            "jsonl": _library(path, "jsonl"),
+            "states": _library(path, "states"),
+        },
+        count,
+    )
+    command = median(times["command"])
+    out = ratio(times["jsonl"], times["command"])
+    load = os.getloadavg()[0]
+    return [
+        Result(
+            "scale",
+            f"fold_files(jobs=2).write_jsonl vs fold --jobs 2 (time ratio; load {load:.1f})",
+            label,
+            f"{median(times['jsonl']):.1f} s vs {command:.1f} s",
+            out,
+            f"<= {LIBRARY_TARGET}",
+            out <= LIBRARY_TARGET,
+        ),
+        Result(
+            "scale",
+            "  fold_files(jobs=2).states(), every state to Python, vs the same",
+            label,
+            f"{median(times['states']):.1f} s vs {command:.1f} s",
+            ratio(times["states"], times["command"]),
+        ),
+    ]
+
+
 def _one_process(path: Path) -> int:
     """One process's fold of the file, the way the Dask tasks fold a partition."""
     folder = cardflow.Folder()
@@ -143,11 +203,13 @@ def dask(path: Path, label: str, count: int) -> list[Result]:
 
 
 def run(quick: bool) -> list[Result]:
-    """Both measures: 300k events quick; 2M (--jobs) and 10M (Dask) events in full."""
+    """The measures: 300k events quick; 2M (--jobs, fold_files) and 10M (Dask) in full."""
     results: list[Result] = []
     sizes = (300_000, 300_000) if quick else (2_000_000, 10_000_000)
     print(f"scale: --jobs at {sizes[0]:,} events...", flush=True)
     results += jobs(dataset_file(sizes[0]), f"{sizes[0] // 1000}k events", 3 if quick else 2)
+    print(f"scale: fold_files at {sizes[0]:,} events...", flush=True)
+    results += library(dataset_file(sizes[0]), f"{sizes[0] // 1000}k events", 3)
     print(f"scale: Dask at {sizes[1]:,} events...", flush=True)
     results += dask(dataset_file(sizes[1]), f"{sizes[1] // 1000}k events", 2 if quick else 1)
     return results

@@ -24,8 +24,16 @@ Batched (``run_batched``, issue 25), each into a new database, in interleaved ro
   SQLite a 99th percentile under 250 ms.
 
 ``python -m benchmarks.store batched [CARDS]`` runs those alone, with the load average.
+``rebuild_run`` measures ``Store.rebuild`` in cards per second beside a plain fold
+(``cardflow.fold``) of the same events, decoded and in memory, and beside a fold of
+the same bodies (their decoding included): a rebuild that changes nothing (every
+state read, folded again, encoded and compared), and one that writes every state
+(their rows deleted before each round, untimed); the target is at least 0.5 of the
+plain fold's rate on SQLite.
+
 ``python -m benchmarks.store writer URL FILE K N``: a writer process (stores every
-N-th line of FILE from the K-th on, once told to start on stdin).
+N-th line of FILE from the K-th on, once told to start on stdin);
+``python -m benchmarks.store rebuild CARDS``: the rebuild measure alone.
 """
 
 from __future__ import annotations
@@ -388,6 +396,98 @@ def _batched_results(engine: str, found: list[_Round], size: str) -> list[Result
     return results
 
 
+REBUILD_TARGET: Final = 0.5
+"""Rebuild's cards per second over a plain fold's, on SQLite: at least this."""
+
+
+def _filled(url: str, bodies: Sequence[bytes]) -> cardflow.store.Store:
+    store = cardflow.store.open(url)
+    for start in range(0, len(bodies), 500):
+        store.ingest_many(bodies[start : start + 500])
+    return store
+
+
+def rebuild_run(cards: int, count: int = 3) -> list[Result]:
+    """Rebuild's cards per second on each engine beside two plain folds of the same
+    events, in ``count`` interleaved rounds: ``cardflow.fold`` of the operations decoded
+    beforehand (the fold alone: the target's baseline), and a ``Folder`` fed the bodies
+    (decoding included, as ``cardflow fold`` does); the ratios are the medians of the
+    rounds'."""
+    bodies = list(simulate(cards, SEED))
+    ops = [op for body in bodies for op in cardflow.decode_lenient(body).operations]
+    size = f"{cards:,} cards, {len(ops):,} operations"
+    times: dict[str, list[float]] = {"fold": [], "bodies": []}
+    with tempfile.TemporaryDirectory(prefix="cardflow-bench-rebuild-") as folder, _postgres() as pg:
+        stores = {"sqlite": _filled(f"sqlite:///{folder}/rebuild.db?synchronous=normal", bodies)}
+        if pg is not None:
+            _reset(pg)
+            stores["postgresql"] = _filled(pg, bodies)
+        try:
+            for _ in range(count):
+                started = time.perf_counter()
+                folded = cardflow.fold(ops)
+                times["fold"].append(time.perf_counter() - started)
+                assert len(folded) == cards
+                started = time.perf_counter()
+                reader = cardflow.Folder()
+                for body in bodies:
+                    reader.ingest(body)
+                times["bodies"].append(time.perf_counter() - started)
+                for engine, store in stores.items():
+                    started = time.perf_counter()
+                    result = store.rebuild()
+                    elapsed = time.perf_counter() - started
+                    assert (result.cards, result.changed) == (cards, 0)
+                    times.setdefault(f"{engine}: rebuild, nothing changes", []).append(elapsed)
+                    with store._transaction() as tx:  # the damage, untimed
+                        tx.run("DELETE FROM states")
+                    started = time.perf_counter()
+                    result = store.rebuild()
+                    elapsed = time.perf_counter() - started
+                    assert (result.cards, result.changed) == (cards, cards)
+                    times.setdefault(f"{engine}: rebuild, every state written", []).append(elapsed)
+        finally:
+            for store in stores.values():
+                store.close()
+            if pg is not None:
+                _reset(pg)
+    fold, bodies_fold = times.pop("fold"), times.pop("bodies")
+    results = [
+        Result("store", "fold (operations decoded)", size, f"{cards / median(fold):,.0f} cards/s"),
+        Result(
+            "store",
+            "fold (the bodies, decoding included)",
+            size,
+            f"{cards / median(bodies_fold):,.0f} cards/s",
+            ratio=statistics.median(f / b for f, b in zip(fold, bodies_fold, strict=True)),
+        ),
+    ]
+    for measure, found in times.items():
+        ratio = statistics.median(f / t for f, t in zip(fold, found, strict=True))
+        target = measure.startswith("sqlite")
+        results.append(
+            Result(
+                "store",
+                measure,
+                size,
+                f"{cards / median(found):,.0f} cards/s",
+                ratio=ratio,
+                target=f">= {REBUILD_TARGET}" if target else "",
+                ok=ratio >= REBUILD_TARGET if target else None,
+            )
+        )
+        results.append(
+            Result(
+                "store",
+                f"{measure}, over the fold of the bodies",
+                size,
+                "",
+                ratio=statistics.median(b / t for b, t in zip(bodies_fold, found, strict=True)),
+            )
+        )
+    return results
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["writer"]:
         writer(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
@@ -398,6 +498,9 @@ if __name__ == "__main__":
         found = run_batched(int(sys.argv[2]) if len(sys.argv) > 2 else 1500)
         print(table(found))
         print(f"load after: {os.getloadavg()}")
+    elif sys.argv[1:2] == ["rebuild"]:
+        for result in rebuild_run(int(sys.argv[2]) if len(sys.argv) > 2 else 5000):
+            print(result)
     else:
         for result in run(int(sys.argv[1]) if len(sys.argv) > 1 else 300):
             print(result)

@@ -6,7 +6,7 @@ The contract, on any bytes:
   nothing else; when it returns, ``decode_lenient`` returns the same operations and
   no rejects;
 - ``cardflow.decode_lenient`` never raises;
-- the command line's reader (``cardflow.cli._inputs.Reader``) never raises and reads
+- the command line's reader (``cardflow.batch._inputs.Reader``) never raises and reads
   every byte;
 - whatever they return folds (``cardflow.fold``), and the bytes ingest
   (``cardflow.Tracker().ingest``), without raising; the folded states answer
@@ -62,7 +62,7 @@ def check(data: bytes, *, decode_only: bool = False) -> None:
     tracker): the step CI can fall back to while a known crash of the fold stands.
     """
     import cardflow
-    from cardflow.cli._inputs import Reader
+    from cardflow.batch._inputs import Reader
 
     try:
         strict: list[cardflow.Operation] | None = cardflow.decode(data)
@@ -222,7 +222,7 @@ def run_atheris(
 
     with atheris.instrument_imports(include=["cardflow"]):
         import cardflow
-        import cardflow.cli._inputs  # noqa: F401
+        import cardflow.batch._inputs  # noqa: F401
 
     def one_input(data: bytes) -> None:
         check(data, decode_only=decode_only)

@@ -20,10 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cardflow import decode, fold
+from cardflow.batch._cards import card_object
+from cardflow.batch._inputs import Reader, one_line
 from cardflow.cli import run
-from cardflow.cli._cards import card_object
 from cardflow.cli._console import Console
-from cardflow.cli._inputs import Reader, one_line
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import cardflow
 from cardflow import CardState, decode_lenient, fold
+from cardflow.batch._cards import card_object, csv_columns
 from cardflow.cli import run
-from cardflow.cli._cards import card_object, csv_columns
 from cardflow.cli._console import Console
 from cardflow.testing import Traffic, traffic
 

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 
 from cardflow import decode_lenient
 from cardflow._simulate import SimulationOptions, simulate
+from cardflow.batch._inputs import Reader, Source
+from cardflow.batch._jobs import fold_part
+from cardflow.batch._parts import Part, PartReader, plan, split
 from cardflow.cli import run
 from cardflow.cli._console import Console
-from cardflow.cli._inputs import Reader, Source
-from cardflow.cli._jobs import fold_part
-from cardflow.cli._parts import Part, PartReader, plan, split
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 """The clock of the in-process runs: a summary says when it judged reconciliation."""

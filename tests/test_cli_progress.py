@@ -167,3 +167,16 @@ def test_a_known_total_shows_percent_bar_and_time_left(monkeypatch: pytest.Monke
     assert stream.getvalue() == line + "\r\x1b[K"
     progress.clear()
     assert stream.getvalue() == line + "\r\x1b[K"  # nothing left to erase
+
+
+def test_a_bar_that_counts_cards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    clock = Clock()
+    stream = io.StringIO()
+    progress = Progress(stream, lambda: (1500, 0, 0), total=6000, clock=clock, unit="cards")
+    clock.now += 1.0
+    progress.poll()
+    line = stream.getvalue()
+    assert line.startswith("\r 25% ")
+    assert "1,500 cards/6,000 cards  1,500 cards/s  0:03 left\x1b[K" in line
+    assert " B" not in line

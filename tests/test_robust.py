@@ -33,7 +33,7 @@ from cardflow import (
     needs_reconcile,
     state_of,
 )
-from cardflow.cli import _inputs as inputs
+from cardflow.batch import _inputs as inputs
 from cardflow.cli import run
 from cardflow.cli._console import Console
 from strategies import JSON, dump, operation_dicts, wire_timestamp

@@ -10,7 +10,7 @@ from hypothesis import given
 
 import cardflow
 from cardflow import CardState, fold, json_view
-from cardflow.cli._cards import encoded_cards
+from cardflow.batch._cards import encoded_cards
 from cardflow.testing import Traffic, traffic
 
 UNPARSED_SHIPMENT = b"""{"operations": [{"operationId": "op-9", "operation": "PRODUCE",

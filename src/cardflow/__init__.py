@@ -4,13 +4,15 @@ Everything public is re-exported here from private modules; ``__all__`` is the A
 The test harness lives in :mod:`cardflow.testing` (it needs Hypothesis).
 """
 
-from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state
+from ._codec import STATE_FORMAT_VERSION, decode_state, encode_state, state_format_version
 from ._decode import Decoded, Reject, decode, decode_lenient, decode_reading, reading_time
 from ._errors import (
     CardflowError,
     CardMismatchError,
+    FoldClosedError,
     InvalidNotification,
     LifecycleError,
+    NewerStateError,
     NotProduceError,
     ReactionError,
     StateFormatError,
@@ -63,12 +65,14 @@ __all__ = [
     "Decoded",
     "Details",
     "Edge",
+    "FoldClosedError",
     "Folded",
     "Folder",
     "Ingested",
     "InvalidNotification",
     "Lifecycle",
     "LifecycleError",
+    "NewerStateError",
     "NotProduceError",
     "Observation",
     "Operation",
@@ -99,6 +103,7 @@ __all__ = [
     "merge",
     "needs_reconcile",
     "reading_time",
+    "state_format_version",
     "state_of",
     "step",
 ]

@@ -26,7 +26,7 @@ from ._state import CardState
 from ._statecheck import state_fault
 from ._tables import D1_TABLES, tables_for
 
-__all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state"]
+__all__ = ["STATE_FORMAT_VERSION", "decode_state", "encode_state", "state_format_version"]
 
 STATE_FORMAT_VERSION: Final = 1
 """The version ``encode_state`` writes; ``decode_state`` reads it and every earlier one."""
@@ -81,3 +81,12 @@ def decode_state(
     if fault is not None:
         raise StateFormatError(f"not a state a fold gives: card {state.card_id!r}: {fault}")
     return state
+
+
+def state_format_version(data: bytes | bytearray | memoryview) -> int | None:
+    """The format version that bytes claim to be a state in, None when they do not start
+    as a state does: what tells a state from a later version from a corrupt one."""
+    raw = bytes(data[: len(_MAGIC) + 1])
+    if len(raw) <= len(_MAGIC) or raw[: len(_MAGIC)] != _MAGIC:
+        return None
+    return raw[len(_MAGIC)]

@@ -10,10 +10,14 @@
     │                                body was applied (also an ExceptionGroup)
     ├── StateFormatError             bytes that are not a state in a format this version reads
     │                                (also a ValueError)
+    ├── FoldClosedError              the states of a fold of files asked for again, or after
+    │                                it was closed: its workers are gone (also a ValueError)
     └── StoreUnavailable             the store's database cannot be reached or failed for a
         │                            reason that is not the input (a service answers 503)
-        └── StoreSchemaError         a database whose schema this version cannot use: newer,
-                                     or not a cardflow store; the message says what to do
+        ├── StoreSchemaError         a database whose schema this version cannot use: newer,
+        │                            or not a cardflow store; the message says what to do
+        └── NewerStateError          one card's stored state is in a format newer than this
+                                     version reads: names the card and both versions
 
 Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
 never raised: they are data, reported on the card's state.
@@ -30,8 +34,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CardMismatchError",
     "CardflowError",
+    "FoldClosedError",
     "InvalidNotification",
     "LifecycleError",
+    "NewerStateError",
     "NotProduceError",
     "ReactionError",
     "StateFormatError",
@@ -142,6 +148,12 @@ class ReactionError(CardflowError, ExceptionGroup[Exception]):
         return group
 
 
+class FoldClosedError(CardflowError, ValueError):
+    """The states of a ``cardflow.batch.fold_files`` asked for a second time, or after it
+    was closed: they are handed out once, and the worker processes that held them have
+    stopped. Fold the files again."""
+
+
 class StoreUnavailable(CardflowError):  # noqa: N818 (the name is the API)
     """The store's database could not be reached, or failed for a reason other than the
     input: nothing of the call was committed, and the same call may succeed later. A
@@ -151,3 +163,20 @@ class StoreUnavailable(CardflowError):  # noqa: N818 (the name is the API)
 class StoreSchemaError(StoreUnavailable):
     """A database whose schema this version of cardflow cannot use: written by a later
     version, or not a cardflow store. The message says what to do."""
+
+
+class NewerStateError(StoreUnavailable):
+    """A card's stored state is in a state format newer than this cardflow reads: a
+    later version wrote it. Only that card is refused (its ``card_id``; ``found`` and
+    ``known`` are the two format versions); upgrade cardflow in every process that
+    opens the store. A service answers 503: D1 delivers again, to an upgraded worker."""
+
+    def __init__(self, card_id: str, found: int, known: int) -> None:
+        self.card_id = card_id
+        self.found = found
+        self.known = known
+        super().__init__(
+            f"the stored state of card {card_id!r} is in state format version {found},"
+            f" newer than this cardflow reads (up to {known}): upgrade cardflow"
+            " (pip install -U cardflow) in every process that opens the store"
+        )

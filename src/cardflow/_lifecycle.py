@@ -182,6 +182,7 @@ class Lifecycle:
     """
 
     __slots__ = (
+        "_arguments",
         "_definition",
         "_descriptions",
         "_graph",
@@ -206,6 +207,7 @@ class Lifecycle:
     edges: tuple[Edge, ...]
     triggers: tuple[str, ...]
     ranks: Mapping[str, int]
+    _arguments: dict[str, Any]
     _definition: Definition
     _machine: Machine
     _graph: Graph
@@ -248,12 +250,30 @@ class Lifecycle:
         init(self, "_trigger_sources", _texts("trigger_sources", trigger_sources, graph.triggers))
         init(self, "_tags", MappingProxyType(tags))
         init(self, "_memo", {})
+        arguments = {
+            "name": name,
+            "states": list(states),
+            "transitions": list(transitions),
+            "initial": initial,
+            "precedence": precedence,
+            "descriptions": descriptions,
+            "sources": sources,
+            "trigger_sources": trigger_sources,
+        }
+        init(self, "_arguments", arguments)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Lifecycle is immutable: cannot set {name!r}")
 
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"Lifecycle is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        """Pickled by name when it is D1's (unpickled as ``D1_LIFECYCLE`` itself), else as
+        the arguments it was built from: so a lifecycle goes to worker processes."""
+        if self is D1_LIFECYCLE:
+            return "D1_LIFECYCLE"
+        return _rebuilt, (self._arguments,)
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.name!r}: {len(self.statuses)} statuses, {len(self.edges)} edges>"
@@ -362,6 +382,11 @@ class Lifecycle:
     def trigger_source(self, trigger: str) -> str:
         """Where the edges of ``trigger`` come from (a source or our reading), or ""."""
         return self._trigger_sources.get(trigger, "")
+
+
+def _rebuilt(arguments: dict[str, Any]) -> Lifecycle:
+    """A pickled lifecycle, built again."""
+    return Lifecycle(**arguments)
 
 
 def _d1_lifecycle() -> Lifecycle:

@@ -39,15 +39,19 @@ def write(path: Path, lines: Sequence[bytes]) -> Path:
     return path
 
 
+def parsed(line: bytes) -> tuple[bytes, datetime | None]:
+    """A line's body, and its reading time when it is an on-demand status."""
+    if not line.startswith(b"@"):
+        return line, None
+    stamp, _, body = line[1:].partition(b" ")
+    return body, datetime.fromisoformat(stamp.decode())
+
+
 def fold(lines: Sequence[bytes]) -> dict[str, bytes]:
     """The fold of the lines, each state in its encoded form: the store's oracle."""
     folder = cardflow.Folder()
     for line in lines:
-        at = None
-        body = line
-        if line.startswith(b"@"):
-            stamp, _, body = line[1:].partition(b" ")
-            at = datetime.fromisoformat(stamp.decode())
+        body, at = parsed(line)
         for op in cardflow.decode_lenient(body).operations:
             folder.add(op, at=at)
     return {card: cardflow.encode_state(state) for card, state in folder.states().items()}

@@ -10,12 +10,15 @@ The functions are never called; the file is not a test module (pytest collects
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any, assert_type
 
 from hypothesis import strategies as st
 
 import cardflow
+import cardflow.batch
 from cardflow import (
     CardState,
     Change,
@@ -167,3 +170,16 @@ def harness_values(history: cft.History, traffic: cft.Traffic, plan: cft.Plan) -
         cft.Expected | None,
     )
     assert_type(cft.edge_coverage([history]), cft.Coverage)
+
+
+def batch_api(out: io.BytesIO) -> None:
+    folded = cardflow.batch.fold_files(["logs/"], jobs=2, progress=lambda b, n, c: None)
+    assert_type(folded, cardflow.batch.FoldedFiles)
+    assert_type(folded.states(), Iterator[tuple[str, CardState]])
+    assert_type(folded.rejects, list[cardflow.batch.Rejected])
+    assert_type(folded.rejects[0].raw, bytes)
+    assert_type(folded.totals, cardflow.batch.Totals)
+    assert_type(folded.totals.cards, int)
+    cardflow.batch.write_jsonl((s for _, s in folded.states()), out)
+    cardflow.batch.fold_files(["logs/"], jobs="2")  # type: ignore[arg-type]
+    cardflow.batch.fold_files(["logs/"], progress=abs)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram`` and ``report``.
+"""The ``cardflow`` command: ``fold``, ``simulate``, ``diagram``, ``report`` and the rest.
 
 An adapter at the edge: it reads files, stdin and the clock, and depends on the core
 (``import cardflow`` never imports it). Standard library only: ``argparse`` for the
@@ -24,6 +24,8 @@ from ._args import probability as _probability
 from ._conformance import add_conformance, run_conformance
 from ._console import Console
 from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
+from ._eventlog import add_commands as add_eventlog_commands
+from ._eventlog import run_history, run_rebuild
 from ._fake_d1 import add_fake_d1, run_fake_d1
 from ._fold import add_reading_options, run_fold
 from ._reconcile import add_reconcile, run_reconcile
@@ -229,6 +231,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "diagram": diagram,
         "report": report,
         **add_commands(commands),
+        **add_eventlog_commands(commands),
     }
     # The D1 edge's commands: each module adds its parser and names its runner.
     edge_commands = (
@@ -298,6 +301,10 @@ def run(argv: Sequence[str], console: Console) -> int:
         return run_outbox(args, console)
     if args.command == "dispatch":
         return run_dispatch(args, console)
+    if args.command == "rebuild":
+        return run_rebuild(args, console)
+    if args.command == "history":
+        return run_history(args, console)
     if args.command == "simulate":
         return _simulate(args, console)
     if args.command == "report":

@@ -21,17 +21,24 @@ from .._cardstate import CardState
 from .._decode import Decoded
 from .._errors import StoreUnavailable
 from .._wire import PRODUCE
+from ..batch._inputs import STDIN, Reader, readable
+from ..batch._inputs import Body as ReadBody
+from ..batch._report import EventLog, Seen, Totals
 from ..store import Store
-from ..store import open as open_store
+from ..store import open as open_url
 from ._console import Console
 from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
-from ._inputs import STDIN, Reader, readable
-from ._inputs import Body as ReadBody
 from ._readable import counted
-from ._report import EventLog, Seen, Totals
 
-__all__ = ["add_commands", "add_fold_options", "run_dispatch", "run_fold_db", "run_outbox"]
+__all__ = [
+    "add_commands",
+    "add_fold_options",
+    "open_store",
+    "run_dispatch",
+    "run_fold_db",
+    "run_outbox",
+]
 
 OK: Final = 0
 REJECTED: Final = 1
@@ -135,9 +142,10 @@ exit status:
   130  outbox: interrupted (Ctrl-C)"""
 
 
-def _open(url: str, command: str, console: Console) -> Store | None:
+def open_store(url: str, command: str, console: Console) -> Store | None:
+    """The store at ``url``, or None once the reason it cannot be opened is reported."""
     try:
-        return open_store(url)
+        return open_url(url)
     except (StoreUnavailable, ValueError) as exc:
         console.stderr.write(f"cardflow {command}: --db {url}: {exc}\n")
         return None
@@ -160,7 +168,7 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
             " rejected operations in its rejects table\n"
         )
         return USAGE
-    store = _open(args.db, "fold", console)
+    store = open_store(args.db, "fold", console)
     if store is None:
         return UNAVAILABLE
     totals = Totals()
@@ -285,7 +293,7 @@ def _report(args: argparse.Namespace, console: Console, store: Store, totals: To
 
 def run_outbox(args: argparse.Namespace, console: Console) -> int:
     """``cardflow outbox dead|requeue``; the exit status."""
-    store = _open(args.db, "outbox", console)
+    store = open_store(args.db, "outbox", console)
     if store is None:
         return UNAVAILABLE
     out = console.stdout
@@ -334,7 +342,7 @@ def run_dispatch(args: argparse.Namespace, console: Console) -> int:
             " than 0 and --interval not less than 0\n"
         )
         return USAGE
-    store = _open(args.db, "dispatch", console)
+    store = open_store(args.db, "dispatch", console)
     if store is None:
         return UNAVAILABLE
     total = 0

@@ -1,35 +1,40 @@
-"""``cardflow fold``: read D1 bodies as a stream, fold them per card, report.
+"""``cardflow fold``: the arguments in, :mod:`cardflow.batch` folds, the report out.
 
-Bodies are decoded one at a time and their operations folded at once into a
-:class:`cardflow.Folder`, so memory grows with the number of cards, never
-with the number of events. Every rejected body or operation is reported on stderr
-(file, line, JSON path, reason) and, with ``--rejects``, written out verbatim; the
-good operations beside it are folded all the same.
+The fold itself (in this process, on ``--jobs`` workers or on ``--dask``) is
+``cardflow.batch``'s; this module says what it hears as it goes (every rejected body
+or operation on stderr as FILE:LINE: JSON-PATH: REASON and, with ``--rejects``,
+written out verbatim; a progress bar) and writes the report in ``--format``: at once
+from the states of a fold in this process, else range by range from the workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+from collections.abc import Callable
+from datetime import datetime
 from typing import BinaryIO
 
 from .. import Folder
-from .._decode import MAX_BODY, Reject
+from .._decode import MAX_BODY
+from .._lifecycle import D1_LIFECYCLE
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState
-from .._wire import PRODUCE, Operation, fingerprint
+from .._wire import PRODUCE
+from ..batch._files import FoldedFiles, Polling, open_fold, write_ranges
+from ..batch._formats import (
+    write_csv,
+    write_json,
+    write_jsonl,
+)
+from ..batch._inputs import one_line
+from ..batch._parallel import ClusterError
+from ..batch._ranges import Asked
+from ..batch._report import Counts, EventLog, Listener, Rejected, Report, Totals
 from ._args import positive
 from ._console import Console
-from ._exchange import write_in_ranges
-from ._formats import write_csv, write_json, write_jsonl
-from ._inputs import STDIN, Source, one_line, readable
-from ._jobs import RejectsWriteError, gather
-from ._parallel import ClusterError, workers_for
 from ._progress import Progress, wanted
 from ._readable import counted, write_summary, write_views
-from ._reading import Reading
-from ._report import EventLog, Report, Seen, Totals, filters_of, judged_at
 
 __all__ = [
     "NOT_FOUND",
@@ -40,7 +45,9 @@ __all__ = [
     "RejectsWriteError",
     "add_reading_options",
     "closing",
+    "filters_of",
     "fold_inputs",
+    "judged_at",
     "report_states",
     "run_fold",
 ]
@@ -52,107 +59,82 @@ UNREADABLE = 3
 NOT_FOUND = 4
 
 
-class _Run(Reading):
-    """One fold over the inputs in this process: the counts, and where problems are reported."""
+class RejectsWriteError(Exception):
+    """The ``--rejects`` file failed to take a rejected item: stop rather than lose more."""
 
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        console: Console,
-        rejects: BinaryIO | None,
-        command: str = "fold",
-    ) -> None:
-        super().__init__(frozenset(args.card) if args.card else None, args.max_line_bytes)
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+
+
+class _Shell:
+    """What the command says while a fold runs: problems and rejects on stderr (the
+    progress bar cleared first), rejects written to ``--rejects``."""
+
+    def __init__(self, console: Console, rejects: BinaryIO | None, command: str) -> None:
         self.console = console
-        self.prefix = f"cardflow {command}:"
         self.rejects = rejects
-        self.totals = Totals()
-        self.histories = {card: EventLog() for card in self.watch or ()}
+        self.prefix = f"cardflow {command}:"
         self.progress: Progress | None = None
-        self._done = 0  # bytes of the sources read to the end
+        self.listener = Listener(self.rejected, self.warn)
 
-    def warn(self, message: str) -> None:
+    def _say(self, line: str) -> None:
         if self.progress is not None:
             self.progress.clear()
-        self.console.stderr.write(message + "\n")
+        self.console.stderr.write(line + "\n")
 
-    def _snapshot(self) -> tuple[int, int, int]:
-        return self._done + self.bytes, self.operations, len(self.folder)
+    def warn(self, message: str) -> None:
+        self._say(f"{self.prefix} {message}")
 
-    def read_all(self, paths: list[str], progress: bool | None) -> None:
-        sources = readable(
-            paths, self.console.stdin_fd, self.totals.unreadable, self.warn, self.prefix
-        )
-        self.totals.sources = [s.name for s in sources]
-        if wanted(progress, self.console.stderr, self.console.environ):
-            sizes = [s.size for s in sources]
-            total = None if None in sizes else sum(s or 0 for s in sizes)
-            self.progress = Progress(self.console.stderr, self._snapshot, total)
-            self.poll = self.progress.poll
+    def rejected(self, rejected: Rejected) -> None:
+        self._say(str(rejected))
+        if self.rejects is not None:
+            try:
+                self.rejects.write(one_line(rejected.raw) + b"\n")
+            except OSError as exc:
+                raise RejectsWriteError(exc) from exc
+
+    def polling(self, flag: bool | None) -> Polling | None:
+        """A progress bar on stderr, when ``--progress`` or a terminal wants one."""
+        console = self.console
+        if not wanted(flag, console.stderr, console.environ):
+            return None
+
+        def bar(snapshot: Callable[[], Counts], total: int | None) -> Callable[[], None]:
+            def shown() -> tuple[int, int, int]:
+                read, _, operations, cards = snapshot()
+                return read, operations, cards
+
+            self.progress = Progress(console.stderr, shown, total)
+            return self.progress.poll
+
+        return bar
+
+    def fold(
+        self,
+        args: argparse.Namespace,
+        paths: list[str],
+        jobs: int | None = 1,
+        watch: frozenset[str] | None = None,
+    ) -> FoldedFiles:
+        """Phase one of the fold of ``paths``, the bar cleared at its end."""
+        console = self.console
         try:
-            for source in sources:
-                self._read(source)
+            return open_fold(
+                paths,
+                self.listener,
+                jobs=jobs,
+                lifecycle=getattr(args, "lifecycle", D1_LIFECYCLE),
+                polling=self.polling(args.progress),
+                watch=watch,
+                part_size=getattr(args, "part_size", None),
+                dask=getattr(args, "dask", None),
+                stdin=console.stdin,
+                stdin_fd=console.stdin_fd,
+                max_line=getattr(args, "max_line_bytes", MAX_BODY),
+            )
         finally:
             if self.progress is not None:
                 self.progress.clear()
-
-    def _read(self, source: Source) -> None:
-        fd = self.console.stdin_fd
-        if source.path == STDIN and fd is not None and os.isatty(fd):
-            self.warn(f"{self.prefix} reading D1 bodies from the terminal; end with Ctrl-D")
-        try:
-            stream = (
-                self.console.stdin
-                if source.path == STDIN
-                else open(source.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
-            )
-        except OSError as exc:
-            self.totals.unreadable.append(source.name)
-            self.warn(f"{self.prefix} cannot read {source.name}: {exc.strerror or exc}")
-            return
-        try:
-            self.fold(source.name, stream)
-        except OSError as exc:
-            self.totals.unreadable.append(source.name)
-            self.warn(
-                f"{self.prefix} cannot read {source.name} after line {self.lines}:"
-                f" {exc.strerror or exc}"
-            )
-        finally:
-            if stream is not self.console.stdin:
-                stream.close()
-            self.totals.lines += self.lines
-            self._done += self.bytes
-            self.bytes = 0
-
-    def finish(self) -> Totals:
-        """The totals, completed with what the folder knows."""
-        totals = self.totals
-        totals.bodies = self.bodies
-        totals.operations = self.operations
-        return totals.complete(len(self.folder), self.folder.passed_over, self.added)
-
-    def seen(self, op: Operation, name: str, line: int) -> None:
-        events = self.histories[op.card_id].events
-        key = fingerprint(op)
-        seen = events.get(key)
-        if seen is None:
-            events[key] = Seen(op, f"{name}:{line}")
-        else:
-            seen.deliveries += 1
-
-    def rejected(self, name: str, line: int, reject: Reject) -> None:
-        """Report a reject on stderr and write it to ``--rejects``."""
-        if reject.index is None:
-            self.totals.rejected_bodies += 1
-        else:
-            self.totals.rejected_operations += 1
-        self.warn(str(reject.error().located(name, line)))
-        if self.rejects is not None:
-            try:
-                self.rejects.write(one_line(reject.raw) + b"\n")
-            except OSError as exc:
-                raise RejectsWriteError(exc) from exc
 
 
 def run_fold(args: argparse.Namespace, console: Console) -> int:
@@ -172,26 +154,15 @@ def run_fold(args: argparse.Namespace, console: Console) -> int:
             f"cardflow fold: cannot write --rejects {args.rejects}: {exc.strerror or exc}\n"
         )
         return USAGE
-    run = _Run(args, console, rejects_file)
+    watch = frozenset(args.card) if args.card else None
     try:
-        with (
-            rejects_file if rejects_file is not None else contextlib.nullcontext(),
-            workers_for(args, console) as workers,  # --jobs, --dask
-        ):
-            if workers is None:
-                run.read_all(list(args.paths), args.progress)
-                return _report(args, console, run)
-            gathered = gather(
-                list(args.paths),
-                console,
-                rejects_file,
-                watch=run.watch,
-                progress=args.progress,
-                workers=workers,
-                part_size=args.part_size,
-                max_line=args.max_line_bytes,
-            )
-            totals, missing = write_in_ranges(args, console, gathered, workers)
+        with rejects_file if rejects_file is not None else contextlib.nullcontext():
+            shell = _Shell(console, rejects_file, "fold")
+            folded = shell.fold(args, list(args.paths), args.jobs, watch)
+            with folded:
+                if folded.single is not None:
+                    return _report(args, console, folded, watch)
+                totals, missing = _in_ranges(args, console, folded)
     except RejectsWriteError as exc:
         console.stderr.write(
             f"cardflow fold: cannot write --rejects {args.rejects}: {exc}; stopped\n"
@@ -234,32 +205,59 @@ def fold_inputs(
     command: str,
     max_line: int = MAX_BODY,
 ) -> tuple[Folder, Totals]:
-    """Read and fold ``paths`` exactly as ``cardflow fold`` does, for another command.
+    """Read and fold ``paths`` in this process as ``cardflow fold`` reads them, for
+    another command.
 
     Every rejected item and unreadable input is reported on ``console.stderr``, its
     messages naming ``cardflow COMMAND``; the totals say what was read and lost.
     """
-    run = _Run(argparse.Namespace(card=None, max_line_bytes=max_line), console, None, command)
-    run.read_all(paths, progress)
-    return run.folder, run.finish()
+    shell = _Shell(console, None, command)
+    folded = shell.fold(argparse.Namespace(progress=progress, max_line_bytes=max_line), paths)
+    assert folded.single is not None
+    return folded.single.folder, folded.totals
 
 
-def _report(args: argparse.Namespace, console: Console, run: _Run) -> int:
-    totals = run.finish()
-    folded = run.folder.finish()  # each summary released as its state is made
-    missing: list[str] = []
-    if run.watch is not None:
-        ids = sorted(card for card in run.watch if card in folded)
-        missing = sorted(card for card in run.watch if card not in folded)
-    else:
-        ids = sorted(folded)
-    states: list[CardState] = [folded[card] for card in ids]
-    del folded
+def _report(
+    args: argparse.Namespace, console: Console, folded: FoldedFiles, watch: frozenset[str] | None
+) -> int:
+    assert folded.single is not None
+    totals = folded.totals
+    missing = folded.missing()
+    states = folded.single.folder.finish()  # each summary released as its state is made
+    ids = sorted(states) if watch is None else sorted(card for card in watch if card in states)
+    cards: list[CardState] = [states[card] for card in ids]
+    del states
     if args.status:
         wanted_statuses = set(args.status)
-        states = [s for s in states if s.status in wanted_statuses]
-    report_states(args, console, states, totals, run.histories, watching=run.watch is not None)
+        cards = [s for s in cards if s.status in wanted_statuses]
+    report_states(args, console, cards, totals, folded.histories, watching=watch is not None)
     return _closing_fold(args, console, totals, missing)
+
+
+def _in_ranges(
+    args: argparse.Namespace, console: Console, folded: FoldedFiles
+) -> tuple[Totals, list[str]]:
+    """The report of a fold on workers, written by ranges; the completed totals, and
+    the watched cards that were not found."""
+    assert folded.workers is not None
+    asked = Asked(
+        format=args.format,
+        now=judged_at(args, console.clock),
+        statuses=frozenset(args.status) if args.status else None,
+        needs_reconcile=bool(args.needs_reconcile),
+        keep=args.card is not None and args.format == "summary",
+        directory=folded.workers.directory,
+        lifecycle=None if args.lifecycle is D1_LIFECYCLE else args.lifecycle,
+    )
+    out = console.stdout
+    report = write_ranges(folded, asked, out, filters_of(args), args.lifecycle)
+    if args.format == "summary":  # the summary, or --card's views of each card
+        if not args.card:
+            write_summary(report, out)
+        elif report.cards:
+            write_views(report, out)
+    out.flush()
+    return report.totals, folded.missing()
 
 
 def _closing_fold(
@@ -303,17 +301,39 @@ def report_states(
     )
     out = console.stdout
     if args.format == "jsonl":
-        write_jsonl(report, out)
+        write_jsonl(report.cards, out, reasons=report.reasons)
     elif args.format == "json":
         write_json(report, out)
     elif args.format == "csv":
-        write_csv(report, out)
+        write_csv(report.cards, out, reasons=report.reasons)
     elif watching:
         if report.cards:
             write_views(report, out)
     else:
         write_summary(report, out)
     out.flush()
+
+
+def filters_of(args: argparse.Namespace) -> dict[str, object]:
+    """The filters ``cardflow fold`` was given (``--card``, ``--status``,
+    ``--needs-reconcile``), as the JSON report names them."""
+    filters: dict[str, object] = {}
+    if args.card:
+        filters["card"] = list(args.card)
+    if args.status:
+        filters["status"] = list(args.status)
+    if args.needs_reconcile:
+        filters["needsReconcile"] = True
+    return filters
+
+
+def judged_at(args: argparse.Namespace, clock: Callable[[], datetime]) -> datetime | None:
+    """When ``cardflow fold`` judges reconciliation: ``--now``, else the clock's time (to
+    the second) when the summary or ``--needs-reconcile`` needs one; else never (None)."""
+    now: datetime | None = args.now
+    if now is None and (args.format == "summary" or args.needs_reconcile):
+        now = clock().replace(microsecond=0)
+    return now
 
 
 def closing(

@@ -53,7 +53,8 @@ class Progress:
     """Redraws ``snapshot()`` as one line of ``stream`` when polled, at most every 0.1 s.
 
     ``total`` is the number of bytes to read when it is known (files, a redirected
-    regular file); without it the line shows what was read and the rate.
+    regular file); without it the line shows what was read and the rate. With ``unit``
+    the work is counted in that unit (``cards``) instead of bytes.
     """
 
     def __init__(
@@ -63,8 +64,10 @@ class Progress:
         total: int | None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        unit: str | None = None,
     ) -> None:
         self._stream = stream
+        self._unit = unit
         self._snapshot = snapshot
         self._total = total
         self._clock = clock
@@ -85,18 +88,21 @@ class Progress:
         done, operations, cards = self._snapshot()
         elapsed = max(now - self._start, 1e-9)
         rate = done / elapsed
-        counts = f"{operations:,} ops  {cards:,} cards  {_size(rate)}/s"
+        amount = _size if self._unit is None else lambda n: f"{n:,.0f} {self._unit}"
+        counts = f"{operations:,} ops  {cards:,} cards  {amount(rate)}/s"
+        if self._unit is not None:
+            counts = f"{amount(rate)}/s"
         columns = self._columns()
         if self._total:
             fraction = min(done / self._total, 1.0)
             left = (self._total - done) / rate if rate > 0 else 0.0
-            tail = f" {_size(done)}/{_size(self._total)}  {counts}  {_clock(left)} left"
+            tail = f" {amount(done)}/{amount(self._total)}  {counts}  {_clock(left)} left"
             width = max(10, min(40, columns - len(tail) - 8))
             filled = round(fraction * width)
             bar = self._fill * filled + self._empty * (width - filled)
             line = f"{fraction:4.0%} {bar}{tail}"
         else:
-            line = f"{_size(done)} read  {counts}"
+            line = f"{amount(done)} read  {counts}"
         self._stream.write("\r" + line[: columns - 1] + "\x1b[K")
         self._stream.flush()
         self._shown = True

@@ -10,8 +10,8 @@ from typing import BinaryIO
 from .._lifecycle import Lifecycle
 from .._state import CardState
 from .._wire import Operation, wire_time
-from ._cards import card_object
-from ._report import LIST_LIMIT, Report, Totals
+from ..batch._cards import card_object
+from ..batch._report import LIST_LIMIT, Report, Totals
 
 __all__ = ["counted", "summary_lines", "write_summary", "write_views"]
 

@@ -9,19 +9,24 @@ URL is opened (``pip install 'cardflow[postgres]'``).
 
 from __future__ import annotations
 
-from .._errors import InvalidNotification, StoreSchemaError, StoreUnavailable
+from .._errors import InvalidNotification, NewerStateError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._base import Store, StoredEvent
+from ._history import HistoryEvent
 from ._ingest import Ingested
 from ._outbox import DeadRow
+from ._rebuild import RebuildResult
 from ._schema import SCHEMA_VERSION
 from ._sqlite import SQLiteStore
 
 __all__ = [
     "SCHEMA_VERSION",
     "DeadRow",
+    "HistoryEvent",
     "Ingested",
     "InvalidNotification",
+    "NewerStateError",
+    "RebuildResult",
     "SQLiteStore",
     "Store",
     "StoreSchemaError",

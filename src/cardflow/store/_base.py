@@ -21,9 +21,8 @@ from typing import Any, Final
 import msgspec
 
 from .._cardstate import CardState
-from .._codec import decode_state
 from .._decode import Body, Decoded, Reject
-from .._errors import InvalidNotification, StateFormatError, StoreSchemaError, StoreUnavailable
+from .._errors import InvalidNotification, NewerStateError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import (
     DEFAULT_OVERDUE_MARGIN,
@@ -32,8 +31,10 @@ from .._reconcile import (
 )
 from .._wire import Operation
 from . import _dispatch, _outbox
+from ._history import HistoryEvent, history
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
+from ._rebuild import Rebuilder, RebuildResult, Unreadable, log, read_state
 from ._schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -117,6 +118,10 @@ class Store(abc.ABC):
 
     def _lock_schema(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
         """Serialize schema changes between processes, where the transaction does not."""
+
+    def _hold_events(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
+        """Hold back new events until this write transaction ends, where its write lock
+        does not already (rebuild checks no event came since it read)."""
 
     failures: tuple[type[BaseException], ...] = ()
     """Engine errors that mean the database failed (``StoreUnavailable``)."""
@@ -321,10 +326,15 @@ class Store(abc.ABC):
                         now=micros(_now()),
                         lifecycle=self.lifecycle,
                         passed=self.passed,
-                        decode=self._decode,
+                        decode=lambda card, blob: read_state(card, blob, self.lifecycle),
                     )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
+                continue
+            except Unreadable as exc:
+                # A stored state this version cannot read: derive it from its events,
+                # then store the bodies on it.
+                self._rebuilder().repair(exc.card_id, exc.reason, micros(_now()))
                 continue
             return [
                 Ingested(
@@ -340,11 +350,43 @@ class Store(abc.ABC):
             f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
         )
 
-    def _decode(self, card: str, blob: bytes) -> CardState:
-        try:
-            return decode_state(blob, lifecycle=self.lifecycle)
-        except StateFormatError as exc:
-            raise StoreUnavailable(f"{self._where()}: the state of card {card!r}: {exc}") from exc
+    def _rebuilder(self) -> Rebuilder:
+        return Rebuilder(self._transaction, self._hold_events, self.lifecycle, self.passed)
+
+    # -- the event log -------------------------------------------------------------------
+
+    def rebuild(
+        self,
+        cards: Iterable[str] | None = None,
+        *,
+        dry_run: bool = False,
+        outbox: bool = True,
+        batch: int = 500,
+        on_batch: Callable[[int, int], None] | None = None,
+        on_change: Callable[[str, str], None] | None = None,
+    ) -> RebuildResult:
+        """Derive every card's state (or those of ``cards``) again from its stored events
+        under this store's rules, ``batch`` cards at a time (``docs/store.md``). Safe
+        beside writers. ``outbox``: queue the changes from each stored state to its
+        rebuilt one under their keys; ``dry_run``: write nothing, count what would
+        change; ``on_batch(done, total)`` after each batch, ``on_change(card_id, what)``
+        for each changed card."""
+        return self._rebuilder().run(
+            cards,
+            dry_run=dry_run,
+            outbox=outbox,
+            now=lambda: micros(_now()),
+            batch=batch,
+            on_batch=on_batch,
+            on_change=on_change,
+        )
+
+    def history(self, card_id: str) -> list[HistoryEvent]:
+        """A card's stored events in the order they were stored, each with when it was
+        stored, whether it was a notification or an on-demand reading, and the changes it
+        makes when they are replayed in that order: why the card is in its state."""
+        with self._transaction(write=False) as tx:
+            return history(tx, card_id, self.lifecycle, self.passed)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -352,7 +394,7 @@ class Store(abc.ABC):
         """The stored state of a card, or None when the store has no event of it."""
         with self._transaction(write=False) as tx:
             rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
-        return None if not rows else self._decode(card_id, bytes(rows[0][0]))
+        return None if not rows else self._rebuilder().read(card_id, bytes(rows[0][0]))
 
     def states(
         self,
@@ -390,8 +432,15 @@ class Store(abc.ABC):
         while True:
             with self._transaction(write=False) as tx:
                 rows = tx.rows(sql, [after, *params])
+            rebuilder = self._rebuilder()
             for card, blob in rows:
-                state = self._decode(card, bytes(blob))
+                try:
+                    state = rebuilder.read(card, bytes(blob))
+                except NewerStateError as exc:
+                    log.error("Store.states: card %r passed over: %s", card, exc)
+                    continue
+                if state is None:
+                    continue
                 if needs_reconcile_at is None or needs_reconcile(
                     state, needs_reconcile_at, lifecycle=self.lifecycle
                 ):

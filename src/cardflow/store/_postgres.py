@@ -113,6 +113,11 @@ class PostgresStore(Store):
     def _lock_schema(self, tx: Tx) -> None:
         tx.rows("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
 
+    def _hold_events(self, tx: Tx) -> None:
+        # SHARE conflicts with the ROW EXCLUSIVE lock of every INSERT: it waits for the
+        # writers in flight to commit, and holds new events back until this one ends.
+        tx.run("LOCK TABLE events IN SHARE MODE")
+
     def _has_table(self, tx: Tx, name: str) -> bool:
         return bool(
             tx.rows(

@@ -13,15 +13,13 @@ caller's transaction starts again, never losing that change. The body's transact
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from itertools import chain
 from typing import Final, TypeVar
 
 from .._cardstate import CardState
 from .._codec import encode_state
 from .._lifecycle import Lifecycle
-from .._reconcile import is_settled, last_heard, needs_reconcile
-from ._outbox import micros
+from ._rows import columns
 from ._schema import Tx
 
 __all__ = ["PARAMETERS", "Conflict", "Stored", "chunks", "read_states", "write_states"]
@@ -29,7 +27,6 @@ __all__ = ["PARAMETERS", "Conflict", "Stored", "chunks", "read_states", "write_s
 PARAMETERS: Final = 30_000
 """At most this many parameters per statement (SQLite allows 32,766, PostgreSQL 65,535)."""
 _T = TypeVar("_T")
-_DAWN: Final = datetime.min.replace(tzinfo=UTC)
 _COLUMNS: Final = (
     "card_id, version, operation_id, status, operation_status, flagged, settled, due_day,"
     " last_heard, state, updated_at"
@@ -67,21 +64,6 @@ def read_states(
     return stored
 
 
-def _columns(state: CardState, lifecycle: Lifecycle) -> tuple[int, int, int | None, int]:
-    """What reads filter on: (flagged, settled, due day, last heard).
-
-    ``flagged``: a reason to reconcile that holds at any time (gaps, anomalies, unknown
-    statuses, asked at the dawn of time). ``settled``: a card that can never be
-    OVERDUE or SILENT (``cardflow.is_settled``). Reads check each candidate with
-    ``needs_reconcile`` itself, so these only need to leave no card out.
-    """
-    flagged = 1 if needs_reconcile(state, _DAWN, lifecycle=lifecycle) else 0
-    settled = 1 if is_settled(state, lifecycle) else 0
-    heard = last_heard(state)
-    due = None if state.due_date is None else state.due_date.toordinal()
-    return flagged, settled, due, micros(heard)
-
-
 def write_states(
     tx: Tx,
     states: Mapping[str, tuple[int | None, CardState]],
@@ -101,7 +83,7 @@ def write_states(
     for card in sorted(states):
         version, state = states[card]
         blob = None if encoded is None else encoded.get(id(state))
-        flagged, settled, due, heard = _columns(state, lifecycle)
+        flagged, settled, due, heard = columns(state, lifecycle)
         rows.append(
             (
                 card,

@@ -1,6 +1,6 @@
 """The loop at the heart of ``cardflow fold``: one stream of D1 bodies into a Folder.
 
-Shared by the fold in this process (``_fold.py``) and by each worker of ``--jobs``
+Shared by the fold in this process (``_single.py``) and by each worker of ``--jobs``
 and ``--dask`` (``_jobs.py``), so that a worker reads exactly as one process does,
 fast path included. What becomes of a rejected item and of a watched card's event
 differs (reported at once, or sent to the parent with line numbers counted from the
@@ -17,6 +17,7 @@ from typing import BinaryIO, Final
 
 from .. import Folder
 from .._decode import MAX_BODY, Reject, notified_operations
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._wire import Operation
 from ._inputs import Body, Reader, lines_of
 
@@ -29,11 +30,17 @@ class Reading:
     """Folds streams of bodies into ``folder``, counting what it read.
 
     ``watch``: fold only these cards' operations, and tell :meth:`seen` of each.
-    ``poll``: called after each line (a progress bar), with ``bytes`` kept current.
+    ``poll``: called after each line (a progress bar), with ``bytes`` and ``lines`` kept
+    current.
     """
 
-    def __init__(self, watch: frozenset[str] | None, max_line: int = MAX_BODY) -> None:
-        self.folder = Folder()
+    def __init__(
+        self,
+        watch: frozenset[str] | None,
+        max_line: int = MAX_BODY,
+        lifecycle: Lifecycle = D1_LIFECYCLE,
+    ) -> None:
+        self.folder = Folder(lifecycle=lifecycle)
         self.watch = watch
         self.max_line = max_line
         """The longest line read (bytes); a longer one is a reject (``Reader``)."""
@@ -104,6 +111,7 @@ class Reading:
                 count += 1
                 if poll is not None:
                     self.bytes += len(line)
+                    self.lines = count
                     poll()
                 # One decoding for the usual line; a reading (the Reader says when it
                 # was read) or a line that does not decode whole goes the lenient way.

@@ -1,4 +1,5 @@
-"""``cardflow fold --jobs N``, phase two: the ranges of the report, and the parent's part.
+"""A parallel fold's phase two: the ranges of the report or of the states, and the
+parent's part.
 
 On a Dask cluster, every group's states were spilled: each range is merged from the
 spills by any worker (``_ranges.report_range``). On this machine's workers (a
@@ -13,14 +14,16 @@ spills by any worker (``_ranges.report_range``). On this machine's workers (a
   state of it that another worker holds travels to it in the state format.
 
 This process writes the head, then the ranges' text in order, then the tail: a report
-sorted by card id, byte for byte what one process writes.
+sorted by card id, byte for byte what one process writes. For the states themselves
+(``fold_files(...).states()``), each worker spills its states of a range, joined across
+its groups, and this process merges the range's spills and hands its states out.
 """
 
 from __future__ import annotations
 
-import argparse
 import array
 import bisect
+import collections
 import contextlib
 import io
 import itertools
@@ -31,14 +34,13 @@ import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
-from .._codec import decode_state, encode_state
-from .._reconcile import needs_reconcile
+from .._codec import encode_state
+from .._lifecycle import Lifecycle
 from .._state import CardState
 from ._cards import CHUNK, encoded_cards
-from ._console import Console
-from ._formats import JSON_SEPARATOR, JSON_TAIL, json_head, write_csv_rows
+from ._formats import write_csv_rows
 from ._jobs import Gathered, Spilled
 from ._pool import LocalPool, worker_index
 from ._ranges import (
@@ -56,11 +58,26 @@ from ._ranges import (
     selected,
     slices,
 )
-from ._readable import write_summary, write_views
-from ._report import Report, Tally, Totals, filters_of, judged_at
+from ._report import Tally
 from ._workers import Workers, held
 
-__all__ = ["Lines", "exchange", "lines_of", "report_held", "write_in_ranges"]
+__all__ = [
+    "STATES_PER_RANGE",
+    "Lines",
+    "copy_text",
+    "exchange",
+    "held_states",
+    "holdings",
+    "lines_of",
+    "report_held",
+    "report_ranges",
+    "state_ranges",
+    "states_of",
+]
+
+STATES_PER_RANGE: Final = 50_000
+"""Card ids per range, about, when the states are handed out: the parent holds one
+range's states at a time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +117,7 @@ def _lines(
     return [s.card_id for s in chosen], ends, Tally(len(chosen))
 
 
-def _held_states(groups: list[int], low: str | None, high: str | None) -> Iterator[CardState]:
+def held_states(groups: list[int], low: str | None, high: str | None) -> Iterator[CardState]:
     """The states of the range from ``low`` (included) to ``high`` (excluded) in the
     groups this worker holds, a group after another."""
     for folder, ids in held(groups):
@@ -123,9 +140,9 @@ def lines_of(
     workers'. In a ``LocalPool`` worker."""
     mine: list[CardState] = []
     others: list[CardState] = []
-    for state in _held_states(groups, low, high):
+    for state in held_states(groups, low, high):
         (others if state.card_id in shared else mine).append(state)
-    alone = joined(mine, {})  # a card of several groups of this worker: one state
+    alone = joined(mine, {}, asked.lifecycle)  # a card of several groups of this worker: one state
     total = len(alone)
     fd, path = tempfile.mkstemp(suffix=".lines", dir=directory)
     with open(fd, "wb", buffering=1 << 20) as file:
@@ -145,7 +162,7 @@ def _joined_lines(
     """Write a range of a JSON Lines report to ``out`` from what each worker gave it
     and ``pieces`` of the parent's spills: the shared cards merged and written here,
     every line in card id order. What it held (its text: none, written already)."""
-    states = merged(itertools.chain(pieces, *(one.pieces for one in parts)))
+    states = merged(itertools.chain(pieces, *(one.pieces for one in parts)), None, asked.lifecycle)
     here = io.BytesIO()
     ids, ends, tally = _lines(states, asked, here)
     count = len(states)
@@ -188,7 +205,7 @@ def _shared(spilled: list[Spilled], jobs: int) -> frozenset[str]:
     return frozenset(shared)
 
 
-def _holdings(spilled: list[Spilled], jobs: int) -> list[list[int]]:
+def holdings(spilled: list[Spilled], jobs: int) -> list[list[int]]:
     """For each worker, the numbers of the groups whose states it holds."""
     return [[i for i, s in enumerate(spilled) if s.worker == w] for w in range(jobs)]
 
@@ -201,7 +218,7 @@ def _line_ranges(
     process merges each range's lines by card id (and the few shared cards' states)."""
     cut = cuts(spilled, count)
     jobs = pool.jobs
-    mine = _holdings(spilled, jobs)
+    mine = holdings(spilled, jobs)
     directory = asked.directory
     assert directory is not None
     shared = _shared(spilled, jobs)
@@ -249,8 +266,8 @@ def report_held(
     """Report the range of card ids from ``low`` (included) to ``high`` (excluded): the
     states of the groups this worker holds, merged with those of ``pieces`` (the other
     workers' and the parent's). In a ``LocalPool`` worker."""
-    states = joined(_held_states(groups, low, high), {})
-    return report_cards(merged(pieces, states), asked)
+    states = joined(held_states(groups, low, high), {}, asked.lifecycle)
+    return report_cards(merged(pieces, states, asked.lifecycle), asked)
 
 
 def _held_ranges(
@@ -261,7 +278,7 @@ def _held_ranges(
     futures, and the files that carry those states."""
     cut = cuts(spilled, count)
     jobs = pool.jobs
-    mine = _holdings(spilled, jobs)
+    mine = holdings(spilled, jobs)
     directory = asked.directory
     assert directory is not None
     sent = [pool.submit_to(w, exchange, mine[w], cut, jobs, directory) for w in range(jobs)]
@@ -281,7 +298,7 @@ def _held_ranges(
     return futures, files
 
 
-def _copy(text: str | bytes, out: BinaryIO) -> None:
+def copy_text(text: str | bytes, out: BinaryIO) -> None:
     """Write a range's text to ``out``; a file of it is removed then (disk is the limit
     of a large fold)."""
     if isinstance(text, bytes):
@@ -292,27 +309,19 @@ def _copy(text: str | bytes, out: BinaryIO) -> None:
     os.unlink(text)
 
 
-def write_in_ranges(
-    args: argparse.Namespace, console: Console, gathered: Gathered, workers: Workers
-) -> tuple[Totals, list[str]]:
-    """Phase two: the report of what ``gathered`` holds, written by ranges on
-    ``workers``; the completed totals, and the watched cards that were not found."""
-    watching = gathered.watch is not None
-    now = judged_at(args, console.clock)
-    asked = Asked(
-        format=args.format,
-        now=now,
-        statuses=frozenset(args.status) if args.status else None,
-        needs_reconcile=bool(args.needs_reconcile),
-        keep=watching and args.format == "summary",
-        directory=workers.directory,
-    )
+def report_ranges(
+    gathered: Gathered, workers: Workers, asked: Asked, out: BinaryIO
+) -> list[RangeWritten]:
+    """Phase two: the report of what ``gathered`` holds, by ranges on ``workers``, in
+    order. JSON Lines and CSV (a header first) are written to ``out`` as each range and
+    those before it are done; the other formats' text is left in each range's
+    ``text`` (see :func:`copy_text`)."""
     count = workers.jobs * RANGES_PER_JOB
     pool = workers.local
     files: set[str] = {s.data for s in gathered.spilled if isinstance(s.data, str)}
     done: Iterator[RangeWritten]
-    if pool is not None and args.format == "jsonl":
-        done = _line_ranges(gathered.spilled, pool, asked, count, console.stdout)
+    if pool is not None and asked.format == "jsonl":
+        done = _line_ranges(gathered.spilled, pool, asked, count, out)
     else:
         if pool is not None:
             futures, sent = _held_ranges(gathered.spilled, pool, asked, count)
@@ -321,58 +330,102 @@ def write_in_ranges(
             submit = workers.executor.submit
             futures = [submit(report_range, p, asked) for p in ranges(gathered.spilled, count)]
         done = (future.result() for future in futures)
-    out = console.stdout
     # JSON Lines and CSV have no head that counts the cards: each range's text is
     # written as soon as it and the ranges before it are done.
-    streamed = args.format in ("jsonl", "csv")
-    if args.format == "csv":
-        write_csv_rows(None, None, out, header=now is not None)
+    streamed = asked.format in ("jsonl", "csv")
+    if asked.format == "csv":
+        write_csv_rows(None, None, out, header=asked.now is not None)
     written = []
     for one in done:
         written.append(one)
         if streamed and one.tally.cards:
-            _copy(one.text, out)
+            copy_text(one.text, out)
     for path in files:
         os.unlink(path)  # read by every range: no longer needed
-    tally = Tally.of([], None if now is None else {})
-    for one in written:
-        tally += one.tally
-    totals = gathered.totals.complete(
-        sum(one.cards for one in written), gathered.passed_over, gathered.added
-    )
-    kept = [decode_state(data) for one in written for data in one.kept]  # --card's few
-    reasons = tally.reasons
-    if reasons is not None and now is not None:
-        reasons = {
-            **reasons,
-            **{s.card_id: needs_reconcile(s, now, lifecycle=args.lifecycle) for s in kept},
-        }
-    report = Report(
-        totals=totals,
-        cards=kept,
-        reasons=reasons,
-        now=now,
-        filters=filters_of(args),
-        lifecycle=args.lifecycle,
-        histories=gathered.histories,
-        tally=tally,
-    )
-    if args.format == "json":
-        texts = [one.text for one in written if one.tally.cards]
-        out.write(json_head(report, empty=not texts))
-        if texts:
-            for i, text in enumerate(texts):
-                out.write(JSON_SEPARATOR if i else b"")
-                _copy(text, out)
-            out.write(JSON_TAIL)
-    elif not streamed:  # the summary, or --card's views of each card
-        if not watching:
-            write_summary(report, out)
-        elif report.cards:
-            write_views(report, out)
-    out.flush()
-    missing: list[str] = []
-    if gathered.watch is not None:
-        present = {card for s in gathered.spilled for card in s.ids}
-        missing = sorted(card for card in gathered.watch if card not in present)
-    return totals, missing
+    return written
+
+
+def states_of(
+    groups: list[int],
+    low: str | None,
+    high: str | None,
+    directory: str,
+    lifecycle: Lifecycle | None,
+) -> Piece | None:
+    """This worker's states of the range from ``low`` to ``high``, joined across the
+    groups it holds, sorted by card id, spilled to a file of ``directory`` (None: it
+    holds none). In a ``LocalPool`` worker."""
+    states = joined(held_states(groups, low, high), {}, lifecycle)
+    if not states:
+        return None
+    fd, path = tempfile.mkstemp(suffix=".states", dir=directory)
+    ends = array.array("Q")
+    end = 0
+    with open(fd, "wb", buffering=1 << 20) as file:
+        for card in sorted(states):
+            end += file.write(encode_state(states[card]))
+            ends.append(end)
+    return Piece(path, 0, ends.tobytes())
+
+
+def state_ranges(gathered: Gathered, workers: Workers) -> Iterator[list[CardState]]:
+    """Phase two for the states themselves: each range's states, merged, sorted by card
+    id, in order; the workers spill a range or two ahead of the one handed out."""
+    spilled = gathered.spilled
+    lifecycle = gathered.lifecycle
+    total = len({card for s in spilled for card in s.ids})
+    count = max(workers.jobs * RANGES_PER_JOB, -(-total // STATES_PER_RANGE))
+    files = {s.data for s in spilled if isinstance(s.data, str)}
+    pool = workers.local
+    try:
+        if pool is None:  # a cluster's executor: every group was spilled here
+            for pieces in ranges(spilled, count):
+                yield merged(pieces, None, lifecycle)
+            return
+        yield from _handed_out(spilled, pool, count, workers.directory, lifecycle)
+    finally:
+        for path in files:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _handed_out(
+    spilled: list[Spilled],
+    pool: LocalPool,
+    count: int,
+    directory: str | None,
+    lifecycle: Lifecycle | None,
+) -> Iterator[list[CardState]]:
+    assert directory is not None
+    cut = cuts(spilled, count)
+    jobs = pool.jobs
+    mine = holdings(spilled, jobs)
+    own = pieces_between(spilled, cut)  # the parent's spills
+    bounds: list[tuple[str | None, str | None]] = list(itertools.pairwise([None, *cut, None]))
+    asked: collections.deque[list[Future[Piece | None]]] = collections.deque()
+
+    def ask(k: int) -> None:
+        low, high = bounds[k]
+        asked.append(
+            [
+                pool.submit_to(w, states_of, mine[w], low, high, directory, lifecycle)
+                for w in range(jobs)
+            ]
+        )
+
+    for k in range(min(2, len(bounds))):
+        ask(k)
+    try:
+        for k in range(len(bounds)):
+            pieces = [p for p in (f.result() for f in asked.popleft()) if p is not None]
+            if k + 2 < len(bounds):
+                ask(k + 2)
+            states = merged([*own[k], *pieces], None, lifecycle)
+            for piece in pieces:
+                assert isinstance(piece.data, str)  # a worker's file
+                os.unlink(piece.data)
+            yield states
+    finally:
+        for futures in asked:
+            for future in futures:
+                future.cancel()

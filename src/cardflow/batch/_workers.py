@@ -1,6 +1,6 @@
-"""The worker processes of ``cardflow fold --jobs`` on this machine, as the two phases
-use them: started in a :class:`~cardflow.cli._pool.LocalPool`, counting for the
-parent's progress bar, and holding the groups they folded between the phases."""
+"""The worker processes on this machine, as the two phases of a parallel fold use them:
+started in a :class:`~cardflow.batch._pool.LocalPool`, counting for the parent's
+progress, and holding the groups they folded between the phases."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Workers:
     """Where groups are folded: an executor and how many tasks it runs at once; for
     worker processes on this machine (a ``LocalPool``: they hold their groups' states
     between the phases), the directory they spill to and the counters (bytes read,
-    operations) they share with the parent's progress bar."""
+    lines, operations) they share with the parent's progress."""
 
     executor: Executor
     jobs: int
@@ -43,21 +43,22 @@ def _attach(counter: Any) -> None:
     _progress.append(counter)
 
 
-def count_done(bytes_read: int, operations: int) -> None:
-    """Tell the parent's progress bar of a part done (in a worker of ``local_pool``)."""
+def count_done(bytes_read: int, lines: int, operations: int) -> None:
+    """Tell the parent's progress of a part done (in a worker of ``local_pool``)."""
     if _progress:
         counter = _progress[0]
         with counter.get_lock():
             counter[0] += bytes_read
-            counter[1] += operations
+            counter[1] += lines
+            counter[2] += operations
 
 
 @contextlib.contextmanager
 def local_pool(jobs: int) -> Iterator[Workers]:
     """``jobs`` worker processes on this machine, spilling to a temporary directory
     (removed afterwards; ``TMPDIR`` says where)."""
-    context = start_context(["cardflow.cli._jobs", "cardflow.cli._exchange"])
-    counter = context.Array("q", 2)
+    context = start_context(["cardflow.batch._jobs", "cardflow.batch._exchange"])
+    counter = context.Array("q", 3)
     with (
         tempfile.TemporaryDirectory(prefix="cardflow-fold-") as directory,
         running(LocalPool(jobs, context, _attach, (counter,))) as pool,

@@ -1,8 +1,8 @@
-"""Where ``cardflow fold`` runs: in this process, in ``--jobs`` workers, or on ``--dask``.
+"""Where a fold of files runs: in this process, in worker processes, or on a Dask cluster.
 
-One pass in this process (``_fold.py``) is chosen whenever splitting would not pay:
-``--jobs 1``, or inputs that give fewer than two parts for workers (small files,
-stdin alone). Otherwise the fold runs in two phases (``_jobs.py``, ``_ranges.py``) on
+One pass in this process (``_single.py``) is chosen whenever splitting would not pay:
+one job, or inputs that give fewer than two parts for workers (small files, stdin
+alone). Otherwise the fold runs in two phases (``_jobs.py``, ``_ranges.py``) on
 a local process pool, or on the workers of a Dask cluster, which read the files by
 their absolute paths (they must see the same files: a shared file system) and send
 their states and report text back to this process. Dask is imported only for ``--dask``.
@@ -10,14 +10,12 @@ their states and report text back to this process. Dask is imported only for ``-
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 from collections.abc import Iterator
 from typing import Any
 
-from ._console import Console
-from ._inputs import Source, expand
+from ._inputs import Source
 from ._parts import cpu_count, plan
 from ._workers import Workers, local_pool
 
@@ -51,15 +49,17 @@ def _cluster(address: str) -> Iterator[Workers]:
 
 
 @contextlib.contextmanager
-def workers_for(args: argparse.Namespace, console: Console) -> Iterator[Workers | None]:
-    """The workers of ``--jobs`` above 1 or ``--dask``, or None: fold in this process."""
-    if args.dask is not None:
-        with _cluster(args.dask) as cluster:
+def workers_for(
+    sources: list[Source], jobs: int | None, part_size: int | None, dask: str | None = None
+) -> Iterator[Workers | None]:
+    """The workers of ``jobs`` above 1 (default: one per core) or of the Dask cluster at
+    ``dask``; None (fold in this process) when ``sources`` give fewer than two parts."""
+    if dask is not None:
+        with _cluster(dask) as cluster:
             yield cluster
         return
-    jobs = args.jobs if args.jobs is not None else cpu_count()
-    sources = [s for s in expand(list(args.paths), console.stdin_fd) if isinstance(s, Source)]
-    if jobs < 2 or sum(not part.local for part in plan(sources, jobs, args.part_size)) < 2:
+    jobs = jobs if jobs is not None else cpu_count()
+    if jobs < 2 or sum(not part.local for part in plan(sources, jobs, part_size)) < 2:
         yield None
         return
     with local_pool(jobs) as pool:

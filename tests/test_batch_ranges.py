@@ -7,7 +7,6 @@ pieces it rests on against oracles of their own.
 from __future__ import annotations
 
 import array
-import io
 import itertools
 import random
 from datetime import UTC, datetime
@@ -19,13 +18,12 @@ from hypothesis import strategies as st
 
 from cardflow import Folder, decode, fold, needs_reconcile
 from cardflow._simulate import SimulationOptions, simulate
-from cardflow.cli._console import Console
-from cardflow.cli._inputs import Source
-from cardflow.cli._jobs import Spilled, _Gather, fold_group, spill
-from cardflow.cli._parts import Part, groups, plan
-from cardflow.cli._ranges import Piece, decoded, ranges
-from cardflow.cli._report import Tally
-from cardflow.cli._workers import Workers, local_pool
+from cardflow.batch._inputs import Source
+from cardflow.batch._jobs import Gather, Spilled, fold_group, spill
+from cardflow.batch._parts import Part, groups, plan
+from cardflow.batch._ranges import Piece, decoded, ranges
+from cardflow.batch._report import Listener, Tally
+from cardflow.batch._workers import Workers, local_pool
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
 
@@ -138,16 +136,16 @@ def test_a_failed_input_drops_its_later_parts_even_in_later_groups(tmp_path: Pat
     broken = Part(0, "a", str(tmp_path / "gone.jsonl"), 10)
     later = Part(0, "a", str(c), 20)
     other = Part(1, "b", str(b))
-    console = Console(io.BytesIO(), io.BytesIO(), io.StringIO(), {})
+    problems: list[str] = []
     with local_pool(2) as workers:
-        run = _Gather(console, None, None, workers)
+        run = Gather(Listener(lambda r: None, problems.append), None, workers)
         spilled = run.run([[first, broken], [later, other]])
     assert isinstance(workers, Workers)
     folded = {card for s in spilled for card in s.ids}
     expected = fold(op for body in bodies[:60] for op in decode(body))
     assert folded == set(expected)
     assert run.totals.unreadable == ["a"]
-    assert "cannot read a: " in console.stderr.getvalue()  # type: ignore[attr-defined]
+    assert any(problem.startswith("cannot read a: ") for problem in problems)
     # The group itself skips what follows a failure of its own.
     alone = fold_group([broken, later], None, None)
     assert [p.skipped for p in alone.parts] == [False, True]
@@ -180,11 +178,11 @@ def test_the_progress_bar_counts_every_part_the_workers_fold(tmp_path: Path) -> 
     size = path.stat().st_size
     parts = plan([Source("log", str(path), size)], 2, size // 5)
     assert len(parts) >= 4
-    console = Console(io.BytesIO(), io.BytesIO(), io.StringIO(), {})
     with local_pool(2) as workers:
-        run = _Gather(console, None, None, workers)
+        run = Gather(Listener(lambda r: None, lambda m: None), None, workers)
         spilled = run.run(groups(parts, 2))
-        done_bytes, operations, cards = run._snapshot()
+        done_bytes, lines, operations, cards = run.snapshot()
     assert done_bytes == size
+    assert lines == len(bodies)
     assert operations == sum(len(decode(body)) for body in bodies)
     assert cards == sum(len(s.ids) for s in spilled)

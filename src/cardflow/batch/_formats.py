@@ -1,23 +1,25 @@
-"""The machine formats of ``cardflow fold``'s report: JSON Lines, one JSON document, CSV.
+"""The machine formats of a fold's cards: JSON Lines, one JSON document, CSV.
 
 Each card is written as :mod:`._cards` encodes it: D1's camelCase, never the
-``_``-prefixed internals of :class:`~cardflow.CardState`. The JSON document and the
-CSV come in pieces (head, cards, tail) so that ``--jobs`` workers can each write a
-range of the cards.
+``_``-prefixed internals of :class:`~cardflow.CardState`. :func:`write_jsonl` and
+:func:`write_csv` are public (``cardflow.batch``): they take any iterable of states,
+a chunk at a time. The JSON document and the CSV also come in pieces (head, cards,
+tail) so that workers can each write a range of the cards.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Final
 
 import msgspec
 
 from .._reconcile import ReconcileReason
 from .._state import CardState
-from ._cards import card_object, csv_columns, encoded_cards
+from ._cards import CHUNK, card_object, csv_columns, encoded_cards
 from ._report import Report
 
 __all__ = [
@@ -34,10 +36,27 @@ __all__ = [
 _encoder: Final = msgspec.json.Encoder()
 
 
-def write_jsonl(report: Report, out: BinaryIO) -> None:
-    """One JSON object per card and line."""
-    for lines in encoded_cards(report.cards, report.reasons, lines=True):
-        out.write(lines)
+def _chunks(states: Iterable[CardState]) -> Iterator[Sequence[CardState]]:
+    if isinstance(states, Sequence):
+        yield states  # encoded_cards and the CSV writer go a chunk at a time themselves
+        return
+    it = iter(states)
+    while chunk := list(itertools.islice(it, CHUNK)):
+        yield chunk
+
+
+def write_jsonl(
+    states: Iterable[CardState],
+    out: BinaryIO,
+    *,
+    reasons: Mapping[str, tuple[ReconcileReason, ...]] | None = None,
+) -> None:
+    """Write one JSON object per card and line to ``out``: every public field of
+    :class:`~cardflow.CardState` in order, under its camelCase name (the object of
+    :func:`cardflow.json_view`), times spelled as D1 spells them; with ``reasons``, a
+    ``reconcile`` list in each (empty for a card it lacks)."""
+    for chunk in _chunks(states):
+        out.writelines(encoded_cards(chunk, reasons, lines=True))
 
 
 def write_json(report: Report, out: BinaryIO) -> None:
@@ -102,11 +121,19 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def write_csv(report: Report, out: BinaryIO) -> None:
-    """A header, then one row per card; nested fields flattened (``shipment.carrier``),
-    lists joined with ``;``, absent values empty."""
-    write_csv_rows(None, None, out, header=report.reasons is not None)
-    write_csv_rows(report.cards, report.reasons, out)
+def write_csv(
+    states: Iterable[CardState],
+    out: BinaryIO,
+    *,
+    reasons: Mapping[str, tuple[ReconcileReason, ...]] | None = None,
+) -> None:
+    """Write a header, then one row per card, to ``out`` (UTF-8): the public fields as
+    :func:`write_jsonl` writes them, nested fields flattened (``shipment.carrier``),
+    lists joined with ``;``, absent values empty; with ``reasons``, a last column
+    ``reconcile``."""
+    write_csv_rows(None, None, out, header=reasons is not None)
+    for chunk in _chunks(states):
+        write_csv_rows(chunk, reasons, out)
 
 
 def write_csv_rows(

@@ -1,4 +1,4 @@
-"""Cutting ``cardflow fold``'s inputs into parts for workers, and parts into groups.
+"""Cutting a fold's inputs into parts for workers, and parts into groups.
 
 A part is a whole file, or a byte range of a large one cut just before a line that
 starts with ``{`` at column 0. The reader starts afresh at such a line whatever came

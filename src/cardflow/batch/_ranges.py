@@ -1,11 +1,11 @@
-"""``cardflow fold --jobs N``, its second phase: the report written by ranges of card ids.
+"""A parallel fold's second phase: the states merged, and reported, by ranges of card ids.
 
 The card ids are cut into ranges of about equal numbers of states. Where phase one
 (``_jobs.py``) spilled every group's states sorted by card id (a Dask cluster), any
 worker takes a range: it decodes that range's states from every spill, merges the
 states of each card (the fold is a join: any split merges to the one state), applies
 the filters, judges reconciliation, counts what the summary says (a :class:`Tally`,
-which adds up across ranges) and writes its range of the report in ``--format``.
+which adds up across ranges) and writes its range of the report in the format asked.
 Workers that hold their groups' states use the same pieces (``_exchange.py``).
 """
 
@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import BinaryIO, Final
 
 from .._codec import decode_state, encode_state
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import ReconcileReason, needs_reconcile
 from .._state import CardState, merge
 from ._cards import encoded_cards
@@ -70,7 +71,8 @@ class Piece:
 class Asked:
     """What the report asks of each range: the format, the filters, the time to judge
     reconciliation at (None: not judged), whether to send the selected states back (a
-    ``--card`` view), and where to write the range's text (None: send it back)."""
+    ``--card`` view), where to write the range's text (None: send it back), and the
+    lifecycle (None: D1's) that merges states and judges them."""
 
     format: str
     now: datetime | None
@@ -78,6 +80,7 @@ class Asked:
     needs_reconcile: bool
     keep: bool
     directory: str | None
+    lifecycle: Lifecycle | None = None
 
 
 @dataclass(slots=True)
@@ -163,27 +166,36 @@ def decoded(piece: Piece, size: int = _BLOCK) -> Iterator[CardState]:
             begin = end
 
 
-def joined(states: Iterable[CardState], into: dict[str, CardState]) -> dict[str, CardState]:
-    """``into`` with ``states`` merged in, card by card."""
+def joined(
+    states: Iterable[CardState],
+    into: dict[str, CardState],
+    lifecycle: Lifecycle | None = None,
+) -> dict[str, CardState]:
+    """``into`` with ``states`` merged in, card by card (under ``lifecycle``; None: D1's)."""
     get = into.get
+    life = D1_LIFECYCLE if lifecycle is None else lifecycle
     for state in states:
         old = get(state.card_id)
-        into[state.card_id] = state if old is None else merge(old, state)
+        into[state.card_id] = state if old is None else merge(old, state, lifecycle=life)
     return into
 
 
-def merged(pieces: Iterable[Piece], states: dict[str, CardState] | None = None) -> list[CardState]:
+def merged(
+    pieces: Iterable[Piece],
+    states: dict[str, CardState] | None = None,
+    lifecycle: Lifecycle | None = None,
+) -> list[CardState]:
     """Every card's state in ``pieces`` and ``states``, merged, sorted by card id."""
     states = {} if states is None else states
     for piece in pieces:
-        joined(decoded(piece), states)
+        joined(decoded(piece), states, lifecycle)
     return [states[card] for card in sorted(states)]
 
 
 def report_range(pieces: list[Piece], asked: Asked) -> RangeWritten:
     """Merge one range's states and write its part of the report (in a worker: a
     module-level function, so it pickles)."""
-    return report_cards(merged(pieces), asked)
+    return report_cards(merged(pieces, None, asked.lifecycle), asked)
 
 
 def selected(
@@ -195,7 +207,8 @@ def selected(
     reasons = None
     if asked.now is not None:
         now = asked.now
-        reasons = {s.card_id: needs_reconcile(s, now) for s in cards}
+        life = D1_LIFECYCLE if asked.lifecycle is None else asked.lifecycle
+        reasons = {s.card_id: needs_reconcile(s, now, lifecycle=life) for s in cards}
         if asked.needs_reconcile:
             cards = [s for s in cards if reasons[s.card_id]]
     return cards, reasons

@@ -1,19 +1,20 @@
-"""What ``cardflow fold`` reports: what was read, the selected cards and their counts.
+"""What a fold of files reports: what was read and rejected, the cards and their counts.
 
-A :class:`Report` holds the selected card states and the counts (a :class:`Tally`);
-the renderers only format it: ``_formats.py`` for machines, ``_readable.py`` for
-people.
+:class:`Totals` counts what was read; :class:`Rejected` is one rejected item with its
+file and line; a :class:`Report` holds the selected card states and the counts (a
+:class:`Tally`, which workers add up range by range). The renderers only format it:
+``_formats.py`` for machines, the command's ``_readable.py`` for people.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from .._decode import Reject
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import ReconcileReason
 from .._state import CardState
@@ -22,13 +23,14 @@ from .._wire import Operation, wire_time
 __all__ = [
     "EXAMPLES",
     "LIST_LIMIT",
+    "Counts",
     "EventLog",
+    "Listener",
+    "Rejected",
     "Report",
     "Seen",
     "Tally",
     "Totals",
-    "filters_of",
-    "judged_at",
 ]
 
 LIST_LIMIT: Final = 20
@@ -42,7 +44,9 @@ EXAMPLES: Final = 5
 
 @dataclass
 class Totals:
-    """What was read: counted while folding."""
+    """What was read, counted while folding: the inputs (and those that could not be
+    read), lines, bodies and operations; operations folded and passed over (of other
+    types); bodies and operations rejected; cards."""
 
     sources: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
@@ -80,6 +84,44 @@ class Totals:
             "rejectedOperations": self.rejected_operations,
             "cards": self.cards,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A rejected body or operation: the input it came from (``file``; ``<stdin>`` for
+    stdin), the line it starts on (from 1), and the :class:`~cardflow.Reject` (the
+    reason, the JSON path, the text verbatim)."""
+
+    file: str
+    line: int
+    reject: Reject
+
+    @property
+    def reason(self) -> str:
+        """Why it was rejected."""
+        return self.reject.reason
+
+    @property
+    def raw(self) -> bytes:
+        """Its text, verbatim."""
+        return self.reject.raw
+
+    def __str__(self) -> str:
+        """``FILE:LINE: JSON-PATH: REASON``, as ``cardflow fold`` reports it."""
+        return str(self.reject.error().located(self.file, self.line))
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """Who hears of a fold as it goes, in input order: each rejected item, and each
+    problem with an input (a message such as ``cannot read PATH: REASON``)."""
+
+    rejected: Callable[[Rejected], None]
+    warn: Callable[[str], None]
+
+
+Counts = tuple[int, int, int, int]
+"""How far a fold has got: bytes read, lines, operations decoded, cards (so far)."""
 
 
 @dataclass
@@ -225,28 +267,6 @@ class Report:
 
     def reasons_of(self, state: CardState) -> tuple[ReconcileReason, ...] | None:
         return None if self.reasons is None else self.reasons.get(state.card_id, ())
-
-
-def filters_of(args: argparse.Namespace) -> dict[str, object]:
-    """The filters ``cardflow fold`` was given (``--card``, ``--status``,
-    ``--needs-reconcile``), as the JSON report names them."""
-    filters: dict[str, object] = {}
-    if args.card:
-        filters["card"] = list(args.card)
-    if args.status:
-        filters["status"] = list(args.status)
-    if args.needs_reconcile:
-        filters["needsReconcile"] = True
-    return filters
-
-
-def judged_at(args: argparse.Namespace, clock: Callable[[], datetime]) -> datetime | None:
-    """When ``cardflow fold`` judges reconciliation: ``--now``, else the clock's time (to
-    the second) when the summary or ``--needs-reconcile`` needs one; else never (None)."""
-    now: datetime | None = args.now
-    if now is None and (args.format == "summary" or args.needs_reconcile):
-        now = clock().replace(microsecond=0)
-    return now
 
 
 def _ordered(counter: Mapping[str, int], order: Mapping[str, int]) -> dict[str, int]:

@@ -1,7 +1,7 @@
-"""The worker processes of ``cardflow fold --jobs``: a pool of our own.
+"""The worker processes of a parallel fold (``fold_files``, ``--jobs``): a pool of our own.
 
 ``concurrent.futures.ProcessPoolExecutor`` runs a task on whichever worker is free;
-the two phases of ``--jobs`` need more: a worker keeps the states it folded in phase
+the two phases of a parallel fold need more: a worker keeps the states it folded in phase
 one, and phase two asks *that* worker for them (``submit_to``). So this pool gives
 each worker a pipe of its own; a thread of the parent hands the next task to a free
 worker (a task for a given worker waits for it) and sets each task's future.

@@ -115,18 +115,19 @@ def readable(
     stdin_fd: int | None,
     unreadable: list[str],
     warn: Callable[[str], None],
-    prefix: str,
+    prefix: str = "",
 ) -> list[Source]:
-    """The sources ``paths`` name; each problem said with ``warn`` (``prefix`` first),
-    and the name of each input that cannot be read added to ``unreadable``."""
+    """The sources ``paths`` name; each problem said with ``warn`` (``prefix`` first,
+    when given), and the name of each input that cannot be read added to ``unreadable``."""
     sources: list[Source] = []
+    lead = f"{prefix} " if prefix else ""
     for item in expand(paths, stdin_fd):
         if isinstance(item, Problem):
             if item.fatal:
                 unreadable.append(item.name)
-                warn(f"{prefix} cannot read {item.name}: {item.reason}")
+                warn(f"{lead}cannot read {item.name}: {item.reason}")
             else:
-                warn(f"{prefix} warning: {item.name}: {item.reason}")
+                warn(f"{lead}warning: {item.name}: {item.reason}")
             continue
         sources.append(item)
     return sources

@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
-from cardflow.cli._pool import LocalPool, running, start_context, worker_index
+from cardflow.batch._pool import LocalPool, running, start_context, worker_index
 
 _state: list[int] = []
 

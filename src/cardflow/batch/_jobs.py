@@ -1,4 +1,5 @@
-"""``cardflow fold --jobs N``, its first phase: the inputs split into parts and folded.
+"""A parallel fold's first phase (``fold_files``, ``cardflow fold --jobs N``): the inputs
+split into parts and folded.
 
 The fold is a join (``merge`` is commutative, associative and idempotent), so any split
 of the input folds to the same states. Phase one (this module) cuts the inputs into
@@ -11,9 +12,10 @@ reads itself (to a file of a directory the parent made). Phase two (``_exchange.
 ``_ranges.py``) writes the report by ranges of card ids, merging each card's states
 from every group; the parent reports rejects, sums counts and joins the ranges' text.
 
-What must not depend on the split is kept in input order: rejects are reported, and
-written to ``--rejects``, part after part with their absolute file and line; ``--card``
-histories keep the first place each event was seen.
+What must not depend on the split is kept in input order: rejects are told to the
+listener (the command reports them, and writes ``--rejects``) part after part with
+their absolute file and line; ``--card`` histories keep the first place each event
+was seen.
 
 A part is a whole file, or a byte range of a large one cut just before a line that
 starts with ``{`` at column 0. The reader starts afresh at such a line whatever came
@@ -32,6 +34,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
@@ -39,35 +42,27 @@ from typing import BinaryIO, Final
 
 from .._codec import encode_state
 from .._decode import MAX_BODY, Reject
+from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._state import Folder
 from .._wire import Operation, fingerprint
-from ._console import Console
-from ._inputs import STDIN, one_line, readable
+from ._inputs import STDIN, Source
 from ._parts import Part, PartReader, groups, plan
 from ._pool import worker_index
-from ._progress import Progress, wanted
 from ._reading import Reading
-from ._report import EventLog, Seen, Totals
+from ._report import Counts, EventLog, Listener, Rejected, Seen, Totals
 from ._workers import Workers, count_done, keep
 
 __all__ = [
+    "GROUPS_PER_JOB",
+    "Gather",
     "Gathered",
     "GroupFolded",
     "PartFolded",
-    "RejectsWriteError",
     "Spilled",
     "fold_group",
     "fold_part",
-    "gather",
     "spill",
 ]
-
-
-class RejectsWriteError(Exception):
-    """The ``--rejects`` file failed to take a rejected item: stop rather than lose more."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(error.strerror or str(error))
 
 
 @dataclass(slots=True)
@@ -124,8 +119,13 @@ class _PartReading(Reading):
     """The fold of one group: rejects and watched events kept for the parent, a part at
     a time, with lines counted from the part's start."""
 
-    def __init__(self, watch: frozenset[str] | None, max_line: int = MAX_BODY) -> None:
-        super().__init__(watch, max_line)
+    def __init__(
+        self,
+        watch: frozenset[str] | None,
+        lifecycle: Lifecycle | None = None,
+        max_line: int = MAX_BODY,
+    ) -> None:
+        super().__init__(watch, max_line, D1_LIFECYCLE if lifecycle is None else lifecycle)
         self._result = PartFolded()
         self._first: dict[bytes, tuple[Operation, int]] = {}
         self._deliveries: Counter[bytes] = Counter()
@@ -201,6 +201,7 @@ def fold_group(
     directory: str | None,
     skip: frozenset[tuple[int, int]] = frozenset(),
     hold: int | None = None,
+    lifecycle: Lifecycle | None = None,
     max_line: int = MAX_BODY,
 ) -> GroupFolded:
     """Fold ``parts`` (in a worker: a module-level function, so it pickles) into one
@@ -210,8 +211,9 @@ def fold_group(
     A part whose input failed to read ends that input for the group: its later parts
     are skipped, as one pass would stop there. ``skip`` names parts (source, start) to
     leave out: those the parent drops because an earlier group failed on their input.
+    ``lifecycle`` None is D1's (sent by name: a worker's is then ``D1_LIFECYCLE`` itself).
     """
-    reading = _PartReading(watch, max_line)
+    reading = _PartReading(watch, lifecycle, max_line)
     results = []
     broken: set[int] = set()
     for part in parts:
@@ -228,7 +230,7 @@ def fold_group(
             result.bytes_read = raw.bytes_read
         if result.error is not None:
             broken.add(part.source)
-        count_done(result.bytes_read, result.operations)
+        count_done(result.bytes_read, result.lines, result.operations)
         results.append(result)
     worker = worker_index()
     if hold is not None and worker is not None:
@@ -253,54 +255,65 @@ class Gathered:
     passed_over: int
     watch: frozenset[str] | None
     histories: dict[str, EventLog]
+    lifecycle: Lifecycle | None = None
+    """None: D1's."""
 
 
-class _Gather:
-    """The parent's side: submits the groups, takes their results back in input order."""
+class Gather:
+    """The parent's side of phase one: submits the groups, takes their results back in
+    input order, tells ``listener`` of each reject and problem. Set ``poll`` to be
+    called while it waits (a progress display reading :meth:`snapshot`)."""
 
     def __init__(
         self,
-        console: Console,
-        rejects: BinaryIO | None,
+        listener: Listener,
         watch: frozenset[str] | None,
         workers: Workers,
+        lifecycle: Lifecycle | None = None,
+        stdin: BinaryIO | None = None,
+        stdin_fd: int | None = None,
         max_line: int = MAX_BODY,
     ) -> None:
-        self.console = console
-        self.rejects = rejects
+        self.listener = listener
         self.watch = watch
         self.max_line = max_line
         self.workers = workers
+        self.lifecycle = lifecycle
+        self.stdin = stdin
+        self.stdin_fd = stdin_fd
         self.totals = Totals()
         self.histories = {card: EventLog() for card in watch or ()}
         self.added = 0
         self.passed_over = 0
-        self.progress: Progress | None = None
+        self.poll: Callable[[], None] | None = None
         self._lock = threading.Lock()
-        self._done_bytes = 0
-        self._done_operations = 0
+        self._done = [0, 0, 0]  # bytes, lines, operations of the parts done
         self._cards = 0
         self._reading: _PartReading | None = None
         self._lines: dict[int, int] = {}  # lines of each source taken so far
         self._broken: set[int] = set()  # sources that failed to read: the rest is dropped
         self._refold: dict[int, set[tuple[int, int]]] = {}  # groups folded with dropped parts
 
-    def warn(self, message: str) -> None:
-        if self.progress is not None:
-            self.progress.clear()
-        self.console.stderr.write(message + "\n")
-
-    def _snapshot(self) -> tuple[int, int, int]:
+    def snapshot(self) -> Counts:
+        """How far phase one has got: the parts done, the workers' and this process's."""
         counter = self.workers.counter
-        done_bytes, done_operations = self._done_bytes, self._done_operations
+        done_bytes, done_lines, done_operations = self._done
         if counter is not None:
             done_bytes += counter[0]
-            done_operations += counter[1]
+            done_lines += counter[1]
+            done_operations += counter[2]
         reading = self._reading
         if reading is not None:
             done_bytes += reading.bytes
+            done_lines += reading.lines
             done_operations += reading.operations
-        return done_bytes, done_operations, self._cards
+        return done_bytes, done_lines, done_operations, self._cards
+
+    def _count(self, result: PartFolded) -> None:
+        with self._lock:
+            self._done[0] += result.bytes_read
+            self._done[1] += result.lines
+            self._done[2] += result.operations
 
     def _finished(self, future: Future[GroupFolded]) -> None:
         """A worker is done with a group (called from the executor's thread)."""
@@ -308,29 +321,30 @@ class _Gather:
             return  # the workers count for themselves
         if future.exception() is not None:
             return
-        with self._lock:
-            for result in future.result().parts:
-                self._done_bytes += result.bytes_read
-                self._done_operations += result.operations
+        for result in future.result().parts:
+            self._count(result)
 
     def _wait(self, future: Future[GroupFolded]) -> GroupFolded:
         while True:
             done, _ = wait_for([future], timeout=0.1)
             if done:
                 return future.result()
-            if self.progress is not None:
-                self.progress.poll()
+            if self.poll is not None:
+                self.poll()
 
     def _local(self, part: Part) -> GroupFolded:
         """A part the parent reads: stdin or a file that is not a regular file."""
-        reading = self._reading = _PartReading(self.watch, self.max_line)
-        reading.poll = self.progress.poll if self.progress is not None else None
+        reading = self._reading = _PartReading(self.watch, self.lifecycle, self.max_line)
+        reading.poll = self.poll
         try:
             if part.path == STDIN:
-                fd = self.console.stdin_fd
+                fd = self.stdin_fd
                 if fd is not None and os.isatty(fd):
-                    self.warn("cardflow fold: reading D1 bodies from the terminal; end with Ctrl-D")
-                result = reading.part(part, self.console.stdin)
+                    self.listener.warn("reading D1 bodies from the terminal; end with Ctrl-D")
+                if self.stdin is None:
+                    result = PartFolded(error="no standard input", opened=False)
+                else:
+                    result = reading.part(part, self.stdin)
             else:
                 try:
                     stream = open(part.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
@@ -342,9 +356,7 @@ class _Gather:
             result.bytes_read = reading.bytes
         finally:
             self._reading = None
-        with self._lock:
-            self._done_bytes += result.bytes_read
-            self._done_operations += result.operations
+        self._count(result)
         return GroupFolded([result], spill(reading.folder, self.workers.directory))
 
     def run(self, planned: list[list[Part]]) -> list[Spilled]:
@@ -352,13 +364,21 @@ class _Gather:
         without them, the groups that folded parts of an input that failed earlier."""
         submit = self.workers.executor.submit
         directory = self.workers.directory
+        lifecycle, max_line = self.lifecycle, self.max_line
         futures: dict[int, Future[GroupFolded]] = {}
         spilled: list[Spilled] = []
         try:
             for i, group in enumerate(planned):
                 if not group[0].local:
                     futures[i] = submit(
-                        fold_group, group, self.watch, directory, frozenset(), i, self.max_line
+                        fold_group,
+                        group,
+                        self.watch,
+                        directory,
+                        frozenset(),
+                        i,
+                        lifecycle,
+                        max_line,
                     )
                     futures[i].add_done_callback(self._finished)
             for i, group in enumerate(planned):
@@ -376,7 +396,8 @@ class _Gather:
                         directory,
                         frozenset(skip),
                         i,
-                        self.max_line,
+                        lifecycle,
+                        max_line,
                     )
                 ).spilled
         finally:
@@ -414,50 +435,25 @@ class _Gather:
                 totals.rejected_bodies += 1
             else:
                 totals.rejected_operations += 1
-            self.warn(str(reject.error().located(part.name, base + line)))
-            if self.rejects is not None:
-                try:
-                    self.rejects.write(one_line(reject.raw) + b"\n")
-                except OSError as exc:
-                    raise RejectsWriteError(exc) from exc
+            self.listener.rejected(Rejected(part.name, base + line, reject))
         if result.error is not None:
             self._broken.add(part.source)
             totals.unreadable.append(part.name)
             where = f" after line {base + result.lines}" if result.opened else ""
-            self.warn(f"cardflow fold: cannot read {part.name}{where}: {result.error}")
+            self.listener.warn(f"cannot read {part.name}{where}: {result.error}")
 
-
-def gather(
-    paths: list[str],
-    console: Console,
-    rejects: BinaryIO | None,
-    *,
-    watch: frozenset[str] | None,
-    progress: bool | None,
-    workers: Workers,
-    part_size: int | None,
-    max_line: int = MAX_BODY,
-) -> Gathered:
-    """Phase one: fold the inputs that ``paths`` name, in groups of parts on ``workers``;
-    report their rejects and problems in input order."""
-    run = _Gather(console, rejects, watch, workers, max_line)
-    sources = readable(paths, console.stdin_fd, run.totals.unreadable, run.warn, "cardflow fold:")
-    run.totals.sources = [s.name for s in sources]
-    parts = plan(sources, workers.jobs, part_size)
-    if wanted(progress, console.stderr, console.environ):
-        sizes = [s.size for s in sources]
-        total = None if None in sizes else sum(s or 0 for s in sizes)
-        run.progress = Progress(console.stderr, run._snapshot, total)
-    try:
-        spilled = run.run(groups(parts, workers.jobs * GROUPS_PER_JOB))
-    finally:
-        if run.progress is not None:
-            run.progress.clear()
-    return Gathered(
-        totals=run.totals,
-        spilled=spilled,
-        added=run.added,
-        passed_over=run.passed_over,
-        watch=watch,
-        histories=run.histories,
-    )
+    def gather(self, sources: list[Source], part_size: int | None) -> Gathered:
+        """Phase one: fold ``sources`` in groups of parts on the workers; report their
+        rejects and problems in input order."""
+        self.totals.sources = [s.name for s in sources]
+        jobs = self.workers.jobs
+        spilled = self.run(groups(plan(sources, jobs, part_size), jobs * GROUPS_PER_JOB))
+        return Gathered(
+            totals=self.totals,
+            spilled=spilled,
+            added=self.added,
+            passed_over=self.passed_over,
+            watch=self.watch,
+            histories=self.histories,
+            lifecycle=self.lifecycle,
+        )

@@ -1,0 +1,375 @@
+"""Every state derived again from the event log: ``Store.rebuild``, and the repair of a
+state row that this version cannot read.
+
+The events table is the truth; a card's row in the states table is what the fold of
+its events gave under the rules and lifecycle of the cardflow that wrote it. Rebuild
+reads the cards in batches (card id order): a batch's events and rows in one read,
+each card's events folded again under the current rules and lifecycle, the encoded
+result compared with the stored row byte for byte. A row that differs is written back
+in a write transaction that first holds back new events (SQLite: the one write lock;
+PostgreSQL: ``LOCK TABLE events IN SHARE MODE``, which waits for writers in flight),
+then checks that the card has no event newer than those folded and writes the row
+only if its version is still the one read (the store's compare-and-swap). A card that
+a writer touched meanwhile is read and folded again, so it ends in the fold of all its
+events: the join of both. The changes from the stored state to the rebuilt one go to
+the outbox in the same transaction, each under its idempotency key: a reaction already
+queued is never queued twice, one owed under the new rules is queued once.
+
+A row that does not decode (corrupt, or a state format older than those this version
+reads) is re-derived the same way, and logged; a row in a newer state format is never
+rewritten by an older version: ``NewerStateError`` names the card.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final
+
+import msgspec
+
+from .._cardstate import CardState
+from .._codec import STATE_FORMAT_VERSION, decode_state, encode_state, state_format_version
+from .._errors import NewerStateError, StateFormatError, StoreUnavailable
+from .._lifecycle import Lifecycle
+from .._state import Folder
+from .._step import Change, changes
+from .._wire import Operation
+from ._ingest import Conflict
+from ._outbox import when
+from ._rows import queue, write_state
+from ._schema import Tx
+
+__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "log", "read_state"]
+
+log: Final = logging.getLogger("cardflow.store")
+_operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
+_TRIES: Final = 50
+MAX_BATCH: Final = 10_000
+"""The most cards a rebuild reads at once (each is a parameter of its statements)."""
+
+
+class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a rebuild did: ``cards`` read (those with stored events), ``changed`` states
+    written (or, for a dry run, that would be), ``queued`` reactions added to the outbox
+    (a change whose key is already there adds none), and ``newer``: the cards left as
+    they are because a later cardflow wrote their state."""
+
+    cards: int
+    changed: int
+    queued: int = 0
+    newer: tuple[str, ...] = ()
+
+
+class Unreadable(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
+    """A card's stored state does not decode: derive it again from the card's events."""
+
+    def __init__(self, card_id: str, reason: str) -> None:
+        super().__init__(f"the stored state of card {card_id!r} is unreadable: {reason}")
+        self.card_id = card_id
+        self.reason = reason
+
+
+def read_state(card_id: str, blob: bytes, lifecycle: Lifecycle) -> CardState:
+    """A stored state; ``Unreadable`` when it is corrupt, in an older format this
+    version no longer reads, or no state a fold under ``lifecycle`` gives (a rule or
+    lifecycle changed since it was written); ``NewerStateError`` when a later version
+    wrote it."""
+    try:
+        return decode_state(blob, lifecycle=lifecycle)
+    except StateFormatError as exc:
+        version = state_format_version(blob)
+        if version is not None and version > STATE_FORMAT_VERSION:
+            raise NewerStateError(card_id, version, STATE_FORMAT_VERSION) from None
+        raise Unreadable(card_id, str(exc)) from None
+
+
+Transaction = Callable[[bool], AbstractContextManager[Tx]]
+"""The store's transactions: ``transaction(write)``."""
+
+
+class _Plan(msgspec.Struct, kw_only=True):
+    """One card of a batch: what is stored, what its events give, and why they differ."""
+
+    card_id: str
+    version: int | None
+    mark: tuple[int, int]
+    state: CardState
+    blob: bytes
+    why: str
+    found: list[Change]
+
+
+class Rebuilder:
+    """Rebuild on one store: its transactions, its hold on new events, its rules."""
+
+    def __init__(
+        self,
+        transaction: Transaction,
+        hold_events: Callable[[Tx], None],
+        lifecycle: Lifecycle,
+        passed: bool,
+    ) -> None:
+        self._transaction = transaction
+        self._hold_events = hold_events
+        self.lifecycle = lifecycle
+        self.passed = passed
+
+    def card_count(self, cards: Sequence[str] | None) -> int:
+        """How many cards a rebuild of ``cards`` (None: all) reads."""
+        with self._transaction(False) as tx:
+            if cards is None:
+                return int(tx.rows("SELECT COUNT(DISTINCT card_id) FROM events")[0][0])
+        return len(cards)
+
+    def batches(self, cards: Sequence[str] | None, size: int) -> Iterator[list[str]]:
+        """The card ids to rebuild, ``size`` at a time, in id order."""
+        if cards is not None:
+            for start in range(0, len(cards), size):
+                yield list(cards[start : start + size])
+            return
+        after: str | None = None
+        while True:
+            with self._transaction(False) as tx:
+                rows = tx.rows(
+                    "SELECT DISTINCT card_id FROM events"
+                    f" {'' if after is None else 'WHERE card_id > ?'}"
+                    f" ORDER BY card_id LIMIT {int(size)}",
+                    () if after is None else (after,),
+                )
+            if rows:
+                yield [str(row[0]) for row in rows]
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+
+    def run(
+        self,
+        cards: Iterable[str] | None,
+        *,
+        dry_run: bool,
+        outbox: bool,
+        now: Callable[[], int],
+        batch: int = 500,
+        on_batch: Callable[[int, int], None] | None = None,
+        on_change: Callable[[str, str], None] | None = None,
+    ) -> RebuildResult:
+        """Rebuild ``cards`` (None: every card with an event); see ``Store.rebuild``."""
+        if not 1 <= batch <= MAX_BATCH:
+            raise ValueError(f"Store.rebuild: `batch` must be from 1 to {MAX_BATCH}")
+        asked = None if cards is None else sorted(set(cards))
+        read = changed = queued = done_cards = 0
+        total = 0 if on_batch is None else self.card_count(asked)
+        newer: list[str] = []
+        for ids in self.batches(asked, batch):
+            todo = ids
+            for _ in range(_TRIES):
+                plans, seen, skipped = self._plan(todo)
+                newer += skipped
+                if todo is ids:
+                    read += seen
+                if dry_run or not plans:
+                    done, todo = plans, []
+                else:
+                    done, todo, added = self._write(plans, outbox, now())
+                    queued += added
+                for plan in done:
+                    changed += 1
+                    if on_change is not None:
+                        on_change(plan.card_id, plan.why)
+                if not todo:
+                    break
+            else:
+                raise StoreUnavailable(
+                    f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
+                )
+            done_cards += len(ids)
+            if on_batch is not None:
+                on_batch(done_cards, total)
+        return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
+
+    def _plan(self, ids: list[str]) -> tuple[list[_Plan], int, list[str]]:
+        """Read a batch, fold each card's events: the cards whose row differs, how many
+        cards have events, and the cards whose row a later version wrote. One read
+        transaction: the events, the rows, and the marks of the cards that differ."""
+        marks = ",".join("?" * len(ids))
+        with self._transaction(False) as tx:
+            # One statement reads the events and their marks: on PostgreSQL (READ
+            # COMMITTED) two statements may see two different sets of commits.
+            events = tx.rows(
+                f"SELECT card_id, id, event, read_at FROM events WHERE card_id IN ({marks})", ids
+            )
+            stored = {
+                str(card): (int(version), bytes(blob))
+                for card, version, blob in tx.rows(
+                    f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", ids
+                )
+            }
+            folder = self._fold(tx, events, ids)
+            plans: list[_Plan] = []
+            newer = []
+            for card in sorted(folder):
+                state = folder[card]
+                blob = encode_state(state)
+                version, old_blob = stored.get(card, (None, None))
+                if blob == old_blob:
+                    continue
+                old: CardState | None = None
+                if old_blob is None:
+                    why = "no state row"
+                else:
+                    try:
+                        old = read_state(card, old_blob, self.lifecycle)
+                        why = _moved(old, state)
+                        if old.card_id != card:
+                            old = None  # another card's state: nothing of this card's
+                    except Unreadable as exc:
+                        why = f"unreadable row ({exc.reason})"
+                    except NewerStateError as exc:
+                        log.error("rebuild: card %r left as it is: %s", card, exc)
+                        newer.append(card)
+                        continue
+                found = changes(old, state, passed=self.passed, lifecycle=self.lifecycle)
+                plans.append(
+                    _Plan(
+                        card_id=card,
+                        version=version,
+                        mark=(0, 0),
+                        state=state,
+                        blob=blob,
+                        why=why,
+                        found=found,
+                    )
+                )
+        if plans:
+            last = _counted({plan.card_id for plan in plans}, events)
+            for plan in plans:
+                plan.mark = last[plan.card_id]
+        return plans, len(folder), newer
+
+    def _fold(self, tx: Tx, events: list[tuple[Any, ...]], ids: list[str]) -> Folder:
+        """The fold of a batch's events (rows of card, id, event, read_at)."""
+        folder = Folder(lifecycle=self.lifecycle)
+        decode = _operation_decoder.decode
+        try:
+            # The fold is a join: the order of the events is free. Notifications in one
+            # loop (the fold's own), readings each with its time.
+            folder.update([decode(event) for _, _, event, read_at in events if read_at is None])
+            for _, _, event, read_at in events:
+                if read_at is not None:
+                    folder.add(decode(event), at=when(read_at))
+        except (msgspec.DecodeError, ValueError):
+            raise _damaged(events) from None
+        return folder
+
+    def _write(
+        self, plans: list[_Plan], outbox: bool, now: int
+    ) -> tuple[list[_Plan], list[str], int]:
+        """Write the rows of a batch that no writer touched since they were read: (those
+        written, the card ids to read again, the outbox rows added)."""
+        ids = [plan.card_id for plan in plans]
+        try:
+            with self._transaction(True) as tx:
+                self._hold_events(tx)
+                latest = _marks(tx, ids)
+                written: list[_Plan] = []
+                again: list[str] = []
+                for plan in plans:
+                    if latest.get(plan.card_id) == plan.mark and write_state(
+                        tx, plan.state, plan.blob, plan.version, now, self.lifecycle
+                    ):
+                        written.append(plan)
+                    else:
+                        again.append(plan.card_id)
+                added = queue(tx, (c for plan in written for c in plan.found), now) if outbox else 0
+        except Conflict:
+            return [], ids, 0
+        return written, again, added
+
+    def repair(self, card_id: str, reason: str, now: int) -> None:
+        """Write an unreadable row again from its card's events (its changes queued, as
+        rebuild does), and log it."""
+        log.warning("re-deriving the state of card %r from its events: %s", card_id, reason)
+        if self.run([card_id], dry_run=False, outbox=True, now=lambda: now).cards:
+            return
+        # No event of it is left (pruned): nothing to derive the row from. It is
+        # dropped, and the card starts again from its next events.
+        log.error("card %r: its unreadable state row is dropped: no event of it is stored", card_id)
+        with self._transaction(True) as tx:
+            rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
+            try:
+                if rows:
+                    read_state(card_id, bytes(rows[0][0]), self.lifecycle)
+            except Unreadable:
+                tx.run("DELETE FROM states WHERE card_id = ?", (card_id,))
+
+    def read(self, card_id: str, blob: bytes) -> CardState | None:
+        """A stored state for a reader: an unreadable one derived from its events (and
+        logged), its row left for the next write or rebuild to repair."""
+        try:
+            return read_state(card_id, blob, self.lifecycle)
+        except Unreadable as exc:
+            log.warning("re-deriving the state of card %r from its events: %s", card_id, exc.reason)
+            return self.derive(card_id)
+
+    def derive(self, card_id: str) -> CardState | None:
+        """A card's state, folded from its events alone (None: it has none)."""
+        with self._transaction(False) as tx:
+            rows = tx.rows("SELECT event, read_at FROM events WHERE card_id = ?", (card_id,))
+        if not rows:
+            return None
+        folder = Folder(lifecycle=self.lifecycle)
+        for event, read_at in rows:
+            folder.add(
+                _operation_decoder.decode(event), at=None if read_at is None else when(read_at)
+            )
+        return folder[card_id]
+
+
+def _damaged(events: list[tuple[Any, ...]]) -> StoreUnavailable:
+    """The error for the first event row of a batch that does not decode, naming it."""
+    for id_, card, event in sorted((id_, card, event) for card, id_, event, _ in events):
+        try:
+            _operation_decoder.decode(event)
+        except (msgspec.DecodeError, ValueError) as exc:
+            return StoreUnavailable(
+                f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
+                " is damaged: restore it from a backup"
+            )
+    raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
+
+
+def _counted(cards: set[str], events: list[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
+    """The marks (``_marks``) of ``cards``, from the rows of events read."""
+    count: dict[str, int] = {}
+    top: dict[str, int] = {}
+    for card, id_, _, _ in events:
+        if card in cards:
+            count[card] = count.get(card, 0) + 1
+            top[card] = max(top.get(card, 0), int(id_))
+    return {card: (count[card], top[card]) for card in count}
+
+
+def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each card's (number of events, highest event id): what changes when an event of
+    it is stored (on PostgreSQL an id is drawn before its commit, so a later commit may
+    hold a lower id: the count tells)."""
+    marks = ",".join("?" * len(ids))
+    return {
+        str(card): (int(count), int(top))
+        for card, count, top in tx.rows(
+            f"SELECT card_id, COUNT(*), MAX(id) FROM events WHERE card_id IN ({marks})"
+            " GROUP BY card_id",
+            ids,
+        )
+    }
+
+
+def _moved(old: CardState, new: CardState) -> str:
+    """What a rebuilt state changes, in a few words."""
+    if old.card_id != new.card_id:
+        return f"the row held card {old.card_id!r}'s state"
+    if (old.operation_id, old.status) != (new.operation_id, new.status):
+        return f"{old.operation_id}/{old.status} -> {new.operation_id}/{new.status}"
+    return f"{new.status}, revised"
