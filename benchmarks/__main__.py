@@ -165,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     if "store" in groups:
         step("store (writer processes, a throwaway PostgreSQL)")
         results += store.run(100, 2) if args.quick else store.run(600, 3)
+        step("store, batched: against a bare-SQL floor; the receiver under wrk")
+        results += store.run_batched(400, 1) if args.quick else store.run_batched(1500, 3)
         step("store: rebuild beside a plain fold")
         results += store.rebuild_run(1000, 2) if args.quick else store.rebuild_run(10_000, 3)
     made.clear()

@@ -13,6 +13,17 @@ any process). PostgreSQL is the one at ``$CARDFLOW_BENCH_POSTGRES`` (a URL), or 
 throwaway cluster that this module starts (as the ``postgres`` user when run as
 root) with the server's default durability, where the binaries are installed.
 
+Batched (``run_batched``, issue 25), each into a new database, in interleaved rounds:
+
+- ``ingest_many`` with 1,000 bodies a commit, beside a *bare-SQL floor* written in the
+  same run (``_floor.py``: the same tables, the rows that commit wrote, precomputed,
+  one ``executemany`` per table per commit, the same durability): at least 0.7 of it;
+- ``cardflow fold --db`` on SQLite (the whole command): at least 0.5 of ``ingest_many``;
+- the receiver, ``cardflow serve --workers 2`` loaded by wrk with 32 connections
+  (``_receiving.py``): at least 0.5 of ``ingest_many`` with 32 bodies a call, and on
+  SQLite a 99th percentile under 250 ms.
+
+``python -m benchmarks.store batched [CARDS]`` runs those alone, with the load average.
 ``rebuild_run`` measures ``Store.rebuild`` in cards per second beside a plain fold
 (``cardflow.fold``) of the same events, decoded and in memory, and beside a fold of
 the same bodies (their decoding included): a rebuild that changes nothing (every
@@ -36,8 +47,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -45,10 +57,25 @@ import cardflow
 import cardflow.store
 from cardflow._simulate import simulate
 
+from . import _floor, _receiving
 from ._data import SEED
 from ._timing import Result, median
 
 WRITERS: Final = (1, 4)
+PER_COMMIT: Final = 1000
+"""Bodies per commit of the batched measures (``cardflow fold --db`` stores as many)."""
+PER_CALL: Final = 32
+"""Bodies per ``ingest_many`` call that the receiver is measured against."""
+CONNECTIONS: Final = 32
+MANY_TARGET: Final = 0.70
+"""``ingest_many`` with 1,000 bodies a commit: at least this share of the bare-SQL floor."""
+RECEIVER_TARGET: Final = 0.50
+"""The receiver under 32 connections: at least this share of ``ingest_many``'s rate with
+32 bodies a call."""
+P99_TARGET_MS: Final = 250.0
+"""The receiver's 99th percentile at 32 connections on SQLite, at most."""
+FOLD_TARGET: Final = 0.50
+"""``cardflow fold --db`` on SQLite: at least this share of ``ingest_many``'s rate."""
 
 
 def _tracker_rate(bodies: Sequence[bytes], repeat: int = 10) -> float:
@@ -211,6 +238,164 @@ def run(cards: int, count: int = 3) -> list[Result]:
     return results
 
 
+def _many(url: str, bodies: Sequence[bytes], per_call: int) -> float:
+    """Bodies per second through ``ingest_many``, ``per_call`` bodies a call."""
+    with cardflow.store.open(url) as store:
+        started = time.perf_counter()
+        for start in range(0, len(bodies), per_call):
+            store.ingest_many(bodies[start : start + per_call])
+        return len(bodies) / (time.perf_counter() - started)
+
+
+def _fold_db(url: str, path: Path, count: int) -> float:
+    """Bodies per second through ``cardflow fold --db`` (the whole command, its report
+    included), into a new store."""
+    cardflow.store.open(url).close()
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "cardflow.cli", "fold", "--db", url, str(path)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return count / (time.perf_counter() - started)
+
+
+@dataclass
+class _Round:
+    """Bodies per second of each batched measure in one round on one engine."""
+
+    floor: float
+    many: float
+    many32: float
+    fold: float | None
+    receiver: _receiving.Load | None
+
+
+def _engine_round(
+    engine: str, fresh: Callable[[], str], floor: Callable[[str], None], path: Path, count: int
+) -> _Round:
+    """One round of the batched measures on one engine, each into a new database."""
+    bodies = path.read_bytes().splitlines()
+    target = fresh()
+    started = time.perf_counter()
+    floor(target)
+    floor_rate = count / (time.perf_counter() - started)
+    return _Round(
+        floor=floor_rate,
+        many=_many(fresh(), bodies, PER_COMMIT),
+        many32=_many(fresh(), bodies, PER_CALL),
+        fold=_fold_db(fresh(), path, count) if engine == "sqlite" else None,
+        receiver=None
+        if _receiving.wrk_missing()
+        # As long as the bodies last at a few thousand a second: each is sent once.
+        else _receiving.receive(fresh(), path, CONNECTIONS, max(1, min(4, count // 4000))),
+    )
+
+
+def run_batched(cards: int, count: int = 3) -> list[Result]:
+    """Batched writes against the bare-SQL floor, and the receiver under load against
+    ``ingest_many``: on SQLite (``synchronous=full``) and PostgreSQL, ``count``
+    interleaved rounds, each ratio the median of the rounds' ratios."""
+    bodies = list(simulate(cards, SEED))
+    size = f"{len(bodies):,} bodies"
+    missing = _receiving.wrk_missing()
+    rounds: dict[str, list[_Round]] = {}
+    with tempfile.TemporaryDirectory(prefix="cardflow-bench-batch-") as name, _postgres() as pg:
+        folder = Path(name)
+        path = folder / "bodies.jsonl"
+        path.write_bytes(b"".join(body + b"\n" for body in bodies))
+        commits = _floor.precompute(folder, bodies, PER_COMMIT)
+        made = iter(range(1_000_000))
+
+        def sqlite_fresh() -> str:
+            url = f"sqlite:///{folder}/batch-{next(made)}.db"
+            cardflow.store.open(url).close()
+            return url
+
+        def sqlite_floor(url: str) -> None:
+            _floor.write_sqlite(Path(url.removeprefix("sqlite:///")), commits)
+
+        def pg_fresh() -> str:
+            assert pg is not None
+            _reset(pg)
+            cardflow.store.open(pg).close()
+            return pg
+
+        def pg_floor(url: str) -> None:
+            _floor.write_postgres(url, commits)
+
+        for _ in range(count):
+            rounds.setdefault("sqlite", []).append(
+                _engine_round("sqlite", sqlite_fresh, sqlite_floor, path, len(bodies))
+            )
+            if pg is not None:
+                rounds.setdefault("postgresql", []).append(
+                    _engine_round("postgresql", pg_fresh, pg_floor, path, len(bodies))
+                )
+        if pg is not None:
+            _reset(pg)
+    results: list[Result] = []
+    for engine, found in rounds.items():
+        results += _batched_results(engine, found, size)
+    if missing:
+        print(f"store: the receiver was not measured: {missing}")
+    return results
+
+
+def _rates(found: list[_Round], key: str) -> list[float]:
+    out = []
+    for r in found:
+        value = getattr(r, key)
+        out.append(value.rate if isinstance(value, _receiving.Load) else float(value))
+    return out
+
+
+def _share(found: list[_Round], top: str, bottom: str) -> float:
+    pairs = zip(_rates(found, top), _rates(found, bottom), strict=True)
+    return statistics.median(a / b for a, b in pairs)
+
+
+def _batched_results(engine: str, found: list[_Round], size: str) -> list[Result]:
+    def figure(key: str) -> str:
+        return f"{median(_rates(found, key)):,.0f} bodies/s"
+
+    share = _share(found, "many", "floor")
+    results = [
+        Result("store", f"{engine}: bare-SQL floor, {PER_COMMIT:,} bodies a commit", size,
+               figure("floor")),
+        Result("store", f"{engine}: ingest_many, {PER_COMMIT:,} bodies a commit (of the floor)",
+               size, figure("many"), share, f">= {MANY_TARGET:.2f}", share >= MANY_TARGET),
+        Result("store", f"{engine}: ingest_many, {PER_CALL} bodies a call", size,
+               figure("many32")),
+    ]  # fmt: skip
+    if found[0].fold is not None:
+        share = _share(found, "fold", "many")
+        results.append(
+            Result("store", f"{engine}: cardflow fold --db (of ingest_many, {PER_COMMIT:,})",
+                   size, figure("fold"), share, f">= {FOLD_TARGET:.2f}", share >= FOLD_TARGET)
+        )  # fmt: skip
+    loads = [r.receiver for r in found if r.receiver is not None]
+    if loads:
+        p99 = median([load.p99_ms for load in loads])
+        p50 = median([load.p50_ms for load in loads])
+        failed = sum(load.failed for load in loads)
+        share = _share(found, "receiver", "many32")
+        results.append(
+            Result("store",
+                   f"{engine}: cardflow serve --workers 2, wrk {CONNECTIONS} connections"
+                   f" (of ingest_many, {PER_CALL} a call)", size,
+                   f"{figure('receiver')}, p50 {p50:.0f} ms, p99 {p99:.0f} ms,"
+                   f" {failed} not 204", share, f">= {RECEIVER_TARGET:.2f}",
+                   share >= RECEIVER_TARGET and failed == 0)
+        )  # fmt: skip
+        if engine == "sqlite":
+            results.append(
+                Result("store", f"{engine}: receiver p99 at {CONNECTIONS} connections", size,
+                       f"{p99:.0f} ms", None, f"< {P99_TARGET_MS:.0f} ms", p99 < P99_TARGET_MS)
+            )  # fmt: skip
+    return results
+
+
 REBUILD_TARGET: Final = 0.5
 """Rebuild's cards per second over a plain fold's, on SQLite: at least this."""
 
@@ -306,6 +491,13 @@ def rebuild_run(cards: int, count: int = 3) -> list[Result]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["writer"]:
         writer(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    elif sys.argv[1:2] == ["batched"]:
+        from ._timing import table
+
+        print(f"load before: {os.getloadavg()}")
+        found = run_batched(int(sys.argv[2]) if len(sys.argv) > 2 else 1500)
+        print(table(found))
+        print(f"load after: {os.getloadavg()}")
     elif sys.argv[1:2] == ["rebuild"]:
         for result in rebuild_run(int(sys.argv[2]) if len(sys.argv) > 2 else 5000):
             print(result)

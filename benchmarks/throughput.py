@@ -31,6 +31,10 @@ from ._timing import Result, median, ratio, rounds, us
 
 TARGET: Final = 0.40
 """decode + fold reaches at least this share of bare msgspec's throughput (plain Structs)."""
+STEP_LIMIT: Final = 1.6
+"""``cardflow.step`` over every event, at most this many times decode + fold."""
+TRACKER_LIMIT: Final = 1.45
+"""``Tracker.ingest`` over every body, at most this many times decode + fold."""
 FLAT: Final = 1.10
 """Per-event cost (relative to plain Structs) at any size at most this many times the
 smallest size's."""
@@ -50,6 +54,24 @@ def bare_same(data: Dataset) -> None:
 
 def bare_plain(data: Dataset) -> None:
     collections.deque(map(_plain_decoder.decode, data.stream()), maxlen=0)
+
+
+def steps(data: Dataset) -> int:
+    """What a caller of ``cardflow.step`` writes: a dict of states, each event stepped."""
+    states: dict[str, cardflow.CardState] = {}
+    get = states.get
+    step = cardflow.step
+    changed = 0
+    for op in itertools.chain.from_iterable(map(cardflow.decode, data.stream())):
+        states[op.card_id], found = step(get(op.card_id), op)
+        changed += len(found)
+    return changed
+
+
+def tracked(data: Dataset) -> cardflow.Tracker:
+    tracker = cardflow.Tracker()
+    collections.deque(map(tracker.ingest, data.stream()), maxlen=0)
+    return tracker
 
 
 def decode_fold(data: Dataset) -> cardflow.Folded:
@@ -124,6 +146,8 @@ def run(datasets: list[Dataset], group: str = "throughput") -> list[Result]:
         }
         if data.lines is not None:
             contenders["same"] = functools.partial(bare_same, data)
+            contenders["step"] = functools.partial(steps, data)
+            contenders["tracker"] = functools.partial(tracked, data)
         times = rounds(contenders, rounds_for(data.events))
         n = data.events
         mb = data.size / 1e6
@@ -148,6 +172,22 @@ def run(datasets: list[Dataset], group: str = "throughput") -> list[Result]:
                     ratio(times["same"], times["fold"]),
                 ),
             ]
+            for name, what, limit in (
+                ("step", "decode + cardflow.step per event", STEP_LIMIT),
+                ("tracker", "Tracker.ingest per body", TRACKER_LIMIT),
+            ):
+                cost = ratio(times[name], times["fold"])
+                results.append(
+                    Result(
+                        group,
+                        f"{what}, time vs decode + fold",
+                        size,
+                        f"{us(median(times[name]), n)}/event",
+                        cost,
+                        f"<= {limit:.2f}",
+                        cost <= limit,
+                    )
+                )
         results += [
             Result(
                 group,

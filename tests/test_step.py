@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cardflow
@@ -63,6 +63,22 @@ def test_step_agrees_with_fold(t: Traffic) -> None:
     assert {c: encode_state(s) for c, s in states.items()} == {
         c: encode_state(s) for c, s in whole.items()
     }
+
+
+@settings(max_examples=50)
+@given(many_traffic, st.booleans(), st.booleans())
+def test_step_is_apply_and_changes(t: Traffic, passed: bool, reading: bool) -> None:
+    """``step`` takes a shorter way than its definition (a summary says whether anything
+    changed): it gives what ``apply`` and ``changes`` give, with and without a reading."""
+    states: dict[str, CardState] = {}
+    at = AT if reading else None
+    for op in produce_ops(t):
+        old = states.get(op.card_id)
+        new, found = step(old, op, at=at, passed=passed)
+        defined = cardflow.apply(old, op, at=at)
+        assert encode_state(new) == encode_state(defined)
+        assert found == cardflow.changes(old, defined, passed=passed, operation_id=op.operation_id)
+        states[op.card_id] = new
 
 
 @given(many_traffic)

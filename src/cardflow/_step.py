@@ -20,9 +20,10 @@ import msgspec
 from ._cardstate import CardState
 from ._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._state import apply
-from ._tables import Tables, tables_for
-from ._times import shipment_clock
-from ._wire import Operation
+from ._summary import Summary
+from ._tables import D1_TABLES, Tables, tables_for
+from ._times import shipment_clock, utc
+from ._wire import PRODUCE, Operation
 
 __all__ = ["Change", "ChangeKind", "Observation", "changes", "step"]
 # ``diff`` is shared with the tracker, not public.
@@ -265,7 +266,22 @@ def step(
     :func:`changes`. The new state is ``apply(state, op, at=at)``; an operation of
     another type leaves ``state`` as it is (``NotProduceError`` when it is None).
     """
-    new = apply(state, op, at=at, lifecycle=lifecycle)
-    return new, changes(
-        state, new, passed=passed, operation_id=op.operation_id, lifecycle=lifecycle
-    )
+    if op.operation != PRODUCE or (state is not None and op.card_id != state.card_id):
+        new = apply(state, op, at=at, lifecycle=lifecycle)  # as it is, or the error
+        return new, changes(
+            state, new, passed=passed, operation_id=op.operation_id, lifecycle=lifecycle
+        )
+    # ``apply`` written out, so that the summary says whether anything changed: an event
+    # that changes nothing (a duplicate, a dominated event) costs no state and no diff.
+    tables = D1_TABLES if lifecycle is D1_LIFECYCLE else tables_for(lifecycle)
+    if state is None:
+        summary = Summary.empty(op.card_id, utc(op.start_time), op.operation_id)
+    else:
+        summary = Summary.thaw(state, tables)
+    joined = summary.add(op, tables) if at is None else summary.add_reading(op, at, tables)
+    if state is not None and not joined:
+        return state, []
+    new = summary.freeze(tables)
+    if state is not None and new == state:
+        return state, []
+    return new, diff(state, new, tables, passed=passed, operation_id=op.operation_id)

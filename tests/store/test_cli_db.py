@@ -205,3 +205,19 @@ def test_jobs_and_dask_do_not_apply_with_a_store(tmp_path: Path) -> None:
         done = cli("fold", "--db", url, *options, tmp_path)
         assert done.code == 2
         assert "do not apply with --db" in done.err
+
+
+def test_fold_into_a_store_counts_what_fold_counts(store_url: str, tmp_path: Path) -> None:
+    log = _simulated(tmp_path, 30)  # redelivered bodies: more operations than events
+    plain = cli("fold", log, "--now", NOW.isoformat())
+    stored = cli("fold", "--db", store_url, log, "--now", NOW.isoformat())
+    assert stored.code == plain.code == 0
+    assert stored.out.decode() == plain.out.decode()
+    with cardflow.store.open(store_url) as store:
+        cards, events = sum(store.counts().values()), store.event_count()
+    report = cli("fold", "--db", store_url, "--now", NOW.isoformat()).out.decode()
+    assert "Read 0 lines" not in report
+    assert report.endswith(
+        f"\nRead no input: reported from the store's {cards} cards,"
+        f" folded from {events} distinct stored events.\n"
+    )

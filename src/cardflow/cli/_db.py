@@ -19,7 +19,7 @@ from typing import Final
 import msgspec
 
 from .._cardstate import CardState
-from .._decode import Body
+from .._decode import Decoded
 from .._errors import StoreUnavailable
 from .._wire import PRODUCE
 from ..batch._inputs import STDIN, Reader, readable
@@ -49,8 +49,9 @@ USAGE: Final = 2
 UNREADABLE: Final = 3
 NOT_FOUND: Final = 4
 UNAVAILABLE: Final = 5
-BATCH: Final = 200
-"""Bodies stored per transaction by ``fold --db``."""
+BATCH: Final = 1000
+"""Bodies stored per transaction by ``fold --db``: enough that a commit's flush and a
+statement's round trip cost little per body (``docs/store.md``)."""
 
 
 def add_fold_options(fold: argparse.ArgumentParser) -> None:
@@ -212,7 +213,7 @@ def _store_all(
             continue
         reader = Reader(stream, max_line)
         try:
-            batch: list[Body | tuple[Body, datetime]] = []
+            batch: list[Decoded | tuple[Decoded, datetime]] = []
             for read in reader:
                 kept = _item(read, source.name, totals, console)
                 if kept is not None:
@@ -234,7 +235,7 @@ def _store_all(
 
 def _item(
     body: ReadBody, name: str, totals: Totals, console: Console
-) -> Body | tuple[Body, datetime] | None:
+) -> Decoded | tuple[Decoded, datetime] | None:
     """What to store of one body read from a file (an on-demand status with its reading
     time); None when it is not a D1 body. Counts it, and reports what it rejects."""
     decoded = body.decoded
@@ -248,8 +249,10 @@ def _item(
         console.stderr.write(f"{reject.error().located(name, body.line_of(reject))}\n")
     if any(reject.index is None for reject in decoded.rejects):
         return None
-    totals.passed_over += sum(op.operation != PRODUCE for op in decoded.operations)
-    return body.text if body.at is None else (body.text, body.at)
+    passed_over = sum(op.operation != PRODUCE for op in decoded.operations)
+    totals.passed_over += passed_over
+    totals.folded += len(decoded.operations) - passed_over
+    return decoded if body.at is None else (decoded, body.at)
 
 
 def _warn(console: Console) -> Callable[[str], None]:
@@ -259,7 +262,7 @@ def _warn(console: Console) -> Callable[[str], None]:
     return warn
 
 
-def _commit(store: Store, batch: list[Body | tuple[Body, datetime]]) -> None:
+def _commit(store: Store, batch: list[Decoded | tuple[Decoded, datetime]]) -> None:
     if batch:
         store.ingest_many(batch)
         batch.clear()
@@ -286,7 +289,8 @@ def _report(args: argparse.Namespace, console: Console, store: Store, totals: To
     else:
         states = list(store.states(status=args.status or None))
     totals.cards = sum(store.counts().values())
-    totals.folded = store.event_count()
+    if not args.paths:  # only a report: the states were folded from the stored events
+        totals.folded = store.event_count()
     report_states(args, console, states, totals, histories, watching=watch is not None)
     return closing(
         args,

@@ -136,6 +136,11 @@ def _card_rows(report: Report, states: Sequence[CardState], indent: str) -> list
 
 def _totals_lines(totals: Totals) -> list[str]:
     sources = totals.sources
+    if not sources and not totals.unreadable:  # fold --db with no input: only a report
+        return [
+            f"Read no input: reported from the store's {counted(totals.cards, 'card')},"
+            f" folded from {counted(totals.folded, 'distinct stored event')}."
+        ]
     where = sources[0] if len(sources) == 1 else counted(len(sources), "source")
     lines = [
         f"Read {counted(totals.lines, 'line')} from {where}:"

@@ -10,7 +10,9 @@ Bearer``), whatever its path: one middleware checks it before any route is chose
 an unauthenticated request learns nothing (not which issuers or cards exist), and a
 route added later is covered without a word. Tokens are compared in constant time.
 
-The request does nothing but store: reactions are rows of the store's outbox, run by a
+Bodies that arrive together in one process share a transaction (``_writer.py``: group
+commit), each answered only once its own transaction committed. The request does
+nothing but store: reactions are rows of the store's outbox, run by a
 dispatcher (``cardflow dispatch``) in another process, never inside the request. The
 store's calls are blocking (SQLite, psycopg): they run in Starlette's thread pool so
 that one slow commit never holds up the event loop.
@@ -52,11 +54,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._cardstate import CardState
 from .._decode import MAX_BODY
-from .._errors import InvalidNotification, StoreUnavailable
+from .._errors import StoreUnavailable
 from .._view import json_view
 from ._metrics import CONTENT_TYPE, ReceiverMetrics
 from ._openapi import openapi_document
 from ._policy import Outcome, notification_headers, notification_status
+from ._writer import DEFAULT_GROUP_WAIT, DEFAULT_MAX_GROUP, GroupWriter, Stored
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -218,12 +221,10 @@ class _Outage:
     def __init__(self) -> None:
         self.since: float | None = None
 
-    def failed(self, error: StoreUnavailable) -> None:
+    def failed(self, detail: str) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            log.error(
-                "the store is unavailable: %s", _printable(str(error)), extra={"event": "outage"}
-            )
+            log.error("the store is unavailable: %s", _printable(detail), extra={"event": "outage"})
 
     def answered(self) -> None:
         if self.since is not None:
@@ -244,6 +245,8 @@ def receiver(
     token: str | None = None,
     issuers: Collection[str] | None = None,
     passed: bool = False,
+    max_group: int = DEFAULT_MAX_GROUP,
+    group_wait: float = DEFAULT_GROUP_WAIT,
 ) -> Starlette:
     """The receiver as a Starlette application over ``store`` (a store URL, opened
     here with :func:`cardflow.store.open`, or an open store).
@@ -255,6 +258,9 @@ def receiver(
     ``issuers``: the issuerIds accepted in the path (404 for another); default any.
     ``passed``: a store opened here computes reactions as ``Tracker(passed=True)``
     (the passed-over statuses fire too; docs/d1.md).
+    ``max_group``, ``group_wait``: bodies that arrive together share a transaction, at
+    most ``max_group`` of them, waiting at most ``group_wait`` seconds for more
+    (``GroupWriter``); each is answered once its own transaction committed.
     """
     if token is not None:
         check_token(token)
@@ -266,6 +272,7 @@ def receiver(
 
     backend: ReceiverStore = open_store(store, passed=passed) if isinstance(store, str) else store
     owned = isinstance(store, str)
+    writer = GroupWriter(backend, max_bodies=max_group, max_wait=group_wait)
     allowed = None if issuers is None else frozenset(issuers)
     metrics = ReceiverMetrics(backend)
     outage = _Outage()
@@ -305,16 +312,15 @@ def receiver(
         except _BodyError as error:
             return refused(error.outcome, error.detail, rid)
         received = time.perf_counter()
-        try:
-            done = await run_in_threadpool(backend.ingest, body)
-        except InvalidNotification as error:
-            return refused(Outcome.NOT_AN_ENVELOPE, str(error), rid)
-        except StoreUnavailable as error:
-            outage.failed(error)
-            return refused(Outcome.STORE_UNAVAILABLE, str(error), rid)
+        written = await writer.write(body)
+        if written.outcome is Stored.REJECTED:
+            return refused(Outcome.NOT_AN_ENVELOPE, written.detail, rid)
+        if written.outcome is Stored.UNAVAILABLE:
+            outage.failed(written.detail)
+            return refused(Outcome.STORE_UNAVAILABLE, written.detail, rid)
         metrics.ingest_seconds.observe(time.perf_counter() - received)
         outage.answered()
-        _count(metrics, done)
+        _count(metrics, written.outcome.value, written.ingested)
         answer = _answer(Outcome.COMMITTED)
         answer.headers["X-Request-Id"] = rid
         return answer
@@ -323,7 +329,7 @@ def receiver(
         try:
             state = await run_in_threadpool(backend.get, request.path_params["card_id"])
         except StoreUnavailable as error:
-            outage.failed(error)
+            outage.failed(str(error))
             return _answer(Outcome.STORE_UNAVAILABLE, str(error))
         outage.answered()
         if state is None:
@@ -336,7 +342,7 @@ def receiver(
         try:
             await run_in_threadpool(backend.get, "")
         except StoreUnavailable as error:
-            outage.failed(error)
+            outage.failed(str(error))
             return JSONResponse({"status": "unavailable"}, 503)
         outage.answered()
         return JSONResponse({"status": "ok"})
@@ -358,6 +364,7 @@ def receiver(
         log.info("worker %d started", os.getpid(), extra={"event": "worker_started",
                                                           "pid": os.getpid()})  # fmt: skip
         yield
+        writer.close()
         close = getattr(backend, "close", None)
         if owned and close is not None:  # the store we opened: the caller's stays open
             close()
@@ -380,16 +387,17 @@ def receiver(
     )
 
 
-def _count(metrics: ReceiverMetrics, done: object) -> None:
-    """Count a committed body and its operations, from what the store says it did."""
-    new = int(getattr(done, "new", 1))
+def _count(metrics: ReceiverMetrics, outcome: str, done: object) -> None:
+    """Count a committed body (``stored`` or ``duplicate``) and its operations, from what
+    the store says it did."""
+    new = int(getattr(done, "new", 0))
     duplicates = int(getattr(done, "duplicates", 0))
     rejected = sum(r.index is not None for r in getattr(done, "rejects", ()))
-    metrics.bodies.labels("duplicate" if duplicates and not new else "stored").inc()
-    for outcome, n in (("stored", new), ("duplicate", duplicates), ("rejected", rejected),
-                       ("passed_over", int(getattr(done, "passed_over", 0)))):  # fmt: skip
+    metrics.bodies.labels(outcome).inc()
+    for kind, n in (("stored", new), ("duplicate", duplicates), ("rejected", rejected),
+                    ("passed_over", int(getattr(done, "passed_over", 0)))):  # fmt: skip
         if n:
-            metrics.operations.labels(outcome).inc(n)
+            metrics.operations.labels(kind).inc(n)
 
 
 def receiver_from_env(environ: dict[str, str] | None = None) -> Starlette:

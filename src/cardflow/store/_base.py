@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -21,8 +21,8 @@ from typing import Any, Final
 import msgspec
 
 from .._cardstate import CardState
-from .._decode import Body, Reject
-from .._errors import NewerStateError, StoreSchemaError, StoreUnavailable
+from .._decode import Body, Decoded, Reject
+from .._errors import InvalidNotification, NewerStateError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import (
     DEFAULT_OVERDUE_MARGIN,
@@ -246,11 +246,15 @@ class Store(abc.ABC):
             raise ValueError("Store.reconcile: `at` must be timezone-aware")
         return self._commit([prepare(body, at.astimezone(UTC), card_id)])[0]
 
-    def ingest_many(self, bodies: Iterable[Body | tuple[Body, datetime]]) -> list[Ingested]:
+    def ingest_many(
+        self, bodies: Iterable[Body | Decoded | tuple[Body | Decoded, datetime]]
+    ) -> list[Ingested]:
         """Store many bodies in one transaction (each a body, or a pair of an on-demand
-        status and the time it was read): all or none. Faster than one transaction per
-        body where a caller has many at hand (``cardflow fold --db``); a body that is not
-        a D1 envelope raises ``InvalidNotification`` before anything is written."""
+        status and the time it was read): all or none, and the same result as storing
+        them one by one in their order. Much faster than one transaction per body where
+        a caller has many at hand (``cardflow fold --db``). A body may come already
+        decoded (``cardflow.decode_lenient``, ``decode_reading``). A body that is not a
+        D1 envelope raises ``InvalidNotification`` before anything is written."""
         prepared = []
         for item in bodies:
             if isinstance(item, tuple):
@@ -262,42 +266,86 @@ class Store(abc.ABC):
                 prepared.append(prepare(item, None))
         return self._commit(prepared)
 
+    def ingest_each(
+        self, bodies: Sequence[Body]
+    ) -> list[Ingested | InvalidNotification | StoreUnavailable]:
+        """Store bodies that arrived together, each on its own: what each did, or the
+        error it alone met (``InvalidNotification`` for a body that is not a D1
+        envelope, ``StoreUnavailable``), in their order.
+
+        The good bodies share one transaction, with the result of storing them one by
+        one; should it fail, each is tried alone, so that a body never fails the others
+        (once two in a row fail alone too, the database is taken to be down and the rest
+        fail with them). Nothing is returned for a body before its transaction committed.
+        """
+        out: list[Ingested | InvalidNotification | StoreUnavailable] = []
+        good: list[int] = []
+        prepared: list[Prepared] = []
+        for index, body in enumerate(bodies):
+            try:
+                prepared.append(prepare(body, None))
+            except InvalidNotification as exc:
+                out.append(exc)
+                continue
+            out.append(StoreUnavailable(f"{self._where()}: not stored"))
+            good.append(index)
+        if not prepared:
+            return out
+        try:
+            for index, done in zip(good, self._commit(prepared), strict=True):
+                out[index] = done
+            return out
+        except StoreUnavailable as exc:
+            if len(prepared) == 1:
+                out[good[0]] = exc
+                return out
+            failed = exc
+        down = 0
+        for index, one in zip(good, prepared, strict=True):
+            if down >= 2:
+                out[index] = failed
+                continue
+            try:
+                out[index] = self._commit([one])[0]
+                down = 0
+            except StoreUnavailable as exc:
+                out[index] = failed = exc
+                down += 1
+        return out
+
     def _ingest(self, body: Body, at: datetime | None) -> Ingested:
         return self._commit([prepare(body, at)])[0]
 
     def _commit(self, prepared: list[Prepared]) -> list[Ingested]:
         for attempt in range(_TRIES):
             try:
-                out = []
                 with self._transaction() as tx:
-                    now = micros(_now())
-                    for one in prepared:
-                        found, new = commit(
-                            tx,
-                            one,
-                            now=now,
-                            lifecycle=self.lifecycle,
-                            passed=self.passed,
-                            decode=lambda card, blob: read_state(card, blob, self.lifecycle),
-                        )
-                        out.append(
-                            Ingested(
-                                changes=found,
-                                rejects=one.rejects,
-                                passed_over=one.passed_over,
-                                new=new,
-                                duplicates=one.produce - new,
-                            )
-                        )
+                    done = commit(
+                        tx,
+                        prepared,
+                        now=micros(_now()),
+                        lifecycle=self.lifecycle,
+                        passed=self.passed,
+                        decode=lambda card, blob: read_state(card, blob, self.lifecycle),
+                    )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
                 continue
             except Unreadable as exc:
                 # A stored state this version cannot read: derive it from its events,
-                # then store the body on it.
+                # then store the bodies on it.
                 self._rebuilder().repair(exc.card_id, exc.reason, micros(_now()))
                 continue
-            return out
+            return [
+                Ingested(
+                    changes=found,
+                    rejects=one.rejects,
+                    passed_over=one.passed_over,
+                    new=new,
+                    duplicates=one.produce - new,
+                )
+                for one, (found, new) in zip(prepared, done, strict=True)
+            ]
         raise StoreUnavailable(
             f"{self._where()}: the transaction met a concurrent change {_TRIES} times"
         )

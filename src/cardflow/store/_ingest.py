@@ -1,14 +1,18 @@
-"""A body's transaction, written once for both engines.
+"""A transaction of bodies, written once for both engines.
 
 Its PRODUCE events are inserted once each (``ON CONFLICT DO NOTHING``: a duplicate
 costs one index lookup), in body order, so that the events table's order is the
 order events were applied in (one writer at a time); the cards that new events touch
-are read and written in card order, each written only if its version is still the
-one read (compare-and-swap: a concurrent writer's change makes the transaction start
-again, never lose that change); one outbox row per reaction and one rejects row per
-rejected operation, each unique; commit. Cards are written in one fixed order and
-only after the events, so that two transactions wait on each other in a cycle only
-when they insert the same events in opposite orders (the same operations batched
+are read in one query and written in card order with one upsert, each only if its
+version is still the one read (compare-and-swap, ``_states.py``: a concurrent
+writer's change makes the transaction start again, never lose that change); one
+outbox row per reaction and one rejects row per rejected operation, each unique;
+commit. Each table is written in one go per transaction, however many bodies it
+holds (``Tx.insert``: multi-row statements on PostgreSQL, a statement compiled once
+and run for each row on SQLite), and the result is the one of committing the bodies
+one by one in their order. Cards are written in one fixed order and only
+after the events, so that two transactions wait on each other in a cycle only when
+they insert the same events in opposite orders (the same operations batched
 differently, at the same moment); PostgreSQL detects that, and the transaction
 starts again.
 """
@@ -28,20 +32,18 @@ from .._codec import encode_state
 from .._decode import Body, Decoded, Reject, decode_lenient
 from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
-from .._step import Change, ChangeKind, step
+from .._step import Change, ChangeKind, diff
+from .._summary import Summary
+from .._tables import tables_for
+from .._times import utc
 from .._wire import PRODUCE, Operation, encode, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
-from ._rows import columns
 from ._schema import Tx
+from ._states import Conflict, read_states, write_states
 
 __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
 _REACTIONS: Final = frozenset({ChangeKind.STATUS.value, ChangeKind.SHIPMENT.value})
-_CHUNK: Final = 400
-
-
-class Conflict(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
-    """A concurrent transaction changed what this one read: start it again."""
 
 
 class Ingested(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,8 +81,9 @@ class Prepared(msgspec.Struct, frozen=True, kw_only=True):
     produce: int
 
 
-def prepare(body: Body, at: datetime | None, card_id: str | None = None) -> Prepared:
-    """Decode a body (``at``: an on-demand status read then, in UTC) for ``commit``.
+def prepare(body: Body | Decoded, at: datetime | None, card_id: str | None = None) -> Prepared:
+    """Decode a body (``at``: an on-demand status read then, in UTC) for ``commit``; a
+    body already decoded (``decode_lenient``) is taken as it is.
 
     Raises ``InvalidNotification`` for a body that is not a D1 envelope. An event's key
     is the SHA-256 of its fingerprint, and of its reading time for an on-demand status
@@ -88,7 +91,7 @@ def prepare(body: Body, at: datetime | None, card_id: str | None = None) -> Prep
     on-demand status of that card, and an operation of any other card in it is a
     reject, never applied nor confirmed (an answer vouches for the card asked about).
     """
-    decoded = decode_lenient(body)
+    decoded = body if isinstance(body, Decoded) else decode_lenient(body)
     for reject in decoded.rejects:
         if reject.index is None:
             raise InvalidNotification(reject.reason, reject.path)
@@ -138,125 +141,102 @@ def _of_card(decoded: Decoded, card_id: str) -> tuple[list[Operation], list[Reje
 
 def commit(
     tx: Tx,
-    prepared: Prepared,
+    batch: Sequence[Prepared],
     *,
     now: int,
     lifecycle: Lifecycle,
     passed: bool,
     decode: Callable[[str, bytes], CardState],
-) -> tuple[list[Change], int]:
-    """Run a prepared body's transaction in ``tx``: (its changes, how many events were
-    new). ``Conflict`` when a concurrent transaction wrote one of its cards first."""
-    at = prepared.at
-    events = prepared.events
-    read_at = None if at is None else micros(at)
-    fresh: set[bytes] = set()
-    for start in range(0, len(events), _CHUNK):
-        chunk = events[start : start + _CHUNK]
-        params: list[object] = []
-        for e in chunk:
-            params += (e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now)
-        marks = ",".join(["(?,?,?,?,?,?)"] * len(chunk))
-        rows = tx.rows(
-            "INSERT INTO events (key, card_id, operation_id, read_at, event, stored_at)"
-            f" VALUES {marks} ON CONFLICT (key) DO NOTHING RETURNING key",
-            params,
+) -> list[tuple[list[Change], int]]:
+    """Run the transaction of prepared bodies in ``tx``, as if each were committed in
+    turn: per body, (its changes, how many of its events were new). ``Conflict`` when a
+    concurrent transaction wrote one of their cards first.
+
+    Each table is written in one go (``Tx.insert``), the states read in one query: an
+    event is new in the first body that holds it, and each card's new events are applied
+    in body order, each with its body's reading time.
+    """
+    firsts: list[tuple[int, Event]] = []
+    owner: set[bytes] = set()
+    rows: list[tuple[object, ...]] = []
+    for index, prepared in enumerate(batch):
+        read_at = None if prepared.at is None else micros(prepared.at)
+        for e in prepared.events:
+            if e.key in owner:
+                continue
+            owner.add(e.key)
+            firsts.append((index, e))
+            rows.append((e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now))
+    fresh = {
+        bytes(key)
+        for key in tx.insert(
+            "events",
+            "key, card_id, operation_id, read_at, event, stored_at",
+            rows,
+            "key",
+            returning=True,
         )
-        fresh.update(bytes(row[0]) for row in rows)
-    by_card: dict[str, list[Operation]] = {}
-    for e in events:
+    }
+    new = [0] * len(batch)
+    by_card: dict[str, list[tuple[int, Operation]]] = {}
+    for index, e in firsts:
         if e.key in fresh:
-            by_card.setdefault(e.op.card_id, []).append(e.op)
-    found = _write_states(tx, by_card, at, now, lifecycle, passed, decode)
-    outbox = []
-    for change in sorted(found, key=lambda c: c.key):
-        if change.kind in _REACTIONS:
-            outbox.append(outbox_row(change, encode_state(change.state), now))
-    _insert(tx, "outbox", OUTBOX_COLUMNS, outbox, "key")
-    kept = []
-    for reject in prepared.rejects:
-        raw = bytes(reject.raw)
-        digest = hashlib.sha256(
-            b"\0".join((reject.path.encode(), reject.reason.encode(), raw))
-        ).digest()
-        kept.append((digest, reject.index, reject.path, reject.reason, raw, now))
-    kept.sort(key=lambda row: row[0])
-    _insert(tx, "rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
-    return found, len(fresh)
-
-
-def _write_states(
-    tx: Tx,
-    by_card: dict[str, list[Operation]],
-    at: datetime | None,
-    now: int,
-    lifecycle: Lifecycle,
-    passed: bool,
-    decode: Callable[[str, bytes], CardState],
-) -> list[Change]:
-    """Apply each card's new events to its stored state and write it back, in card
-    order; ``Conflict`` when another transaction wrote one of them first."""
+            new[index] += 1
+            by_card.setdefault(e.op.card_id, []).append((index, e.op))
+    found: list[list[Change]] = [[] for _ in batch]
     cards = sorted(by_card)
-    stored: dict[str, tuple[int, bytes]] = {}
-    for start in range(0, len(cards), _CHUNK):
-        chunk = cards[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for card, version, blob in tx.rows(
-            f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", chunk
-        ):
-            stored[card] = (int(version), bytes(blob))
-    found: list[Change] = []
+    stored = read_states(tx, cards, decode)
+    written: dict[str, tuple[int | None, CardState]] = {}
+    tables = tables_for(lifecycle)
     for card in cards:
-        version, blob = stored.get(card, (None, None))
-        old = None if blob is None else decode(card, blob)
+        version, old = stored.get(card, (None, None))
+        # One summary per card for the whole transaction (as the Tracker keeps one): an
+        # event that changes nothing costs no state; one that does, a state and its
+        # changes (``step``'s, for each event in turn).
+        summary = None if old is None else Summary.thaw(old, tables)
         state = old
-        for op in by_card[card]:
-            state, changed = step(state, op, at=at, passed=passed, lifecycle=lifecycle)
-            found += changed
-        if state is None or state == old:
-            continue
-        flagged, settled, due, heard = columns(state, lifecycle)
-        values = (
-            state.operation_id,
-            state.status,
-            state.operation_status,
-            flagged,
-            settled,
-            due,
-            heard,
-            encode_state(state),
-            now,
+        for index, op in by_card[card]:
+            at = batch[index].at
+            if summary is None:
+                summary = Summary(card, utc(op.start_time), op.operation_id)
+            joined = summary.add(op, tables) if at is None else summary.add_reading(op, at, tables)
+            if not joined and state is not None:
+                continue
+            after = summary.freeze(tables)
+            found[index] += diff(state, after, tables, passed, op.operation_id)
+            state = after
+        if state is not None and state is not old:
+            written[card] = (version, state)
+    encoded: dict[int, bytes] = {}
+    outbox: list[tuple[object, ...]] = []
+    queued: set[str] = set()
+    for changes in found:
+        keyed = sorted(
+            ((c.key, c) for c in changes if c.kind in _REACTIONS), key=lambda pair: pair[0]
         )
-        if version is None:
-            written = tx.run(
-                "INSERT INTO states (operation_id, status, operation_status, flagged,"
-                " settled, due_day, last_heard, state, updated_at, card_id, version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,1) ON CONFLICT (card_id) DO NOTHING",
-                (*values, card),
-            )
-        else:
-            written = tx.run(
-                "UPDATE states SET operation_id = ?, status = ?, operation_status = ?,"
-                " flagged = ?, settled = ?, due_day = ?, last_heard = ?, state = ?,"
-                " updated_at = ?, version = version + 1 WHERE card_id = ? AND version = ?",
-                (*values, card, version),
-            )
-        if written != 1:
-            raise Conflict(f"card {card!r} was written by another transaction")
-    return found
-
-
-def _insert(
-    tx: Tx, table: str, columns: str, rows: Sequence[tuple[object, ...]], unique: str
-) -> None:
-    if not rows:
-        return
-    width = len(rows[0])
-    mark = "(" + ",".join("?" * width) + ")"
-    for start in range(0, len(rows), _CHUNK):
-        chunk = rows[start : start + _CHUNK]
-        tx.run(
-            f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}"
-            f" ON CONFLICT ({unique}) DO NOTHING",
-            [value for row in chunk for value in row],
-        )
+        for key, change in keyed:
+            if key in queued:
+                continue
+            queued.add(key)
+            blob = encoded.get(id(change.state))
+            if blob is None:
+                blob = encoded[id(change.state)] = encode_state(change.state)
+            outbox.append(outbox_row(change, blob, now))
+    write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
+    tx.insert("outbox", OUTBOX_COLUMNS, outbox, "key")
+    kept: list[tuple[object, ...]] = []
+    seen: set[bytes] = set()
+    for prepared in batch:
+        mine = []
+        for reject in prepared.rejects:
+            raw = bytes(reject.raw)
+            digest = hashlib.sha256(
+                b"\0".join((reject.path.encode(), reject.reason.encode(), raw))
+            ).digest()
+            if digest not in seen:
+                seen.add(digest)
+                mine.append((digest, reject.index, reject.path, reject.reason, raw, now))
+        mine.sort(key=lambda row: row[0])
+        kept += mine
+    tx.insert("rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
+    return [(changes, count) for changes, count in zip(found, new, strict=True)]

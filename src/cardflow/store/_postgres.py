@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from itertools import chain
 from typing import Any, Final
 
 import psycopg
@@ -20,6 +21,7 @@ import psycopg.errors
 from .._errors import StoreUnavailable
 from ._base import Store
 from ._schema import Dialect, Tx
+from ._states import chunks
 
 __all__ = ["PostgresStore"]
 
@@ -29,28 +31,55 @@ CONNECT_TIMEOUT: Final = 10
 
 
 class _Tx:
-    __slots__ = ("_connection",)
+    __slots__ = ("_cursor",)
 
-    def __init__(self, connection: psycopg.Connection[tuple[Any, ...]]) -> None:
-        self._connection = connection
+    def __init__(self, cursor: psycopg.RawCursor[tuple[Any, ...]]) -> None:
+        self._cursor = cursor
 
     def rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        cursor = self._connection.execute(_native(sql), params)
+        cursor = self._cursor.execute(_native(sql), params)
         return cursor.fetchall() if cursor.description is not None else []
 
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
-        return self._connection.execute(_native(sql), params).rowcount
+        return self._cursor.execute(_native(sql), params).rowcount
+
+    def insert(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[object]],
+        unique: str,
+        *,
+        returning: bool = False,
+    ) -> set[Any]:
+        out: set[Any] = set()
+        if not rows:
+            return out
+        width = len(rows[0])
+        mark = "(" + ",".join("?" * width) + ")"
+        tail = f" ON CONFLICT ({unique}) DO NOTHING"
+        if returning:
+            tail += f" RETURNING {unique}"
+        for chunk in chunks(list(rows), width):
+            sql = f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))}{tail}"
+            cursor = self._cursor.execute(_native(sql), [*chain.from_iterable(chunk)])
+            if returning:
+                out.update(row[0] for row in cursor.fetchall())
+        return out
 
 
 _spelled: dict[str, Any] = {}
 
 
 def _native(sql: str) -> Any:
-    """The statement with psycopg's ``%s`` placeholders (the store writes ``?``)."""
+    """The statement with the server's own ``$1, $2, ...`` placeholders (the store writes
+    ``?``), sent as it is (a raw cursor): a multi-row statement's thousands of
+    parameters cost psycopg no parsing."""
     native = _spelled.get(sql)
     if native is None:
-        native = sql.replace("%", "%%").replace("?", "%s")
-        if len(_spelled) < 4096:
+        parts = sql.split("?")
+        native = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
+        if len(_spelled) < 4096 and len(sql) < 4096:
             _spelled[sql] = native
     return native
 
@@ -75,8 +104,8 @@ class PostgresStore(Store):
 
     @contextmanager
     def _begin(self, connection: psycopg.Connection[tuple[Any, ...]], write: bool) -> Iterator[Tx]:
-        with connection.transaction():
-            yield _Tx(connection)
+        with connection.transaction(), psycopg.RawCursor(connection) as cursor:
+            yield _Tx(cursor)
 
     def _usable(self, connection: psycopg.Connection[tuple[Any, ...]]) -> bool:
         return not (connection.closed or connection.broken)

@@ -40,6 +40,21 @@ class Tx(Protocol):
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         """Run a statement; how many rows it changed."""
 
+    def insert(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[object]],
+        unique: str,
+        *,
+        returning: bool = False,
+    ) -> set[Any]:
+        """Insert the rows, but those whose ``unique`` column (the first of ``columns``)
+        holds a value the table has (``ON CONFLICT DO NOTHING``), in their order; with
+        ``returning``, the first column's values of the rows inserted. Each engine
+        takes its fastest way: SQLite a prepared statement run for each row,
+        PostgreSQL multi-row statements (a round trip each)."""
+
 
 @dataclass(frozen=True)
 class Dialect:

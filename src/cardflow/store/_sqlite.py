@@ -39,6 +39,27 @@ class _Tx:
     def run(self, sql: str, params: Sequence[object] = ()) -> int:
         return self._connection.execute(sql, params).rowcount
 
+    def insert(
+        self,
+        table: str,
+        columns: str,
+        rows: Sequence[Sequence[object]],
+        unique: str,
+        *,
+        returning: bool = False,
+    ) -> set[Any]:
+        if not rows:
+            return set()
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES ({','.join('?' * len(rows[0]))})"
+            f" ON CONFLICT ({unique}) DO NOTHING"
+        )
+        if not returning:
+            self._connection.executemany(sql, rows)
+            return set()
+        cursor = self._connection.cursor()  # one statement, compiled once, run per row
+        return {row[0] for row in rows if cursor.execute(sql, row).rowcount}
+
 
 class SQLiteStore(Store):
     """A store in one SQLite file (``sqlite:///relative/path.db``, ``sqlite:////abs.db``)."""
