@@ -70,8 +70,10 @@ def test_serve_refuses_a_certificate_without_its_key(certs: Certs) -> None:
                      "/nowhere/c.pem")  # fmt: skip
     assert unreadable.returncode == 5
     assert "--certfile /nowhere/c.pem: cannot read" in unreadable.stderr
+    # A certificate given without its key is a usage error, as a key without its
+    # certificate is (issue 23).
     done = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert))
-    assert done.returncode == 5
+    assert done.returncode == 2
     assert "--certfile: not a certificate with its private key" in done.stderr
     assert "Traceback" not in done.stderr
     wrong = run(*SERVE, "--no-auth", "--certfile", str(certs.client_cert), "--keyfile",

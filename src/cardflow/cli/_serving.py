@@ -32,10 +32,11 @@ def server_options(
     """Keyword arguments for ``uvicorn.Config`` or ``uvicorn.run``: with ``certfile`` (and
     ``keyfile``, unless the certificate's file holds the key) it serves TLS, and with
     ``client_ca`` it refuses, in the handshake, any client without a certificate that
-    CA signed. ``ValueError`` (a usage error) for a key without a certificate or a
-    client CA without TLS; ``TLSFileError`` for a file that cannot be read, a
-    certificate without its key, an encrypted key, a client CA that is no CA
-    certificate: never plain HTTP in place of TLS, never a traceback."""
+    CA signed. ``ValueError`` (a usage error) for a key without a certificate, a
+    certificate without its key, or a client CA without TLS; ``TLSFileError`` for a
+    file that cannot be read, a key that is not the certificate's, an encrypted key, a
+    client CA that is no CA certificate: never plain HTTP in place of TLS, never a
+    traceback."""
     if client_ca is not None and certfile is None:
         raise ValueError("--client-ca needs --certfile (and --keyfile): mutual TLS is TLS")
     if keyfile is not None and certfile is None:
@@ -52,10 +53,13 @@ def server_options(
         try:  # what uvicorn will do, but here a fault is a message, not a traceback
             context.load_cert_chain(certfile, keyfile, password=_no_password)
         except (ssl.SSLError, ValueError) as error:
-            where = "--certfile" if keyfile is None else "--certfile and --keyfile"
+            if keyfile is None:  # the key was left out: a usage error, as a key alone is
+                raise ValueError(
+                    f"--certfile: not a certificate with its private key ({error}); give"
+                    " the key with --keyfile, or one PEM file holding both"
+                ) from None
             raise TLSFileError(
-                f"{where}: not a certificate with its private key ({error}); give the key"
-                " with --keyfile, or one PEM file holding both"
+                f"--certfile and --keyfile: not a certificate with its private key ({error})"
             ) from None
         if client_ca is not None:
             try:
