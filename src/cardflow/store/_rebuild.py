@@ -38,8 +38,9 @@ from .._step import Change, changes
 from .._wire import Operation
 from ._ingest import Conflict
 from ._outbox import when
-from ._rows import queue, write_state
+from ._rows import queue
 from ._schema import Tx
+from ._states import write_state
 
 __all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "log", "read_state"]
 

@@ -1,8 +1,8 @@
 """A card's row in the states table, and rows of the outbox: what every writer shares.
 
-``columns`` gives the values that reads filter on; ``write_state`` writes one card's
-row under the store's compare-and-swap (only if its version is still the one read);
-``queue`` inserts outbox rows, each once (unique on the change's idempotency key).
+``columns`` gives the values that reads filter on (the states table's writes, under
+the store's compare-and-swap, are ``_states.write_states``); ``queue`` inserts outbox
+rows, each once (unique on the change's idempotency key).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .._step import Change, ChangeKind
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
 
-__all__ = ["REACTIONS", "columns", "queue", "write_state"]
+__all__ = ["REACTIONS", "columns", "queue"]
 
 REACTIONS: Final = frozenset({ChangeKind.STATUS.value, ChangeKind.SHIPMENT.value})
 """The kinds of change a reaction answers: each one an outbox row."""
@@ -40,50 +40,6 @@ def columns(state: CardState, lifecycle: Lifecycle) -> tuple[int, int, int | Non
     heard = last_heard(state)
     due = None if state.due_date is None else state.due_date.toordinal()
     return flagged, settled, due, micros(heard)
-
-
-def write_state(
-    tx: Tx,
-    state: CardState,
-    blob: bytes,
-    version: int | None,
-    now: int,
-    lifecycle: Lifecycle,
-) -> bool:
-    """Write a card's row (``blob`` is ``encode_state(state)``) if it is still at
-    ``version`` (None: if it has no row); whether it was written."""
-    flagged, settled, due, heard = columns(state, lifecycle)
-    values = (
-        state.operation_id,
-        state.status,
-        state.operation_status,
-        flagged,
-        settled,
-        due,
-        heard,
-        blob,
-        now,
-        state.card_id,
-    )
-    if version is None:
-        return (
-            tx.run(
-                "INSERT INTO states (operation_id, status, operation_status, flagged,"
-                " settled, due_day, last_heard, state, updated_at, card_id, version)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,1) ON CONFLICT (card_id) DO NOTHING",
-                values,
-            )
-            == 1
-        )
-    return (
-        tx.run(
-            "UPDATE states SET operation_id = ?, status = ?, operation_status = ?,"
-            " flagged = ?, settled = ?, due_day = ?, last_heard = ?, state = ?,"
-            " updated_at = ?, version = version + 1 WHERE card_id = ? AND version = ?",
-            (*values, version),
-        )
-        == 1
-    )
 
 
 def queue(tx: Tx, found: Iterable[Change], now: int) -> int:

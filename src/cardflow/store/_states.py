@@ -22,7 +22,15 @@ from .._lifecycle import Lifecycle
 from ._rows import columns
 from ._schema import Tx
 
-__all__ = ["PARAMETERS", "Conflict", "Stored", "chunks", "read_states", "write_states"]
+__all__ = [
+    "PARAMETERS",
+    "Conflict",
+    "Stored",
+    "chunks",
+    "read_states",
+    "write_state",
+    "write_states",
+]
 
 PARAMETERS: Final = 30_000
 """At most this many parameters per statement (SQLite allows 32,766, PostgreSQL 65,535)."""
@@ -110,3 +118,19 @@ def write_states(
         if len(written) != len(chunk):
             lost = sorted({str(row[0]) for row in chunk} - {str(row[0]) for row in written})
             raise Conflict(f"cards {lost[:3]!r} were written by another transaction")
+
+
+def write_state(
+    tx: Tx, state: CardState, blob: bytes, version: int | None, now: int, lifecycle: Lifecycle
+) -> bool:
+    """Write one card's row (``blob`` is ``encode_state(state)``) if it is still at
+    ``version`` (None: if it has no row), through ``write_states``; whether it was
+    written (a row another transaction wrote first is left as it is)."""
+    try:
+        write_states(
+            tx, {state.card_id: (version, state)}, now=now, lifecycle=lifecycle,
+            encoded={id(state): blob},
+        )  # fmt: skip
+    except Conflict:
+        return False
+    return True
