@@ -24,15 +24,14 @@ from .._errors import StoreUnavailable
 from .._wire import PRODUCE
 from ..batch._inputs import STDIN, Reader, readable
 from ..batch._inputs import Body as ReadBody
+from ..batch._readable import counted
 from ..batch._report import EventLog, Seen, Totals
-from ..store import Store
+from ..store import Follow, Store, find_reactions, public_url, stopping
 from ..store import open as open_url
 from ._args import port
 from ._console import Console
-from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
-from ._logs import add_logging_options, configure, public_url
-from ._readable import counted
+from ._logs import add_logging_options, configure
 
 __all__ = [
     "add_commands",
@@ -357,7 +356,7 @@ def run_dispatch(args: argparse.Namespace, console: Console) -> int:
         )
         return USAGE
     if args.metrics_port is not None:
-        from ._reactions_metrics import serve_metrics
+        from ..store import serve_metrics
 
         try:
             reactions = serve_metrics(reactions, args.metrics_host, args.metrics_port)
