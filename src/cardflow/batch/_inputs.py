@@ -18,6 +18,7 @@ stream.
 
 from __future__ import annotations
 
+import codecs
 import io
 import itertools
 import os
@@ -223,8 +224,9 @@ def _unfinished(text: bytes, decoded: Decoded) -> bool:
     return reject.index is None and reject.reason == _TRUNCATED and text[:1] in (b"{", b"[")
 
 
-_BLOCK: Final = 1 << 20
-"""Bytes read at a time by :func:`lines_of`."""
+_BLOCK: Final = 1 << 16
+"""Bytes read at a time by :func:`lines_of`: small enough to come from the allocator's
+free lists (a megabyte would be mapped afresh, and its pages faulted in, each time)."""
 
 
 def lines_of(stream: BinaryIO | Iterator[bytes], limit: int) -> Iterator[bytes]:
@@ -255,24 +257,22 @@ def _blocks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
             break
         if carry:
             block = carry + block
-        end = block.rfind(b"\n") + 1
-        if end == 0:  # no line ends here yet: keep it, but never more than a chunk of it
-            cut = len(block) - len(block) % size
-            if cut:
-                yield _chunks(block[:cut], size)
-            carry = block[cut:]
-            continue
-        carry = block[end:]
-        yield _lines(block[:end] if carry else block, size)
+        lines = io.BytesIO(block).readlines()
+        carry = b"" if lines[-1].endswith(b"\n") else lines.pop()
+        if len(carry) >= size:  # a line this long is over the limit: its chunks, now
+            cut = len(carry) - len(carry) % size
+            lines += _chunks(carry[:cut], size)
+            carry = carry[cut:]
+        if lines:
+            yield _checked(block, lines, size, final=False)
     if carry:
-        yield _lines(carry, size)
+        yield _checked(carry, [carry], size, final=True)
 
 
-def _lines(text: bytes, size: int) -> list[bytes]:
-    """The lines of ``text`` (whole, but for an unended last one at the end of input):
-    each as it is when it is valid UTF-8 and at most ``size - 2`` bytes; else marked
-    (``_marked``), a longer one than ``size`` in marked chunks."""
-    lines = io.BytesIO(text).readlines()
+def _checked(text: bytes, lines: list[bytes], size: int, final: bool) -> list[bytes]:
+    """``lines`` (read from ``text``; ``final``: the end of the input) as they are when
+    each is valid UTF-8 and at most ``size - 2`` bytes; else marked (``_marked``), a
+    line longer than ``size`` in marked chunks."""
     limit = size - 2
     if len(text) > limit and max(map(len, lines)) > limit:
         lines = [
@@ -284,8 +284,8 @@ def _lines(text: bytes, size: int) -> list[bytes]:
             )
         ]  # fmt: skip
     if not text.isascii():
-        try:
-            text.decode()
+        try:  # a character cut at the end of a block is whole in the next one
+            codecs.utf_8_decode(text, "strict", final)
         except UnicodeDecodeError:  # marked line by line (a chunk is marked already)
             lines = [
                 line if type(line) is not bytes or _utf8(line) else _marked(line) for line in lines
