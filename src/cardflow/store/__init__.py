@@ -5,6 +5,12 @@ guarantees. Every event is stored once, every body is one transaction, and every
 reaction is a row of an outbox that :meth:`Store.dispatch` delivers. Importing this
 package imports neither engine's driver: psycopg is imported when a ``postgresql://``
 URL is opened (``pip install 'cardflow[postgres]'``).
+
+Beside the store, what a service over it needs, as its commands use them: a card's
+history as text and JSON (:func:`history_table`, :func:`history_json`), the
+dispatcher's service parts (:func:`find_reactions`, :func:`stopping`, :class:`Follow`,
+:func:`serve_metrics`) and the services' logging (:func:`logging_config`,
+:func:`public_url`).
 """
 
 from __future__ import annotations
