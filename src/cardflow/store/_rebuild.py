@@ -36,19 +36,28 @@ from .._lifecycle import Lifecycle
 from .._state import Folder
 from .._step import Change, changes
 from .._wire import Operation
-from ._ingest import Conflict
 from ._outbox import when
-from ._rows import queue
+from ._rows import REACTIONS, queue
 from ._schema import Tx
-from ._states import write_state
+from ._states import Conflict, chunks, write_state, write_states
 
-__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "log", "read_state"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "MAX_BATCH",
+    "RebuildResult",
+    "Rebuilder",
+    "Unreadable",
+    "log",
+    "read_state",
+]
 
 log: Final = logging.getLogger("cardflow.store")
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 _TRIES: Final = 50
 MAX_BATCH: Final = 10_000
 """The most cards a rebuild reads at once (each is a parameter of its statements)."""
+DEFAULT_BATCH: Final = 2000
+"""The cards a rebuild reads at once unless told otherwise."""
 
 
 class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,7 +161,7 @@ class Rebuilder:
         dry_run: bool,
         outbox: bool,
         now: Callable[[], int],
-        batch: int = 500,
+        batch: int = DEFAULT_BATCH,
         on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
@@ -164,9 +173,13 @@ class Rebuilder:
         total = 0 if on_batch is None else self.card_count(asked)
         newer: list[str] = []
         for ids in self.batches(asked, batch):
+            # A batch of every card is read as the range of ids it spans (one walk of
+            # the index, no parameter per card); a card stored meanwhile inside the
+            # range is rebuilt with it (no later batch reaches back to it).
+            span = ids if asked is not None else None
             todo = ids
             for _ in range(_TRIES):
-                plans, seen, skipped = self._plan(todo)
+                plans, seen, skipped = self._plan(todo, span is None and todo is ids)
                 newer += skipped
                 if todo is ids:
                     read += seen
@@ -190,73 +203,87 @@ class Rebuilder:
                 on_batch(done_cards, total)
         return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
 
-    def _plan(self, ids: list[str]) -> tuple[list[_Plan], int, list[str]]:
+    def _plan(self, ids: list[str], span: bool) -> tuple[list[_Plan], int, list[str]]:
         """Read a batch, fold each card's events: the cards whose row differs, how many
         cards have events, and the cards whose row a later version wrote. One read
-        transaction: the events, the rows, and the marks of the cards that differ."""
-        marks = ",".join("?" * len(ids))
+        transaction: the events, the rows, and the marks of the cards that differ.
+        ``span``: read every card from the first id to the last (else those of ``ids``).
+        """
+        if span:
+            where, params = "card_id >= ? AND card_id <= ?", [ids[0], ids[-1]]
+        else:
+            where, params = f"card_id IN ({','.join('?' * len(ids))})", ids
         with self._transaction(False) as tx:
             # One statement reads the events and their marks: on PostgreSQL (READ
             # COMMITTED) two statements may see two different sets of commits.
             events = tx.rows(
-                f"SELECT card_id, id, event, read_at FROM events WHERE card_id IN ({marks})", ids
+                f"SELECT card_id, id, event, read_at FROM events WHERE {where}", params
             )
             stored = {
-                str(card): (int(version), bytes(blob))
+                str(card): (version, blob)
                 for card, version, blob in tx.rows(
-                    f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", ids
+                    f"SELECT card_id, version, state FROM states WHERE {where}", params
                 )
             }
-            folder = self._fold(tx, events, ids)
-            plans: list[_Plan] = []
-            newer = []
-            for card in sorted(folder):
-                state = folder[card]
-                blob = encode_state(state)
-                version, old_blob = stored.get(card, (None, None))
-                if blob == old_blob:
-                    continue
-                old: CardState | None = None
-                if old_blob is None:
-                    why = "no state row"
-                else:
-                    try:
-                        old = read_state(card, old_blob, self.lifecycle)
-                        why = _moved(old, state)
-                        if old.card_id != card:
-                            old = None  # another card's state: nothing of this card's
-                    except Unreadable as exc:
-                        why = f"unreadable row ({exc.reason})"
-                    except NewerStateError as exc:
-                        log.error("rebuild: card %r left as it is: %s", card, exc)
-                        newer.append(card)
-                        continue
-                found = changes(old, state, passed=self.passed, lifecycle=self.lifecycle)
-                plans.append(
-                    _Plan(
-                        card_id=card,
-                        version=version,
-                        mark=(0, 0),
-                        state=state,
-                        blob=blob,
-                        why=why,
-                        found=found,
-                    )
-                )
+        states = self._fold(events).finish()
+        plans: list[_Plan] = []
+        newer = []
+        nothing = (None, None)
+        for card, state in states.items():
+            blob = encode_state(state)
+            version, old_blob = stored.get(card, nothing)
+            if old_blob is not None and blob == bytes(old_blob):
+                continue  # the usual case: the stored row is never decoded
+            plan = self._planned(card, state, blob, version, old_blob)
+            if plan is None:
+                newer.append(card)
+            else:
+                plans.append(plan)
         if plans:
+            plans.sort(key=lambda plan: plan.card_id)
             last = _counted({plan.card_id for plan in plans}, events)
             for plan in plans:
                 plan.mark = last[plan.card_id]
-        return plans, len(folder), newer
+        return plans, len(states), sorted(newer)
 
-    def _fold(self, tx: Tx, events: list[tuple[Any, ...]], ids: list[str]) -> Folder:
+    def _planned(
+        self, card: str, state: CardState, blob: bytes, version: Any, old_blob: Any
+    ) -> _Plan | None:
+        """A card whose row differs from its rebuilt state: why, and the changes from
+        what the row held (None: a later version wrote the row; it is left, and logged).
+        """
+        old: CardState | None = None
+        if old_blob is None:
+            why = "no state row"
+        else:
+            try:
+                old = read_state(card, bytes(old_blob), self.lifecycle)
+                why = _moved(old, state)
+                if old.card_id != card:
+                    old = None  # another card's state: nothing of this card's
+            except Unreadable as exc:
+                why = f"unreadable row ({exc.reason})"
+            except NewerStateError as exc:
+                log.error("rebuild: card %r left as it is: %s", card, exc)
+                return None
+        return _Plan(
+            card_id=card,
+            version=None if version is None else int(version),
+            mark=(0, 0),
+            state=state,
+            blob=blob,
+            why=why,
+            found=changes(old, state, passed=self.passed, lifecycle=self.lifecycle),
+        )
+
+    def _fold(self, events: list[tuple[Any, ...]]) -> Folder:
         """The fold of a batch's events (rows of card, id, event, read_at)."""
         folder = Folder(lifecycle=self.lifecycle)
         decode = _operation_decoder.decode
         try:
             # The fold is a join: the order of the events is free. Notifications in one
             # loop (the fold's own), readings each with its time.
-            folder.update([decode(event) for _, _, event, read_at in events if read_at is None])
+            folder.update([decode(row[2]) for row in events if row[3] is None])
             for _, _, event, read_at in events:
                 if read_at is not None:
                     folder.add(decode(event), at=when(read_at))
@@ -268,24 +295,50 @@ class Rebuilder:
         self, plans: list[_Plan], outbox: bool, now: int
     ) -> tuple[list[_Plan], list[str], int]:
         """Write the rows of a batch that no writer touched since they were read: (those
-        written, the card ids to read again, the outbox rows added)."""
-        ids = [plan.card_id for plan in plans]
+        written, the card ids to read again, the outbox rows added).
+
+        All in one statement (``write_states``); should a writer have moved one of the
+        rows meanwhile (a row written without a new event: a repair), the transaction
+        is rolled back and the rows are written one by one, each under its own
+        compare-and-swap."""
         try:
-            with self._transaction(True) as tx:
-                self._hold_events(tx)
-                latest = _marks(tx, ids)
-                written: list[_Plan] = []
-                again: list[str] = []
-                for plan in plans:
-                    if latest.get(plan.card_id) == plan.mark and write_state(
-                        tx, plan.state, plan.blob, plan.version, now, self.lifecycle
-                    ):
+            return self._write_rows(plans, outbox, now, together=True)
+        except Conflict:
+            pass
+        try:
+            return self._write_rows(plans, outbox, now, together=False)
+        except Conflict:
+            return [], [plan.card_id for plan in plans], 0
+
+    def _write_rows(
+        self, plans: list[_Plan], outbox: bool, now: int, *, together: bool
+    ) -> tuple[list[_Plan], list[str], int]:
+        """``_write`` in one transaction: new events held back, so a card whose mark is
+        still the one read has no event this fold lacks; its row is written if it is
+        still at the version read. ``together``: in one statement, ``Conflict`` (and
+        nothing written) when one row moved."""
+        with self._transaction(True) as tx:
+            self._hold_events(tx)
+            latest = _marks(tx, [plan.card_id for plan in plans])
+            ready = [plan for plan in plans if latest.get(plan.card_id) == plan.mark]
+            again = [plan.card_id for plan in plans if latest.get(plan.card_id) != plan.mark]
+            if together:
+                write_states(
+                    tx,
+                    {plan.card_id: (plan.version, plan.state) for plan in ready},
+                    now=now,
+                    lifecycle=self.lifecycle,
+                    encoded={id(plan.state): plan.blob for plan in ready},
+                )
+                written = ready
+            else:
+                written = []
+                for plan in ready:
+                    if write_state(tx, plan.state, plan.blob, plan.version, now, self.lifecycle):
                         written.append(plan)
                     else:
                         again.append(plan.card_id)
-                added = queue(tx, (c for plan in written for c in plan.found), now) if outbox else 0
-        except Conflict:
-            return [], ids, 0
+            added = _queue(tx, written, now) if outbox else 0
         return written, again, added
 
     def repair(self, card_id: str, reason: str, now: int) -> None:
@@ -339,6 +392,19 @@ def _damaged(events: list[tuple[Any, ...]]) -> StoreUnavailable:
                 " is damaged: restore it from a backup"
             )
     raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
+
+
+def _queue(tx: Tx, written: list[_Plan], now: int) -> int:
+    """Queue the changes of the cards written whose keys the outbox lacks (a rebuild
+    that writes every row finds most keys there: their rows are never built)."""
+    found = [change for plan in written for change in plan.found if change.kind in REACTIONS]
+    have: set[str] = set()
+    for chunk in chunks([change.key for change in found], 1):
+        marks = ",".join("?" * len(chunk))
+        have.update(
+            str(row[0]) for row in tx.rows(f"SELECT key FROM outbox WHERE key IN ({marks})", chunk)
+        )
+    return queue(tx, (change for change in found if change.key not in have), now)
 
 
 def _counted(cards: set[str], events: list[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
