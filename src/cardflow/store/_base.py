@@ -123,6 +123,10 @@ class Store(abc.ABC):
         """Hold back new events until this write transaction ends, where its write lock
         does not already (rebuild checks no event came since it read)."""
 
+    def _read_in_bulk(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
+        """Prepare this connection for reads of many rows scattered in a table (a
+        rebuild's batches), where the engine has a setting for it."""
+
     failures: tuple[type[BaseException], ...] = ()
     """Engine errors that mean the database failed (``StoreUnavailable``)."""
     conflicts: tuple[type[BaseException], ...] = ()
@@ -351,7 +355,9 @@ class Store(abc.ABC):
         )
 
     def _rebuilder(self) -> Rebuilder:
-        return Rebuilder(self._transaction, self._hold_events, self.lifecycle, self.passed)
+        return Rebuilder(
+            self._transaction, self._hold_events, self.lifecycle, self.passed, self._read_in_bulk
+        )
 
     # -- the event log -------------------------------------------------------------------
 

@@ -120,9 +120,11 @@ class Rebuilder:
         hold_events: Callable[[Tx], None],
         lifecycle: Lifecycle,
         passed: bool,
+        read_in_bulk: Callable[[Tx], None] = lambda tx: None,
     ) -> None:
         self._transaction = transaction
         self._hold_events = hold_events
+        self._read_in_bulk = read_in_bulk
         self.lifecycle = lifecycle
         self.passed = passed
 
@@ -214,18 +216,18 @@ class Rebuilder:
         else:
             where, params = f"card_id IN ({','.join('?' * len(ids))})", ids
         with self._transaction(False) as tx:
+            self._read_in_bulk(tx)
             # One statement reads the events and their marks: on PostgreSQL (READ
             # COMMITTED) two statements may see two different sets of commits.
-            events = tx.rows(
-                f"SELECT card_id, id, event, read_at FROM events WHERE {where}", params
-            )
+            events = tx.rows(f"SELECT id, event, read_at FROM events WHERE {where}", params)
             stored = {
                 str(card): (version, blob)
                 for card, version, blob in tx.rows(
                     f"SELECT card_id, version, state FROM states WHERE {where}", params
                 )
             }
-        states = self._fold(events).finish()
+        ops = self._decoded(events)
+        states = self._fold(ops, events).finish()
         plans: list[_Plan] = []
         newer = []
         nothing = (None, None)
@@ -241,7 +243,7 @@ class Rebuilder:
                 plans.append(plan)
         if plans:
             plans.sort(key=lambda plan: plan.card_id)
-            last = _counted({plan.card_id for plan in plans}, events)
+            last = _counted({plan.card_id for plan in plans}, ops, events)
             for plan in plans:
                 plan.mark = last[plan.card_id]
         return plans, len(states), sorted(newer)
@@ -276,20 +278,41 @@ class Rebuilder:
             found=changes(old, state, passed=self.passed, lifecycle=self.lifecycle),
         )
 
-    def _fold(self, events: list[tuple[Any, ...]]) -> Folder:
-        """The fold of a batch's events (rows of card, id, event, read_at)."""
-        folder = Folder(lifecycle=self.lifecycle)
+    def _decoded(self, events: list[tuple[Any, ...]]) -> list[Operation]:
+        """The operations of a batch's events (rows of id, event, read_at), in order."""
         decode = _operation_decoder.decode
         try:
-            # The fold is a join: the order of the events is free. Notifications in one
-            # loop (the fold's own), readings each with its time.
-            folder.update([decode(row[2]) for row in events if row[3] is None])
-            for _, _, event, read_at in events:
-                if read_at is not None:
-                    folder.add(decode(event), at=when(read_at))
+            return [decode(row[1]) for row in events]
         except (msgspec.DecodeError, ValueError):
-            raise _damaged(events) from None
+            raise self._damaged(events) from None
+
+    def _fold(self, ops: list[Operation], events: list[tuple[Any, ...]]) -> Folder:
+        """The fold of a batch's events: the notifications in one loop (the fold's own),
+        the readings each with its time (the fold is a join: the order is free)."""
+        folder = Folder(lifecycle=self.lifecycle)
+        readings = [n for n, row in enumerate(events) if row[2] is not None]
+        if not readings:
+            folder.update(ops)
+            return folder
+        folder.update([op for op, row in zip(ops, events, strict=True) if row[2] is None])
+        for n in readings:
+            folder.add(ops[n], at=when(events[n][2]))
         return folder
+
+    def _damaged(self, events: list[tuple[Any, ...]]) -> StoreUnavailable:
+        """The error for the first event row of a batch that does not decode, naming it
+        and its card."""
+        for id_, event in sorted((row[0], row[1]) for row in events):
+            try:
+                _operation_decoder.decode(event)
+            except (msgspec.DecodeError, ValueError) as exc:
+                with self._transaction(False) as tx:
+                    card = tx.rows("SELECT card_id FROM events WHERE id = ?", (id_,))[0][0]
+                return StoreUnavailable(
+                    f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
+                    " is damaged: restore it from a backup"
+                )
+        raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
 
     def _write(
         self, plans: list[_Plan], outbox: bool, now: int
@@ -381,19 +404,6 @@ class Rebuilder:
         return folder[card_id]
 
 
-def _damaged(events: list[tuple[Any, ...]]) -> StoreUnavailable:
-    """The error for the first event row of a batch that does not decode, naming it."""
-    for id_, card, event in sorted((id_, card, event) for card, id_, event, _ in events):
-        try:
-            _operation_decoder.decode(event)
-        except (msgspec.DecodeError, ValueError) as exc:
-            return StoreUnavailable(
-                f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
-                " is damaged: restore it from a backup"
-            )
-    raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
-
-
 def _queue(tx: Tx, written: list[_Plan], now: int) -> int:
     """Queue the changes of the cards written whose keys the outbox lacks (a rebuild
     that writes every row finds most keys there: their rows are never built)."""
@@ -407,15 +417,20 @@ def _queue(tx: Tx, written: list[_Plan], now: int) -> int:
     return queue(tx, (change for change in found if change.key not in have), now)
 
 
-def _counted(cards: set[str], events: list[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
-    """The marks (``_marks``) of ``cards``, from the rows of events read."""
-    count: dict[str, int] = {}
-    top: dict[str, int] = {}
-    for card, id_, _, _ in events:
-        if card in cards:
-            count[card] = count.get(card, 0) + 1
-            top[card] = max(top.get(card, 0), int(id_))
-    return {card: (count[card], top[card]) for card in count}
+def _counted(
+    cards: set[str], ops: list[Operation], events: list[tuple[Any, ...]]
+) -> dict[str, tuple[int, int]]:
+    """The marks (``_marks``) of ``cards``, from the events read (rows of id, event,
+    read_at) and their operations."""
+    count = dict.fromkeys(cards, 0)
+    top = dict.fromkeys(cards, 0)
+    for op, row in zip(ops, events, strict=True):
+        card = op.card_id
+        if card in count:
+            count[card] += 1
+            if row[0] > top[card]:
+                top[card] = row[0]
+    return {card: (count[card], int(top[card])) for card in cards if count[card]}
 
 
 def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -25,6 +25,10 @@ __all__ = ["SQLiteStore"]
 
 BUSY_TIMEOUT: Final = 60.0
 """Seconds a writer waits for the write lock before the store reports it unavailable."""
+MMAP_SIZE: Final = 1 << 28
+"""Bytes of the file a rebuild's connection reads through a memory map (SQLite's
+``mmap_size``): a batch's events lie apart in the table, and a page read from the map
+costs no system call nor copy (about half of SQLite's share of a batch's read)."""
 
 
 class _Tx:
@@ -109,6 +113,9 @@ class SQLiteStore(Store):
                 connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
+
+    def _read_in_bulk(self, tx: Tx) -> None:
+        tx.rows(f"PRAGMA mmap_size = {MMAP_SIZE}")
 
     def _has_table(self, tx: Tx, name: str) -> bool:
         return bool(
