@@ -34,7 +34,7 @@ from . import _dispatch, _outbox
 from ._history import HistoryEvent, history
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
-from ._rebuild import Rebuilder, RebuildResult, Unreadable, log, read_state
+from ._rebuild import DEFAULT_BATCH, Rebuilder, RebuildResult, Unreadable, log, read_state
 from ._schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -367,7 +367,7 @@ class Store(abc.ABC):
         *,
         dry_run: bool = False,
         outbox: bool = True,
-        batch: int = 500,
+        batch: int = DEFAULT_BATCH,
         on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:

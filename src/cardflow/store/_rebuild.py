@@ -56,7 +56,7 @@ _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 _TRIES: Final = 50
 MAX_BATCH: Final = 10_000
 """The most cards a rebuild reads at once (each is a parameter of its statements)."""
-DEFAULT_BATCH: Final = 2000
+DEFAULT_BATCH: Final = 500
 """The cards a rebuild reads at once unless told otherwise."""
 
 
