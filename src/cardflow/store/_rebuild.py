@@ -407,14 +407,18 @@ class Rebuilder:
 def _queue(tx: Tx, written: list[_Plan], now: int) -> int:
     """Queue the changes of the cards written whose keys the outbox lacks (a rebuild
     that writes every row finds most keys there: their rows are never built)."""
-    found = [change for plan in written for change in plan.found if change.kind in REACTIONS]
+    keyed: dict[str, Change] = {}  # each key computed once; the first change of a key
+    for plan in written:
+        for change in plan.found:
+            if change.kind in REACTIONS:
+                keyed.setdefault(change.key, change)
     have: set[str] = set()
-    for chunk in chunks([change.key for change in found], 1):
+    for chunk in chunks([*keyed], 1):
         marks = ",".join("?" * len(chunk))
         have.update(
             str(row[0]) for row in tx.rows(f"SELECT key FROM outbox WHERE key IN ({marks})", chunk)
         )
-    return queue(tx, (change for change in found if change.key not in have), now)
+    return queue(tx, (change for key, change in keyed.items() if key not in have), now)
 
 
 def _counted(
