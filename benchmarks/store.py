@@ -29,7 +29,8 @@ Batched (``run_batched``, issue 25), each into a new database, in interleaved ro
 the same bodies (their decoding included): a rebuild that changes nothing (every
 state read, folded again, encoded and compared), and one that writes every state
 (their rows deleted before each round, untimed); the target is at least 0.5 of the
-plain fold's rate on SQLite.
+plain fold's rate on SQLite. On SQLite it also times a rebuild's first steps alone
+(its reads, then the decode, then the fold: ``_rebuild_parts``): where its time goes.
 
 ``python -m benchmarks.store writer URL FILE K N``: a writer process (stores every
 N-th line of FILE from the K-th on, once told to start on stdin);
@@ -426,22 +427,22 @@ def _rebuild_parts(store: cardflow.store.Store, batch: int = 500) -> dict[str, f
     times: dict[str, float] = {}
     for depth, part in enumerate(_PARTS):
         started = time.perf_counter()
-        for first, last in spans:
-            with store._transaction(False) as tx:
-                store._read_in_bulk(tx)
-                events = tx.rows(
-                    "SELECT id, event, read_at FROM events WHERE card_id >= ? AND card_id <= ?",
-                    (first, last),
-                )
-                tx.rows(
-                    "SELECT card_id, version, state FROM states"
-                    " WHERE card_id >= ? AND card_id <= ?",
-                    (first, last),
-                )
-            if depth >= 1:
-                ops = [decoder.decode(row[1]) for row in events]
-                if depth >= 2:
-                    cardflow.Folder(ops).finish()
+        with store._read_in_bulk():  # as Store.rebuild reads
+            for first, last in spans:
+                with store._transaction(False) as tx:
+                    events = tx.rows(
+                        "SELECT id, event, read_at FROM events WHERE card_id >= ? AND card_id <= ?",
+                        (first, last),
+                    )
+                    tx.rows(
+                        "SELECT card_id, version, state FROM states"
+                        " WHERE card_id >= ? AND card_id <= ?",
+                        (first, last),
+                    )
+                if depth >= 1:
+                    ops = [decoder.decode(row[1]) for row in events]
+                    if depth >= 2:
+                        cardflow.Folder(ops).finish()
         times[part] = time.perf_counter() - started
     return times
 

@@ -288,3 +288,26 @@ def test_rebuild_writes_one_by_one_when_a_row_moved_without_an_event(tmp_path: P
     assert rawsql.state_rows(url) == expected
     assert len(keys) == len(set(keys)) == result.queued > 0
     assert {key.split("/")[0] for key in keys} == set(cards[:3])
+
+
+def test_rebuild_reads_sqlite_through_a_map_and_leaves_its_connection_as_it_was(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+    lines = logs.log(cards=10, seed=2)
+    with cardflow.store.open(url) as store:
+        _store(store, lines)
+        rawsql.run(url, "DELETE FROM states")
+        sizes: list[int] = []
+
+        def mapped(card: str, why: str) -> None:
+            with store._transaction(write=False) as tx:
+                sizes.append(int(tx.rows("PRAGMA mmap_size")[0][0]))
+
+        result = store.rebuild(on_change=mapped)
+        with store._transaction(write=False) as tx:
+            after = int(tx.rows("PRAGMA mmap_size")[0][0])
+    assert result.changed == len(sizes) == len(logs.fold(lines))
+    assert set(sizes) == {1 << 28}
+    assert after == 0
+    assert rawsql.state_rows(url) == logs.fold(lines)

@@ -14,7 +14,7 @@ import abc
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Self
 
 from .._errors import StoreSchemaError, StoreUnavailable
@@ -79,9 +79,10 @@ class Engine(abc.ABC):
         """Hold back new events until this write transaction ends, where its write lock
         does not already (rebuild checks no event came since it read)."""
 
-    def _read_in_bulk(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
-        """Prepare this connection for reads of many rows scattered in a table (a
-        rebuild's batches), where the engine has a setting for it."""
+    def _read_in_bulk(self) -> AbstractContextManager[None]:
+        """Set this thread's connection for reads of many rows scattered in a table (a
+        rebuild's batches) until the block ends, where the engine has a setting for it."""
+        return nullcontext()
 
     failures: tuple[type[BaseException], ...] = ()
     """Engine errors that mean the database failed (``StoreUnavailable``)."""

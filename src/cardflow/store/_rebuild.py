@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final
 
 import msgspec
@@ -120,7 +120,7 @@ class Rebuilder:
         hold_events: Callable[[Tx], None],
         lifecycle: Lifecycle,
         passed: bool,
-        read_in_bulk: Callable[[Tx], None] = lambda tx: None,
+        read_in_bulk: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._transaction = transaction
         self._hold_events = hold_events
@@ -174,35 +174,36 @@ class Rebuilder:
         read = changed = queued = done_cards = 0
         total = 0 if on_batch is None else self.card_count(asked)
         newer: list[str] = []
-        for ids in self.batches(asked, batch):
-            # A batch of every card is read as the range of ids it spans (one walk of
-            # the index, no parameter per card); a card stored meanwhile inside the
-            # range is rebuilt with it (no later batch reaches back to it).
-            span = ids if asked is not None else None
-            todo = ids
-            for _ in range(_TRIES):
-                plans, seen, skipped = self._plan(todo, span is None and todo is ids)
-                newer += skipped
-                if todo is ids:
-                    read += seen
-                if dry_run or not plans:
-                    done, todo = plans, []
+        with self._read_in_bulk():  # SQLite: through a memory map of the file
+            for ids in self.batches(asked, batch):
+                # A batch of every card is read as the range of ids it spans (one walk of
+                # the index, no parameter per card); a card stored meanwhile inside the
+                # range is rebuilt with it (no later batch reaches back to it).
+                span = ids if asked is not None else None
+                todo = ids
+                for _ in range(_TRIES):
+                    plans, seen, skipped = self._plan(todo, span is None and todo is ids)
+                    newer += skipped
+                    if todo is ids:
+                        read += seen
+                    if dry_run or not plans:
+                        done, todo = plans, []
+                    else:
+                        done, todo, added = self._write(plans, outbox, now())
+                        queued += added
+                    for plan in done:
+                        changed += 1
+                        if on_change is not None:
+                            on_change(plan.card_id, plan.why)
+                    if not todo:
+                        break
                 else:
-                    done, todo, added = self._write(plans, outbox, now())
-                    queued += added
-                for plan in done:
-                    changed += 1
-                    if on_change is not None:
-                        on_change(plan.card_id, plan.why)
-                if not todo:
-                    break
-            else:
-                raise StoreUnavailable(
-                    f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
-                )
-            done_cards += len(ids)
-            if on_batch is not None:
-                on_batch(done_cards, total)
+                    raise StoreUnavailable(
+                        f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
+                    )
+                done_cards += len(ids)
+                if on_batch is not None:
+                    on_batch(done_cards, total)
         return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
 
     def _plan(self, ids: list[str], span: bool) -> tuple[list[_Plan], int, list[str]]:
@@ -216,7 +217,6 @@ class Rebuilder:
         else:
             where, params = f"card_id IN ({','.join('?' * len(ids))})", ids
         with self._transaction(False) as tx:
-            self._read_in_bulk(tx)
             # One statement reads the events and their marks: on PostgreSQL (READ
             # COMMITTED) two statements may see two different sets of commits.
             events = tx.rows(f"SELECT id, event, read_at FROM events WHERE {where}", params)
