@@ -34,7 +34,8 @@ from ._engine import Engine
 from ._history import HistoryEvent, history
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
-from ._rebuild import DEFAULT_BATCH, Rebuilder, RebuildResult, Unreadable, log, read_state
+from ._rebuild import DEFAULT_BATCH, Rebuilder, RebuildResult
+from ._unreadable import Unreadable, log, read_or_derive, read_state
 
 __all__ = ["Store", "StoredEvent"]
 
@@ -248,7 +249,9 @@ class Store(Engine):
         """The stored state of a card, or None when the store has no event of it."""
         with self._transaction(write=False) as tx:
             rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
-        return None if not rows else self._rebuilder().read(card_id, bytes(rows[0][0]))
+        if not rows:
+            return None
+        return read_or_derive(self._transaction, self.lifecycle, card_id, bytes(rows[0][0]))
 
     def states(
         self,
@@ -290,10 +293,9 @@ class Store(Engine):
         while True:
             with self._transaction(write=False) as tx:
                 rows = tx.rows(sql, [*bound, *params])
-            rebuilder = self._rebuilder()
             for card, blob in rows:
                 try:
-                    state = rebuilder.read(card, bytes(blob))
+                    state = read_or_derive(self._transaction, self.lifecycle, card, bytes(blob))
                 except NewerStateError as exc:
                     log.error("Store.states: card %r passed over: %s", card, exc)
                     continue

@@ -1,19 +1,18 @@
 """Every state derived again from the event log: ``Store.rebuild``, and the repair of a
-state row that this version cannot read.
+state row that this version cannot read (``_unreadable.py`` tells such rows apart).
 
 The events table is the truth; a card's row in the states table is what the fold of
 its events gave under the rules and lifecycle of the cardflow that wrote it. Rebuild
 reads the cards in batches (card id order): a batch's events and rows in one read,
 each card's events folded again under the current rules and lifecycle, the encoded
-result compared with the stored row byte for byte. A row that differs is written back
-in a write transaction that first holds back new events (SQLite: the one write lock;
-PostgreSQL: ``LOCK TABLE events IN SHARE MODE``, which waits for writers in flight),
-then checks that the card has no event newer than those folded and writes the row
-only if its version is still the one read (the store's compare-and-swap). A card that
-a writer touched meanwhile is read and folded again, so it ends in the fold of all its
-events: the join of both. The changes from the stored state to the rebuilt one go to
-the outbox in the same transaction, each under its idempotency key: a reaction already
-queued is never queued twice, one owed under the new rules is queued once.
+result compared with the stored row byte for byte (a stored row is decoded only when
+it differs). The rows that differ are written back (``_rewrite.py``) only where no
+event came since they were read, each only if its version is still the one read (the
+store's compare-and-swap). A card that a writer touched meanwhile is read and folded
+again, so it ends in the fold of all its events: the join of both. The changes from
+the stored state to the rebuilt one go to the outbox in the same transaction, each
+under its idempotency key: a reaction already queued is never queued twice, one owed
+under the new rules is queued once.
 
 A row that does not decode (corrupt, or a state format older than those this version
 reads) is re-derived the same way, and logged; a row in a newer state format is never
@@ -22,7 +21,6 @@ rewritten by an older version: ``NewerStateError`` names the card.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final
@@ -30,28 +28,19 @@ from typing import Any, Final
 import msgspec
 
 from .._cardstate import CardState
-from .._codec import STATE_FORMAT_VERSION, decode_state, encode_state, state_format_version
-from .._errors import NewerStateError, StateFormatError, StoreUnavailable
+from .._codec import encode_state
+from .._errors import NewerStateError, StoreUnavailable
 from .._lifecycle import Lifecycle
 from .._state import Folder
-from .._step import Change, changes
+from .._step import changes
 from .._wire import Operation
 from ._outbox import when
-from ._rows import REACTIONS, queue
+from ._rewrite import Plan, Rewriter
 from ._schema import Tx
-from ._states import Conflict, chunks, write_state, write_states
+from ._unreadable import Transaction, Unreadable, log, read_state
 
-__all__ = [
-    "DEFAULT_BATCH",
-    "MAX_BATCH",
-    "RebuildResult",
-    "Rebuilder",
-    "Unreadable",
-    "log",
-    "read_state",
-]
+__all__ = ["DEFAULT_BATCH", "MAX_BATCH", "RebuildResult", "Rebuilder"]
 
-log: Final = logging.getLogger("cardflow.store")
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 _TRIES: Final = 50
 MAX_BATCH: Final = 10_000
@@ -72,45 +61,6 @@ class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
     newer: tuple[str, ...] = ()
 
 
-class Unreadable(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
-    """A card's stored state does not decode: derive it again from the card's events."""
-
-    def __init__(self, card_id: str, reason: str) -> None:
-        super().__init__(f"the stored state of card {card_id!r} is unreadable: {reason}")
-        self.card_id = card_id
-        self.reason = reason
-
-
-def read_state(card_id: str, blob: bytes, lifecycle: Lifecycle) -> CardState:
-    """A stored state; ``Unreadable`` when it is corrupt, in an older format this
-    version no longer reads, or no state a fold under ``lifecycle`` gives (a rule or
-    lifecycle changed since it was written); ``NewerStateError`` when a later version
-    wrote it."""
-    try:
-        return decode_state(blob, lifecycle=lifecycle)
-    except StateFormatError as exc:
-        version = state_format_version(blob)
-        if version is not None and version > STATE_FORMAT_VERSION:
-            raise NewerStateError(card_id, version, STATE_FORMAT_VERSION) from None
-        raise Unreadable(card_id, str(exc)) from None
-
-
-Transaction = Callable[[bool], AbstractContextManager[Tx]]
-"""The store's transactions: ``transaction(write)``."""
-
-
-class _Plan(msgspec.Struct, kw_only=True):
-    """One card of a batch: what is stored, what its events give, and why they differ."""
-
-    card_id: str
-    version: int | None
-    mark: tuple[int, int]
-    state: CardState
-    blob: bytes
-    why: str
-    found: list[Change]
-
-
 class Rebuilder:
     """Rebuild on one store: its transactions, its hold on new events, its rules."""
 
@@ -123,7 +73,7 @@ class Rebuilder:
         read_in_bulk: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._transaction = transaction
-        self._hold_events = hold_events
+        self._rewriter = Rewriter(transaction, hold_events, lifecycle)
         self._read_in_bulk = read_in_bulk
         self.lifecycle = lifecycle
         self.passed = passed
@@ -189,7 +139,7 @@ class Rebuilder:
                     if dry_run or not plans:
                         done, todo = plans, []
                     else:
-                        done, todo, added = self._write(plans, outbox, now())
+                        done, todo, added = self._rewriter.write(plans, outbox, now())
                         queued += added
                     for plan in done:
                         changed += 1
@@ -206,7 +156,7 @@ class Rebuilder:
                     on_batch(done_cards, total)
         return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
 
-    def _plan(self, ids: list[str], span: bool) -> tuple[list[_Plan], int, list[str]]:
+    def _plan(self, ids: list[str], span: bool) -> tuple[list[Plan], int, list[str]]:
         """Read a batch, fold each card's events: the cards whose row differs, how many
         cards have events, and the cards whose row a later version wrote. One read
         transaction: the events, the rows, and the marks of the cards that differ.
@@ -228,7 +178,7 @@ class Rebuilder:
             }
         ops = self._decoded(events)
         states = self._fold(ops, events).finish()
-        plans: list[_Plan] = []
+        plans: list[Plan] = []
         newer = []
         nothing = (None, None)
         for card, state in states.items():
@@ -250,7 +200,7 @@ class Rebuilder:
 
     def _planned(
         self, card: str, state: CardState, blob: bytes, version: Any, old_blob: Any
-    ) -> _Plan | None:
+    ) -> Plan | None:
         """A card whose row differs from its rebuilt state: why, and the changes from
         what the row held (None: a later version wrote the row; it is left, and logged).
         """
@@ -268,7 +218,7 @@ class Rebuilder:
             except NewerStateError as exc:
                 log.error("rebuild: card %r left as it is: %s", card, exc)
                 return None
-        return _Plan(
+        return Plan(
             card_id=card,
             version=None if version is None else int(version),
             mark=(0, 0),
@@ -314,56 +264,6 @@ class Rebuilder:
                 )
         raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
 
-    def _write(
-        self, plans: list[_Plan], outbox: bool, now: int
-    ) -> tuple[list[_Plan], list[str], int]:
-        """Write the rows of a batch that no writer touched since they were read: (those
-        written, the card ids to read again, the outbox rows added).
-
-        All in one statement (``write_states``); should a writer have moved one of the
-        rows meanwhile (a row written without a new event: a repair), the transaction
-        is rolled back and the rows are written one by one, each under its own
-        compare-and-swap."""
-        try:
-            return self._write_rows(plans, outbox, now, together=True)
-        except Conflict:
-            pass
-        try:
-            return self._write_rows(plans, outbox, now, together=False)
-        except Conflict:
-            return [], [plan.card_id for plan in plans], 0
-
-    def _write_rows(
-        self, plans: list[_Plan], outbox: bool, now: int, *, together: bool
-    ) -> tuple[list[_Plan], list[str], int]:
-        """``_write`` in one transaction: new events held back, so a card whose mark is
-        still the one read has no event this fold lacks; its row is written if it is
-        still at the version read. ``together``: in one statement, ``Conflict`` (and
-        nothing written) when one row moved."""
-        with self._transaction(True) as tx:
-            self._hold_events(tx)
-            latest = _marks(tx, [plan.card_id for plan in plans])
-            ready = [plan for plan in plans if latest.get(plan.card_id) == plan.mark]
-            again = [plan.card_id for plan in plans if latest.get(plan.card_id) != plan.mark]
-            if together:
-                write_states(
-                    tx,
-                    {plan.card_id: (plan.version, plan.state) for plan in ready},
-                    now=now,
-                    lifecycle=self.lifecycle,
-                    encoded={id(plan.state): plan.blob for plan in ready},
-                )
-                written = ready
-            else:
-                written = []
-                for plan in ready:
-                    if write_state(tx, plan.state, plan.blob, plan.version, now, self.lifecycle):
-                        written.append(plan)
-                    else:
-                        again.append(plan.card_id)
-            added = _queue(tx, written, now) if outbox else 0
-        return written, again, added
-
     def repair(self, card_id: str, reason: str, now: int) -> None:
         """Write an unreadable row again from its card's events (its changes queued, as
         rebuild does), and log it."""
@@ -381,45 +281,6 @@ class Rebuilder:
             except Unreadable:
                 tx.run("DELETE FROM states WHERE card_id = ?", (card_id,))
 
-    def read(self, card_id: str, blob: bytes) -> CardState | None:
-        """A stored state for a reader: an unreadable one derived from its events (and
-        logged), its row left for the next write or rebuild to repair."""
-        try:
-            return read_state(card_id, blob, self.lifecycle)
-        except Unreadable as exc:
-            log.warning("re-deriving the state of card %r from its events: %s", card_id, exc.reason)
-            return self.derive(card_id)
-
-    def derive(self, card_id: str) -> CardState | None:
-        """A card's state, folded from its events alone (None: it has none)."""
-        with self._transaction(False) as tx:
-            rows = tx.rows("SELECT event, read_at FROM events WHERE card_id = ?", (card_id,))
-        if not rows:
-            return None
-        folder = Folder(lifecycle=self.lifecycle)
-        for event, read_at in rows:
-            folder.add(
-                _operation_decoder.decode(event), at=None if read_at is None else when(read_at)
-            )
-        return folder[card_id]
-
-
-def _queue(tx: Tx, written: list[_Plan], now: int) -> int:
-    """Queue the changes of the cards written whose keys the outbox lacks (a rebuild
-    that writes every row finds most keys there: their rows are never built)."""
-    keyed: dict[str, Change] = {}  # each key computed once; the first change of a key
-    for plan in written:
-        for change in plan.found:
-            if change.kind in REACTIONS:
-                keyed.setdefault(change.key, change)
-    have: set[str] = set()
-    for chunk in chunks([*keyed], 1):
-        marks = ",".join("?" * len(chunk))
-        have.update(
-            str(row[0]) for row in tx.rows(f"SELECT key FROM outbox WHERE key IN ({marks})", chunk)
-        )
-    return queue(tx, (change for key, change in keyed.items() if key not in have), now)
-
 
 def _counted(
     cards: set[str], ops: list[Operation], events: list[tuple[Any, ...]]
@@ -435,21 +296,6 @@ def _counted(
             if row[0] > top[card]:
                 top[card] = row[0]
     return {card: (count[card], int(top[card])) for card in cards if count[card]}
-
-
-def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Each card's (number of events, highest event id): what changes when an event of
-    it is stored (on PostgreSQL an id is drawn before its commit, so a later commit may
-    hold a lower id: the count tells)."""
-    marks = ",".join("?" * len(ids))
-    return {
-        str(card): (int(count), int(top))
-        for card, count, top in tx.rows(
-            f"SELECT card_id, COUNT(*), MAX(id) FROM events WHERE card_id IN ({marks})"
-            " GROUP BY card_id",
-            ids,
-        )
-    }
 
 
 def _moved(old: CardState, new: CardState) -> str:
