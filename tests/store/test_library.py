@@ -4,6 +4,7 @@ service parts (reactions found by name, a signal that stops it, its failure line
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -73,6 +74,26 @@ def test_history_as_text_and_json(tmp_path: Path) -> None:
         assert shown["id"] == event.id
         assert shown["source"] == "notification"
         assert [c["kind"] for c in shown["changes"]] == [c.kind for c in event.changes]
+
+
+def test_store_views_show_a_store_to_the_conformance_check(tmp_path: Path) -> None:
+    from cardflow.testing import check_conformance, fake_traffic, store_views
+
+    traffic = fake_traffic(20, 3)
+    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+    with cardflow.store.open(url) as store:
+        store.ingest_many(traffic.bodies[:-3])
+        views = store_views(store)
+        short = asyncio.run(check_conformance(traffic, views))
+        store.ingest_many(traffic.bodies[-3:])
+        whole = asyncio.run(check_conformance(traffic, views))
+
+        async def unknown() -> object:
+            return await views("0000-0000-0000-0000")
+
+        assert asyncio.run(unknown()) is None
+    assert not short.ok  # the last bodies, missing, are seen missing
+    assert whole.ok, whole.differences[:3]
 
 
 def test_printable_escapes_what_a_terminal_would_obey() -> None:
