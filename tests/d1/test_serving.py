@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import cardflow
 from cardflow.d1 import TLSFileError, server_options
 
 
@@ -42,6 +43,7 @@ def test_tls_files_are_checked_before_serving(tmp_path: Path) -> None:
         server_options("::1", 8443, client_ca=str(authority))
     with pytest.raises(ValueError, match="give the key with --keyfile"):
         server_options("::1", 8443, str(chain))  # the certificate without its key
+    assert issubclass(TLSFileError, cardflow.CardflowError)
     with pytest.raises(TLSFileError, match="cannot read the file"):
         server_options("::1", 8443, str(tmp_path / "missing.pem"), str(key))
     other = trustme.CA().issue_cert("localhost")

@@ -13,12 +13,15 @@ import os
 import ssl
 from typing import Any
 
+from .._errors import CardflowError
+
 __all__ = ["TLSFileError", "server_options"]
 
 
-class TLSFileError(ValueError):
+class TLSFileError(CardflowError, ValueError):
     """A TLS file (certificate, key, client CA) that cannot be read or used: its own
-    exit status in ``cardflow serve``, apart from a usage error of the flags."""
+    exit status in ``cardflow serve``, apart from a usage error of the flags. Part of
+    the one hierarchy (a ``CardflowError``), and a ``ValueError`` as before."""
 
 
 def _no_password() -> str:
