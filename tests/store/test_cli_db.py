@@ -221,3 +221,29 @@ def test_fold_into_a_store_counts_what_fold_counts(store_url: str, tmp_path: Pat
         f"\nRead no input: reported from the store's {cards} cards,"
         f" folded from {events} distinct stored events.\n"
     )
+
+
+def test_fold_db_and_history_take_passed_as_every_writer_of_the_store_must(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A backfill beside ``serve --passed`` queues what the library's passed=True does."""
+    log = _simulated(tmp_path, 30)
+    lines = [line for line in log.read_bytes().splitlines() if line.strip()]
+    assert cli("fold", "--db", store_url, "--passed", log).code == 0
+    with cardflow.store.open(store_url) as store:
+        queued = sorted(key for key, _ in store.outbox_keys())
+    expected: dict[bool, list[str]] = {}
+    for passed in (True, False):
+        other = str(tmp_path / f"library-{passed}.db")
+        with cardflow.store.open(f"sqlite:///{other}", passed=passed) as library:
+            library.ingest_many(lines)
+            expected[passed] = sorted(key for key, _ in library.outbox_keys())
+    assert queued == expected[True]
+    assert set(expected[False]) < set(queued)  # passed queues more: the flag matters
+    card = sorted(set(queued) - set(expected[False]))[0].split("/")[0]
+    plain = cli("history", "--db", store_url, card, "--format", "jsonl")
+    passed = cli("history", "--db", store_url, "--passed", card, "--format", "jsonl")
+    assert plain.code == passed.code == 0
+    assert plain.out.count(b'"kind":"STATUS"') < passed.out.count(b'"kind":"STATUS"')
+    refused = cli("fold", "--passed", log)
+    assert (refused.code, refused.err) == (2, "cardflow fold: --passed applies only with --db\n")

@@ -294,6 +294,9 @@ def run(argv: Sequence[str], console: Console) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
     if args.command == "fold":
+        if args.passed and not args.db:
+            console.stderr.write("cardflow fold: --passed applies only with --db\n")
+            return 2
         return run_fold_db(args, console) if args.db else run_fold(args, console)
     if hasattr(args, "runner"):
         return int(args.runner(args, console))

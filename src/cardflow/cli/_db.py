@@ -32,6 +32,7 @@ from ._logs import add_logging_options, configure
 __all__ = [
     "add_commands",
     "add_fold_options",
+    "add_passed_option",
     "open_store",
     "run_dispatch",
     "run_fold_db",
@@ -54,6 +55,7 @@ def add_fold_options(fold: argparse.ArgumentParser) -> None:
         help="fold into this store (sqlite:///file.db or postgresql://...) and report from"
         " it; with no PATH, only report from it",
     )
+    add_passed_option(fold, "with --db, queue the reactions")
 
 
 def add_commands(
@@ -147,10 +149,20 @@ exit status:
   130  outbox: interrupted (Ctrl-C)"""
 
 
-def open_store(url: str, command: str, console: Console) -> Store | None:
-    """The store at ``url``, or None once the reason it cannot be opened is reported."""
+def add_passed_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--passed``: the store's ``passed=True``, which every writer of a store shares."""
+    parser.add_argument(
+        "--passed",
+        action="store_true",
+        help=f"{what} as serve --passed does (every writer of a store must agree)",
+    )
+
+
+def open_store(url: str, command: str, console: Console, *, passed: bool = False) -> Store | None:
+    """The store at ``url`` (``passed``: the store's ``passed=True``), or None once the
+    reason it cannot be opened is reported."""
     try:
-        return open_url(url)
+        return open_url(url, passed=passed)
     except (StoreUnavailable, ValueError) as exc:
         console.stderr.write(f"cardflow {command}: --db {url}: {exc}\n")
         return None
@@ -173,7 +185,7 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
             " rejected operations in its rejects table\n"
         )
         return USAGE
-    store = open_store(args.db, "fold", console)
+    store = open_store(args.db, "fold", console, passed=args.passed)
     if store is None:
         return UNAVAILABLE
     with store:

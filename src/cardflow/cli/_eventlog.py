@@ -17,7 +17,7 @@ from .._errors import StoreUnavailable
 from ..batch._readable import counted
 from ..store import history_json, history_table, printable
 from ._console import Console
-from ._db import NOT_FOUND, OK, UNAVAILABLE, USAGE, open_store
+from ._db import NOT_FOUND, OK, UNAVAILABLE, USAGE, add_passed_option, open_store
 from ._progress import Progress, wanted
 
 __all__ = ["add_commands", "run_history", "run_rebuild"]
@@ -64,6 +64,7 @@ def add_commands(
         help="queue no reaction for the changes (the states alone are repaired)",
     )
     rebuild.add_argument("--verbose", action="store_true", help="list each changed card")
+    add_passed_option(rebuild, "queue the changes' reactions")
     rebuild.add_argument(
         "--batch", type=int, default=500, metavar="N", help="cards per batch (default 500)"
     )
@@ -86,6 +87,7 @@ def add_commands(
     )
     history.add_argument("--db", required=True, metavar="URL", help="the store")
     history.add_argument("card_id", metavar="CARD_ID", help="the card")
+    add_passed_option(history, "replay the changes")
     history.add_argument(
         "--format",
         choices=("table", "jsonl"),
@@ -97,7 +99,7 @@ def add_commands(
 
 def run_rebuild(args: argparse.Namespace, console: Console) -> int:
     """``cardflow rebuild``; the exit status."""
-    store = open_store(args.db, "rebuild", console)
+    store = open_store(args.db, "rebuild", console, passed=args.passed)
     if store is None:
         return UNAVAILABLE
     out = console.stdout
@@ -159,7 +161,7 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
 
 def run_history(args: argparse.Namespace, console: Console) -> int:
     """``cardflow history``; the exit status."""
-    store = open_store(args.db, "history", console)
+    store = open_store(args.db, "history", console, passed=args.passed)
     if store is None:
         return UNAVAILABLE
     with store:

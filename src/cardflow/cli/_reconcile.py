@@ -17,6 +17,7 @@ from typing import Any, Final
 from ..store import public_url
 from ._args import count, moment, positive, seconds
 from ._console import Console
+from ._db import add_passed_option
 from ._logs import add_logging_options, configure
 from ._progress import wanted
 
@@ -83,11 +84,7 @@ def add_reconcile(commands: Any) -> argparse.ArgumentParser:
         default=None,
         help="progress on stderr (default: only when stderr is a terminal)",
     )
-    parser.add_argument(
-        "--passed",
-        action="store_true",
-        help="store the answers as serve --passed does (every writer of a store must agree)",
-    )
+    add_passed_option(parser, "store the answers")
     add_logging_options(parser, "warning")
     return parser
 
