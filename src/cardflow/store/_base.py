@@ -29,6 +29,7 @@ from .._reconcile import (
     DEFAULT_SILENCE,
     needs_reconcile,
 )
+from .._tables import tables_for
 from .._wire import Operation
 from . import _dispatch, _outbox
 from ._history import HistoryEvent, history
@@ -44,6 +45,7 @@ from ._schema import (
     newer_message,
     read_version,
 )
+from ._states import Known
 
 __all__ = ["Store", "StoredEvent"]
 
@@ -88,6 +90,8 @@ class Store(abc.ABC):
         self._connections: list[Any] = []
         self._pid = os.getpid()
         self._closed = False
+        self._known = Known()
+        self._tables = tables_for(lifecycle).session()
         try:
             self._migrate()
         except BaseException:
@@ -327,6 +331,8 @@ class Store(abc.ABC):
                         lifecycle=self.lifecycle,
                         passed=self.passed,
                         decode=lambda card, blob: read_state(card, blob, self.lifecycle),
+                        known=self._known,
+                        tables=self._tables,
                     )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))
