@@ -265,6 +265,8 @@ class _Round:
     """Bodies per second of each batched measure in one round on one engine."""
 
     floor: float
+    python: float
+    """Bodies per second of ``_floor.python_floor`` (the Python the rows need)."""
     many: float
     many32: float
     fold: float | None
@@ -282,6 +284,7 @@ def _engine_round(
     floor_rate = count / (time.perf_counter() - started)
     return _Round(
         floor=floor_rate,
+        python=count / _floor.python_floor(bodies, PER_COMMIT),
         many=_many(fresh(), bodies, PER_COMMIT),
         many32=_many(fresh(), bodies, PER_CALL),
         fold=_fold_db(fresh(), path, count) if engine == "sqlite" else None,
@@ -360,9 +363,16 @@ def _batched_results(engine: str, found: list[_Round], size: str) -> list[Result
         return f"{median(_rates(found, key)):,.0f} bodies/s"
 
     share = _share(found, "many", "floor")
+    reachable = statistics.median(
+        (1 / f) / (1 / f + 1 / p)
+        for f, p in zip(_rates(found, "floor"), _rates(found, "python"), strict=True)
+    )
     results = [
         Result("store", f"{engine}: bare-SQL floor, {PER_COMMIT:,} bodies a commit", size,
                figure("floor")),
+        Result("store", f"{engine}: floor of the Python the rows need (no SQL; the most"
+               " any Python store reaches, of the bare-SQL floor)", size, figure("python"),
+               reachable),
         Result("store", f"{engine}: ingest_many, {PER_COMMIT:,} bodies a commit (of the floor)",
                size, figure("many"), share, f">= {MANY_TARGET:.2f}", share >= MANY_TARGET),
         Result("store", f"{engine}: ingest_many, {PER_CALL} bodies a call", size,

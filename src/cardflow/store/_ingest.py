@@ -228,14 +228,14 @@ def commit(
         keyed = [(c.key, c) for c in changes if c.kind in _REACTIONS]
         if len(keyed) > 1:
             keyed.sort(key=_first)
-        for key, change in keyed:
-            if key in queued:
+        for reaction, change in keyed:
+            if reaction in queued:
                 continue
-            queued.add(key)
+            queued.add(reaction)
             blob = encoded.get(id(change.state))
             if blob is None:
                 blob = encoded[id(change.state)] = encode_state(change.state)
-            outbox.append(outbox_row(change, blob, now, key))
+            outbox.append(outbox_row(change, blob, now, reaction))
     kept = write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
     tx.insert("outbox", OUTBOX_COLUMNS, outbox, "key")
     rejected: list[tuple[object, ...]] = []
@@ -243,7 +243,7 @@ def commit(
     for prepared in batch:
         if not prepared.rejects:
             continue
-        mine = []
+        kept_here: list[tuple[object, ...]] = []
         for reject in prepared.rejects:
             raw = bytes(reject.raw)
             digest = hashlib.sha256(
@@ -251,9 +251,9 @@ def commit(
             ).digest()
             if digest not in seen:
                 seen.add(digest)
-                mine.append((digest, reject.index, reject.path, reject.reason, raw, now))
-        mine.sort(key=_first)
-        rejected += mine
+                kept_here.append((digest, reject.index, reject.path, reject.reason, raw, now))
+        kept_here.sort(key=_first)
+        rejected += kept_here
     tx.insert("rejects", "key, idx, path, reason, raw, stored_at", rejected, "key")
     if known is not None:
         # Kept at once: what it remembers is how bytes decode, true whether or not this
