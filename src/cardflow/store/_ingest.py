@@ -92,28 +92,34 @@ def prepare(body: Body | Decoded, at: datetime | None, card_id: str | None = Non
     reject, never applied nor confirmed (an answer vouches for the card asked about).
     """
     decoded = body if isinstance(body, Decoded) else decode_lenient(body)
-    for reject in decoded.rejects:
+    rejects = decoded.rejects
+    for reject in rejects:
         if reject.index is None:
             raise InvalidNotification(reject.reason, reject.path)
     operations = decoded.operations
-    rejects = decoded.rejects
     if card_id is not None and any(op.card_id != card_id for op in operations):
         operations, rejects = _of_card(decoded, card_id)
-    reading = b"" if at is None else b"@%d" % micros(at)
+    reading = None if at is None else b"@%d" % micros(at)
     events: list[Event] = []
     seen: set[bytes] = set()
-    passed_over = produce = 0
+    passed_over = 0
+    sha256 = hashlib.sha256
     for op in operations:
         if op.operation != PRODUCE:
             passed_over += 1
             continue
-        produce += 1
         print_ = fingerprint(op)
-        key = hashlib.sha256(print_ + reading).digest()
+        key = sha256(print_ if reading is None else print_ + reading).digest()
         if key not in seen:
             seen.add(key)
             events.append(Event(key, print_, op))
-    return Prepared(events=events, rejects=rejects, at=at, passed_over=passed_over, produce=produce)
+    return Prepared(
+        events=events,
+        rejects=rejects,
+        at=at,
+        passed_over=passed_over,
+        produce=len(operations) - passed_over,
+    )
 
 
 def _of_card(decoded: Decoded, card_id: str) -> tuple[list[Operation], list[Reject]]:
