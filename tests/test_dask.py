@@ -183,6 +183,17 @@ def test_the_cli_names_an_unreachable_scheduler() -> None:
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err.getvalue()
 
 
+def test_an_unreachable_scheduler_is_a_cardflow_error() -> None:
+    """The pool's own error is part of the one hierarchy, not a bare Exception."""
+    if IMPORT_ERROR is not None:
+        missing("dask", f"install cardflow[dask] ({IMPORT_ERROR})")
+    from cardflow.batch._parallel import workers_for
+
+    unreachable = workers_for([], None, None, "tcp://127.0.0.1:9")
+    with pytest.raises(cardflow.CardflowError, match="cannot reach the Dask scheduler"):
+        unreachable.__enter__()
+
+
 def test_the_dask_api_is_pinned() -> None:
     if IMPORT_ERROR is not None:
         missing("dask", f"install cardflow[dask] ({IMPORT_ERROR})")

@@ -172,6 +172,28 @@ def test_a_row_whose_dispatcher_stopped_is_taken_again_then_parked(store_url: st
         assert "dispatcher stopped" in dead.error
 
 
+def test_a_row_failed_under_a_higher_max_attempts_is_parked_with_its_last_error(
+    store_url: str,
+) -> None:
+    store, changes = _filled(store_url, cards=1)
+    victim = changes[0].key
+    clock = Clock()
+    with store:
+        # Two failures under a dispatcher that allows three attempts: retried twice.
+        for _ in range(2):
+            store.dispatch(Recorder(failing=frozenset({victim})), now=clock, max_attempts=3)
+            clock.now += timedelta(hours=1)
+        # A dispatcher allowing two finds none left: parked, without running it, and the
+        # reason says so and keeps the failure, not a stopped dispatcher alone.
+        recorder = Recorder()
+        store.dispatch(recorder, now=clock, max_attempts=2)
+        assert victim not in [c.key for c in recorder.seen]
+        [dead] = store.dead()
+        assert dead.key == victim
+        assert "2 made, at most 2 allowed" in dead.error
+        assert dead.error.rstrip().endswith(f"RuntimeError: no luck with {victim}")
+
+
 def test_reactions_slower_than_the_lease_shared_by_the_claim_are_never_parked(
     store_url: str,
 ) -> None:

@@ -94,6 +94,16 @@ def test_reading_and_filters_come_from_the_states_table(store_url: str) -> None:
         assert store.counts() == counts
 
 
+def test_every_card_id_is_listed_the_empty_one_and_past_a_page(store_url: str) -> None:
+    """D1's wire allows an empty cardId: it sorts first, and paging must not skip it."""
+    cards = ["", *(f"card-{n:05d}" for n in range(2_001))]  # pages of 1,000 rows
+    with cardflow.store.open(store_url) as store:
+        store.ingest_many([_body(_op(card, "CARD_PROD_DONE", 1)) for card in cards])
+        assert [s.card_id for s in store.states()] == cards
+        assert [s.card_id for s in store.states(status="CARD_PROD_DONE")] == cards
+        assert store.get("") is not None
+
+
 def test_a_reconcile_confirms_as_the_tracker_does(store_url: str) -> None:
     notified = _body(_op("c1", "CARD_PROD_ONGOING", 1))
     reading = _body(_op("c1", "CARD_PROD_DONE", 2))

@@ -15,6 +15,7 @@ import importlib
 from collections.abc import Iterator
 from typing import Any
 
+from .._errors import CardflowError
 from ._inputs import Source
 from ._parts import cpu_count, plan
 from ._workers import Workers, local_pool
@@ -22,8 +23,9 @@ from ._workers import Workers, local_pool
 __all__ = ["ClusterError", "workers_for"]
 
 
-class ClusterError(Exception):
-    """``--dask`` cannot be used: the extra is not installed, or the scheduler is unreachable."""
+class ClusterError(CardflowError):
+    """``--dask`` cannot be used: the extra is not installed, or the scheduler is
+    unreachable. Part of the one hierarchy, so a caller catching CardflowError sees it."""
 
 
 @contextlib.contextmanager

@@ -411,7 +411,7 @@ class Store(abc.ABC):
         and, with ``needs_reconcile_at``, only those that ``needs_reconcile`` at that
         time (default margins). Read a page at a time from the states table."""
         wanted = [status] if isinstance(status, str) else None if status is None else [*status]
-        where: list[str] = ["card_id > ?"]
+        where: list[str] = []
         params: list[object] = []
         if wanted is not None:
             if not wanted:
@@ -430,14 +430,18 @@ class Store(abc.ABC):
                 now.date().toordinal() - DEFAULT_OVERDUE_MARGIN.days,
                 micros(now - DEFAULT_SILENCE),
             ]
-        sql = (
-            f"SELECT card_id, state FROM states WHERE {' AND '.join(where)}"
+        # The first page has no lower bound: an empty card id ("" is a card id D1's
+        # wire allows) sorts first and must not be passed over.
+        first, following = (
+            f"SELECT card_id, state FROM states WHERE {' AND '.join(conditions) or 'TRUE'}"
             f" ORDER BY card_id LIMIT {_PAGE}"
+            for conditions in (where, ["card_id > ?", *where])
         )
-        after = ""
+        sql: str = first
+        bound: list[object] = []
         while True:
             with self._transaction(write=False) as tx:
-                rows = tx.rows(sql, [after, *params])
+                rows = tx.rows(sql, [*bound, *params])
             rebuilder = self._rebuilder()
             for card, blob in rows:
                 try:
@@ -453,7 +457,7 @@ class Store(abc.ABC):
                     yield state
             if len(rows) < _PAGE:
                 return
-            after = rows[-1][0]
+            sql, bound = following, [rows[-1][0]]
 
     def counts(self) -> dict[str, int]:
         """The number of cards by current status."""

@@ -215,10 +215,7 @@ class _Run:
                 held = _outbox.hold(tx, row.id, self.owner, until)
                 if held is None:
                     return None  # its claim's lease ended and another dispatcher took it
-                error = (
-                    f"its dispatcher stopped during attempt {held} (the lease expired),"
-                    " and no attempt is left"
-                )
+                error = _no_attempt_left(held, self.max_attempts, _outbox.error_of(tx, row.id))
                 _outbox.park(tx, row.id, self.owner, error, micros(self.clock()))
         if attempt is None:
             _report(row, "dead", f"the reaction to {row.key} parked dead: {error}")
@@ -259,6 +256,19 @@ class _Run:
             f"the reaction to {row.key} failed (attempt {attempt} of {self.max_attempts}),"
             f" {what}: {last}",
         )
+
+
+def _no_attempt_left(made: int, allowed: int, last_error: str | None) -> str:
+    """Why a row is parked before it runs: its attempts are used up, though the last
+    one recorded no failure here. Either its dispatcher stopped in it (the lease
+    expired), or dispatchers allowing more attempts than this one failed it before;
+    the error they recorded, if any, is kept."""
+    error = (
+        f"no attempt is left ({made} made, at most {allowed} allowed by this dispatcher):"
+        " the last one's dispatcher stopped before recording an outcome (its lease"
+        " expired), or dispatchers allowing more attempts ran it"
+    )
+    return error if last_error is None else f"{error}; the last error recorded:\n{last_error}"
 
 
 def _report(row: _outbox.Claimed, outcome: str, message: str) -> None:

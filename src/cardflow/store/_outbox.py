@@ -193,6 +193,12 @@ def hold(tx: Tx, row: int, owner: str, until: int) -> int | None:
     return int(found[0][0]) if found else None
 
 
+def error_of(tx: Tx, row: int) -> str | None:
+    """The error last recorded on a row (its last failed attempt's), or None."""
+    found = tx.rows("SELECT error FROM outbox WHERE id = ?", (row,))
+    return None if not found or found[0][0] is None else str(found[0][0])
+
+
 def give_back(tx: Tx, rows: Sequence[int], owner: str) -> int:
     """Give back rows ``owner`` claimed and did not start: due at once to any claim."""
     return _by_ids(
