@@ -18,6 +18,9 @@ Batched (``run_batched``, issue 25), each into a new database, in interleaved ro
 - ``ingest_many`` with 1,000 bodies a commit, beside a *bare-SQL floor* written in the
   same run (``_floor.py``: the same tables, the rows that commit wrote, precomputed,
   one ``executemany`` per table per commit, the same durability): at least 0.7 of it;
+  beside them the *floor of the Python the rows need* (``_floor.python_floor``: no SQL),
+  whose ratio is the most of the bare-SQL floor that any store in Python reaches
+  (``floor / (floor + Python)``, in time);
 - ``cardflow fold --db`` on SQLite (the whole command): at least 0.5 of ``ingest_many``;
 - the receiver, ``cardflow serve --workers 2`` loaded by wrk with 32 connections
   (``_receiving.py``): at least 0.5 of ``ingest_many`` with 32 bodies a call, and on
