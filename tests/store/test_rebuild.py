@@ -254,3 +254,60 @@ def test_rebuild_reads_a_card_whose_id_is_empty(tmp_path: Path) -> None:
         result = store.rebuild(batch=1)
         assert (result.cards, result.changed) == (1, 1)
         assert store.get("") is not None
+
+
+def test_rebuild_writes_one_by_one_when_a_row_moved_without_an_event(tmp_path: Path) -> None:
+    """A batch's rows are written in one statement; a row that moved after the read with
+    no new event (another process's repair) fails it all, and the batch is written row
+    by row: every other row at once, the moved one read and written again."""
+    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+    lines = logs.log(cards=20, seed=6)
+    expected = logs.fold(lines)
+    with cardflow.store.open(url) as store:
+        _store(store, lines)
+    cards = sorted(expected)
+    rawsql.run(url, "DELETE FROM outbox")
+    rawsql.run(url, "UPDATE states SET state = ? WHERE card_id IN (?, ?, ?)", (b"junk", *cards[:3]))
+    moved = cards[1]
+    holds: list[dict[str, bytes]] = []
+    with cardflow.store.open(url) as store:
+
+        def hold(tx: Any) -> None:
+            sql = "SELECT card_id, state FROM states WHERE card_id IN (?, ?, ?)"
+            holds.append({str(card): bytes(blob) for card, blob in tx.rows(sql, cards[:3])})
+            if len(holds) <= 2:  # in the batch's write, then in its row-by-row write
+                tx.run("UPDATE states SET version = version + 1 WHERE card_id = ?", (moved,))
+
+        store._hold_events = hold  # type: ignore[method-assign]
+        result = store.rebuild()
+        keys = [key for key, _ in store.outbox_keys()]
+    assert len(holds) == 3  # together (rolled back), one by one, the moved row again
+    assert set(holds[1].values()) == {b"junk"}
+    assert holds[2] == {**{c: expected[c] for c in cards[:3]}, moved: b"junk"}
+    assert (result.cards, result.changed) == (len(expected), 3)
+    assert rawsql.state_rows(url) == expected
+    assert len(keys) == len(set(keys)) == result.queued > 0
+    assert {key.split("/")[0] for key in keys} == set(cards[:3])
+
+
+def test_rebuild_reads_sqlite_through_a_map_and_leaves_its_connection_as_it_was(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/cards.db?synchronous=normal"
+    lines = logs.log(cards=10, seed=2)
+    with cardflow.store.open(url) as store:
+        _store(store, lines)
+        rawsql.run(url, "DELETE FROM states")
+        sizes: list[int] = []
+
+        def mapped(card: str, why: str) -> None:
+            with store._transaction(write=False) as tx:
+                sizes.append(int(tx.rows("PRAGMA mmap_size")[0][0]))
+
+        result = store.rebuild(on_change=mapped)
+        with store._transaction(write=False) as tx:
+            after = int(tx.rows("PRAGMA mmap_size")[0][0])
+    assert result.changed == len(sizes) == len(logs.fold(lines))
+    assert set(sizes) == {1 << 28}
+    assert after == 0
+    assert rawsql.state_rows(url) == logs.fold(lines)

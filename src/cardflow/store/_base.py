@@ -1,28 +1,27 @@
 """What both engines share: the store's interface and every algorithm over it.
 
 An engine (``_sqlite.py``, ``_postgres.py``) provides connections, transactions and
-a few spellings; everything else is written once, with SQL that is the same text on
-both: the schema's upgrades, the reads and the dispatch loop here, a body's
-transaction in ``_ingest.py``, the outbox's statements in ``_outbox.py``.
+a few spellings, kept by ``Engine`` (``_engine.py``, with the schema's upgrades);
+everything else is written once, with SQL that is the same text on both: the reads
+and the entry points here, a body's transaction in ``_ingest.py``, rebuild in
+``_rebuild.py``, the dispatch loop in ``_dispatch.py``, the outbox's statements in
+``_outbox.py``.
 """
 
 from __future__ import annotations
 
-import abc
-import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 
 from .._cardstate import CardState
 from .._decode import Body, Decoded, Reject
-from .._errors import InvalidNotification, NewerStateError, StoreSchemaError, StoreUnavailable
+from .._errors import InvalidNotification, NewerStateError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._reconcile import (
     DEFAULT_OVERDUE_MARGIN,
@@ -32,20 +31,13 @@ from .._reconcile import (
 from .._tables import tables_for
 from .._wire import Operation
 from . import _dispatch, _outbox
+from ._engine import Engine
 from ._history import HistoryEvent, history
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
-from ._rebuild import Rebuilder, RebuildResult, Unreadable, log, read_state
-from ._schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    TABLES,
-    Dialect,
-    Tx,
-    newer_message,
-    read_version,
-)
+from ._rebuild import DEFAULT_BATCH, Rebuilder, RebuildResult
 from ._states import Known
+from ._unreadable import Unreadable, log, read_or_derive, read_state
 
 __all__ = ["Store", "StoredEvent"]
 
@@ -68,7 +60,7 @@ class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
     read_at: datetime | None
 
 
-class Store(abc.ABC):
+class Store(Engine):
     """A durable store of card states, events, reactions and rejects (``docs/store.md``).
 
     Open one with :func:`cardflow.store.open`. Safe from several threads (each uses a
@@ -77,154 +69,15 @@ class Store(abc.ABC):
     computes them; every process writing to one database must agree on it.
     """
 
-    dialect: Dialect
     skip_locked: str = ""
     """What a claim's inner select adds to pass rows another claim holds."""
 
     def __init__(self, url: str, *, lifecycle: Lifecycle = D1_LIFECYCLE, passed: bool = False):
-        self.url = url
         self.lifecycle = lifecycle
         self.passed = passed
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._connections: list[Any] = []
-        self._pid = os.getpid()
-        self._closed = False
         self._known = Known()
         self._tables = tables_for(lifecycle).session()
-        try:
-            self._migrate()
-        except BaseException:
-            self.close()
-            raise
-
-    # -- what an engine provides ------------------------------------------------------
-
-    @abc.abstractmethod
-    def _connect(self) -> Any:
-        """A new connection."""
-
-    @abc.abstractmethod
-    def _close(self, connection: Any) -> None:
-        """Close a connection, quietly."""
-
-    @abc.abstractmethod
-    def _begin(self, connection: Any, write: bool) -> AbstractContextManager[Tx]:
-        """A transaction that commits at the end of the block, rolls back on an error."""
-
-    @abc.abstractmethod
-    def _has_table(self, tx: Tx, name: str) -> bool:
-        """Whether the database has a table of that name."""
-
-    def _usable(self, connection: Any) -> bool:
-        """Whether a connection kept from before can still be used."""
-        return True
-
-    def _lock_schema(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
-        """Serialize schema changes between processes, where the transaction does not."""
-
-    def _hold_events(self, tx: Tx) -> None:  # noqa: B027 (an optional hook)
-        """Hold back new events until this write transaction ends, where its write lock
-        does not already (rebuild checks no event came since it read)."""
-
-    failures: tuple[type[BaseException], ...] = ()
-    """Engine errors that mean the database failed (``StoreUnavailable``)."""
-    conflicts: tuple[type[BaseException], ...] = ()
-    """Engine errors that mean: start the transaction again (a deadlock, say)."""
-
-    # -- connections and transactions ---------------------------------------------------
-
-    def _connection(self) -> Any:
-        if self._closed:
-            raise StoreUnavailable(f"{self._where()}: closed")
-        if os.getpid() != self._pid:
-            # A forked child must not use its parent's connections: open its own.
-            with self._lock:
-                self._local = threading.local()
-                self._connections = []
-                self._pid = os.getpid()
-        connection: Any | None = getattr(self._local, "connection", None)
-        if connection is not None and not self._usable(connection):
-            with self._lock:
-                if connection in self._connections:
-                    self._connections.remove(connection)
-            self._close(connection)
-            connection = None
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    def _release(self) -> None:
-        """Close this thread's connection, if it has one (a thread that is ending)."""
-        connection: Any | None = getattr(self._local, "connection", None)
-        if connection is None:
-            return
-        self._local.connection = None
-        with self._lock:
-            if connection in self._connections:
-                self._connections.remove(connection)
-        self._close(connection)
-
-    @contextmanager
-    def _transaction(self, write: bool = True) -> Iterator[Tx]:
-        try:
-            with self._begin(self._connection(), write) as tx:
-                yield tx
-        except self.conflicts as exc:
-            raise Conflict(str(exc)) from exc
-        except self.failures as exc:
-            raise StoreUnavailable(f"{self._where()}: {exc}") from exc
-
-    def _where(self) -> str:
-        return type(self).__name__.removesuffix("Store").lower() + " store"
-
-    def close(self) -> None:
-        """Close every connection this store opened (in this process)."""
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        if os.getpid() == self._pid:
-            for connection in connections:
-                self._close(connection)
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- schema -------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        """Bring the database to ``SCHEMA_VERSION``, or refuse it saying what to do."""
-        with self._transaction() as tx:
-            self._lock_schema(tx)
-            if self._has_table(tx, "schema_version"):
-                version = read_version(tx, self._where())
-            elif any(self._has_table(tx, name) for name in TABLES):
-                raise StoreSchemaError(
-                    f"{self._where()}: the database has tables named like a cardflow"
-                    f" store's ({', '.join(TABLES)}) but no schema_version table: it is not"
-                    " a cardflow store; open a new database, or rename those tables"
-                )
-            else:
-                tx.run("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-                tx.run("INSERT INTO schema_version (version) VALUES (0)")
-                version = 0
-            if version > SCHEMA_VERSION:
-                raise StoreSchemaError(f"{self._where()}: {newer_message(version)}")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target]:
-                    tx.run(statement.format(blob=self.dialect.blob, serial=self.dialect.serial))
-                tx.run("UPDATE schema_version SET version = ?", (target,))
-
-    def schema_version(self) -> int:
-        """The database's schema version (``SCHEMA_VERSION`` once opened)."""
-        with self._transaction(write=False) as tx:
-            return read_version(tx, self._where())
+        super().__init__(url)
 
     # -- ingestion -----------------------------------------------------------------------
 
@@ -357,7 +210,9 @@ class Store(abc.ABC):
         )
 
     def _rebuilder(self) -> Rebuilder:
-        return Rebuilder(self._transaction, self._hold_events, self.lifecycle, self.passed)
+        return Rebuilder(
+            self._transaction, self._hold_events, self.lifecycle, self.passed, self._read_in_bulk
+        )
 
     # -- the event log -------------------------------------------------------------------
 
@@ -367,7 +222,7 @@ class Store(abc.ABC):
         *,
         dry_run: bool = False,
         outbox: bool = True,
-        batch: int = 500,
+        batch: int = DEFAULT_BATCH,
         on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
@@ -400,7 +255,9 @@ class Store(abc.ABC):
         """The stored state of a card, or None when the store has no event of it."""
         with self._transaction(write=False) as tx:
             rows = tx.rows("SELECT state FROM states WHERE card_id = ?", (card_id,))
-        return None if not rows else self._rebuilder().read(card_id, bytes(rows[0][0]))
+        if not rows:
+            return None
+        return read_or_derive(self._transaction, self.lifecycle, card_id, bytes(rows[0][0]))
 
     def states(
         self,
@@ -442,10 +299,9 @@ class Store(abc.ABC):
         while True:
             with self._transaction(write=False) as tx:
                 rows = tx.rows(sql, [*bound, *params])
-            rebuilder = self._rebuilder()
             for card, blob in rows:
                 try:
-                    state = rebuilder.read(card, bytes(blob))
+                    state = read_or_derive(self._transaction, self.lifecycle, card, bytes(blob))
                 except NewerStateError as exc:
                     log.error("Store.states: card %r passed over: %s", card, exc)
                     continue

@@ -1,19 +1,18 @@
 """Every state derived again from the event log: ``Store.rebuild``, and the repair of a
-state row that this version cannot read.
+state row that this version cannot read (``_unreadable.py`` tells such rows apart).
 
 The events table is the truth; a card's row in the states table is what the fold of
 its events gave under the rules and lifecycle of the cardflow that wrote it. Rebuild
 reads the cards in batches (card id order): a batch's events and rows in one read,
 each card's events folded again under the current rules and lifecycle, the encoded
-result compared with the stored row byte for byte. A row that differs is written back
-in a write transaction that first holds back new events (SQLite: the one write lock;
-PostgreSQL: ``LOCK TABLE events IN SHARE MODE``, which waits for writers in flight),
-then checks that the card has no event newer than those folded and writes the row
-only if its version is still the one read (the store's compare-and-swap). A card that
-a writer touched meanwhile is read and folded again, so it ends in the fold of all its
-events: the join of both. The changes from the stored state to the rebuilt one go to
-the outbox in the same transaction, each under its idempotency key: a reaction already
-queued is never queued twice, one owed under the new rules is queued once.
+result compared with the stored row byte for byte (a stored row is decoded only when
+it differs). The rows that differ are written back (``_rewrite.py``) only where no
+event came since they were read, each only if its version is still the one read (the
+store's compare-and-swap). A card that a writer touched meanwhile is read and folded
+again, so it ends in the fold of all its events: the join of both. The changes from
+the stored state to the rebuilt one go to the outbox in the same transaction, each
+under its idempotency key: a reaction already queued is never queued twice, one owed
+under the new rules is queued once.
 
 A row that does not decode (corrupt, or a state format older than those this version
 reads) is re-derived the same way, and logged; a row in a newer state format is never
@@ -22,33 +21,32 @@ rewritten by an older version: ``NewerStateError`` names the card.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Final
 
 import msgspec
 
 from .._cardstate import CardState
-from .._codec import STATE_FORMAT_VERSION, decode_state, encode_state, state_format_version
-from .._errors import NewerStateError, StateFormatError, StoreUnavailable
+from .._codec import encode_state
+from .._errors import NewerStateError, StoreUnavailable
 from .._lifecycle import Lifecycle
 from .._state import Folder
-from .._step import Change, changes
+from .._step import changes
 from .._wire import Operation
-from ._ingest import Conflict
 from ._outbox import when
-from ._rows import queue
+from ._rewrite import Plan, Rewriter
 from ._schema import Tx
-from ._states import write_state
+from ._unreadable import Transaction, Unreadable, log, read_state
 
-__all__ = ["MAX_BATCH", "RebuildResult", "Rebuilder", "Unreadable", "log", "read_state"]
+__all__ = ["DEFAULT_BATCH", "MAX_BATCH", "RebuildResult", "Rebuilder"]
 
-log: Final = logging.getLogger("cardflow.store")
 _operation_decoder: Final = msgspec.msgpack.Decoder(Operation)
 _TRIES: Final = 50
 MAX_BATCH: Final = 10_000
 """The most cards a rebuild reads at once (each is a parameter of its statements)."""
+DEFAULT_BATCH: Final = 500
+"""The cards a rebuild reads at once unless told otherwise."""
 
 
 class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,45 +61,6 @@ class RebuildResult(msgspec.Struct, frozen=True, kw_only=True):
     newer: tuple[str, ...] = ()
 
 
-class Unreadable(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
-    """A card's stored state does not decode: derive it again from the card's events."""
-
-    def __init__(self, card_id: str, reason: str) -> None:
-        super().__init__(f"the stored state of card {card_id!r} is unreadable: {reason}")
-        self.card_id = card_id
-        self.reason = reason
-
-
-def read_state(card_id: str, blob: bytes, lifecycle: Lifecycle) -> CardState:
-    """A stored state; ``Unreadable`` when it is corrupt, in an older format this
-    version no longer reads, or no state a fold under ``lifecycle`` gives (a rule or
-    lifecycle changed since it was written); ``NewerStateError`` when a later version
-    wrote it."""
-    try:
-        return decode_state(blob, lifecycle=lifecycle)
-    except StateFormatError as exc:
-        version = state_format_version(blob)
-        if version is not None and version > STATE_FORMAT_VERSION:
-            raise NewerStateError(card_id, version, STATE_FORMAT_VERSION) from None
-        raise Unreadable(card_id, str(exc)) from None
-
-
-Transaction = Callable[[bool], AbstractContextManager[Tx]]
-"""The store's transactions: ``transaction(write)``."""
-
-
-class _Plan(msgspec.Struct, kw_only=True):
-    """One card of a batch: what is stored, what its events give, and why they differ."""
-
-    card_id: str
-    version: int | None
-    mark: tuple[int, int]
-    state: CardState
-    blob: bytes
-    why: str
-    found: list[Change]
-
-
 class Rebuilder:
     """Rebuild on one store: its transactions, its hold on new events, its rules."""
 
@@ -111,9 +70,11 @@ class Rebuilder:
         hold_events: Callable[[Tx], None],
         lifecycle: Lifecycle,
         passed: bool,
+        read_in_bulk: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._transaction = transaction
-        self._hold_events = hold_events
+        self._rewriter = Rewriter(transaction, hold_events, lifecycle)
+        self._read_in_bulk = read_in_bulk
         self.lifecycle = lifecycle
         self.passed = passed
 
@@ -152,7 +113,7 @@ class Rebuilder:
         dry_run: bool,
         outbox: bool,
         now: Callable[[], int],
-        batch: int = 500,
+        batch: int = DEFAULT_BATCH,
         on_batch: Callable[[int, int], None] | None = None,
         on_change: Callable[[str, str], None] | None = None,
     ) -> RebuildResult:
@@ -163,130 +124,145 @@ class Rebuilder:
         read = changed = queued = done_cards = 0
         total = 0 if on_batch is None else self.card_count(asked)
         newer: list[str] = []
-        for ids in self.batches(asked, batch):
-            todo = ids
-            for _ in range(_TRIES):
-                plans, seen, skipped = self._plan(todo)
-                newer += skipped
-                if todo is ids:
-                    read += seen
-                if dry_run or not plans:
-                    done, todo = plans, []
+        with self._read_in_bulk():  # SQLite: through a memory map of the file
+            for ids in self.batches(asked, batch):
+                # A batch of every card is read as the range of ids it spans (one walk of
+                # the index, no parameter per card); a card stored meanwhile inside the
+                # range is rebuilt with it (no later batch reaches back to it).
+                span = ids if asked is not None else None
+                todo = ids
+                for _ in range(_TRIES):
+                    plans, seen, skipped = self._plan(todo, span is None and todo is ids)
+                    newer += skipped
+                    if todo is ids:
+                        read += seen
+                    if dry_run or not plans:
+                        done, todo = plans, []
+                    else:
+                        done, todo, added = self._rewriter.write(plans, outbox, now())
+                        queued += added
+                    for plan in done:
+                        changed += 1
+                        if on_change is not None:
+                            on_change(plan.card_id, plan.why)
+                    if not todo:
+                        break
                 else:
-                    done, todo, added = self._write(plans, outbox, now())
-                    queued += added
-                for plan in done:
-                    changed += 1
-                    if on_change is not None:
-                        on_change(plan.card_id, plan.why)
-                if not todo:
-                    break
-            else:
-                raise StoreUnavailable(
-                    f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
-                )
-            done_cards += len(ids)
-            if on_batch is not None:
-                on_batch(done_cards, total)
+                    raise StoreUnavailable(
+                        f"rebuild: cards {todo[:5]} changed under it {_TRIES} times in a row"
+                    )
+                done_cards += len(ids)
+                if on_batch is not None:
+                    on_batch(done_cards, total)
         return RebuildResult(cards=read, changed=changed, queued=queued, newer=tuple(newer))
 
-    def _plan(self, ids: list[str]) -> tuple[list[_Plan], int, list[str]]:
+    def _plan(self, ids: list[str], span: bool) -> tuple[list[Plan], int, list[str]]:
         """Read a batch, fold each card's events: the cards whose row differs, how many
         cards have events, and the cards whose row a later version wrote. One read
-        transaction: the events, the rows, and the marks of the cards that differ."""
-        marks = ",".join("?" * len(ids))
+        transaction: the events, the rows, and the marks of the cards that differ.
+        ``span``: read every card from the first id to the last (else those of ``ids``).
+        """
+        if span:
+            where, params = "card_id >= ? AND card_id <= ?", [ids[0], ids[-1]]
+        else:
+            where, params = f"card_id IN ({','.join('?' * len(ids))})", ids
         with self._transaction(False) as tx:
             # One statement reads the events and their marks: on PostgreSQL (READ
             # COMMITTED) two statements may see two different sets of commits.
-            events = tx.rows(
-                f"SELECT card_id, id, event, read_at FROM events WHERE card_id IN ({marks})", ids
-            )
+            events = tx.rows(f"SELECT id, event, read_at FROM events WHERE {where}", params)
             stored = {
-                str(card): (int(version), bytes(blob))
+                str(card): (version, blob)
                 for card, version, blob in tx.rows(
-                    f"SELECT card_id, version, state FROM states WHERE card_id IN ({marks})", ids
+                    f"SELECT card_id, version, state FROM states WHERE {where}", params
                 )
             }
-            folder = self._fold(tx, events, ids)
-            plans: list[_Plan] = []
-            newer = []
-            for card in sorted(folder):
-                state = folder[card]
-                blob = encode_state(state)
-                version, old_blob = stored.get(card, (None, None))
-                if blob == old_blob:
-                    continue
-                old: CardState | None = None
-                if old_blob is None:
-                    why = "no state row"
-                else:
-                    try:
-                        old = read_state(card, old_blob, self.lifecycle)
-                        why = _moved(old, state)
-                        if old.card_id != card:
-                            old = None  # another card's state: nothing of this card's
-                    except Unreadable as exc:
-                        why = f"unreadable row ({exc.reason})"
-                    except NewerStateError as exc:
-                        log.error("rebuild: card %r left as it is: %s", card, exc)
-                        newer.append(card)
-                        continue
-                found = changes(old, state, passed=self.passed, lifecycle=self.lifecycle)
-                plans.append(
-                    _Plan(
-                        card_id=card,
-                        version=version,
-                        mark=(0, 0),
-                        state=state,
-                        blob=blob,
-                        why=why,
-                        found=found,
-                    )
-                )
+        ops = self._decoded(events)
+        states = self._fold(ops, events).finish()
+        plans: list[Plan] = []
+        newer = []
+        nothing = (None, None)
+        for card, state in states.items():
+            blob = encode_state(state)
+            version, old_blob = stored.get(card, nothing)
+            if old_blob is not None and blob == bytes(old_blob):
+                continue  # the usual case: the stored row is never decoded
+            plan = self._planned(card, state, blob, version, old_blob)
+            if plan is None:
+                newer.append(card)
+            else:
+                plans.append(plan)
         if plans:
-            last = _counted({plan.card_id for plan in plans}, events)
+            plans.sort(key=lambda plan: plan.card_id)
+            last = _counted({plan.card_id for plan in plans}, ops, events)
             for plan in plans:
                 plan.mark = last[plan.card_id]
-        return plans, len(folder), newer
+        return plans, len(states), sorted(newer)
 
-    def _fold(self, tx: Tx, events: list[tuple[Any, ...]], ids: list[str]) -> Folder:
-        """The fold of a batch's events (rows of card, id, event, read_at)."""
-        folder = Folder(lifecycle=self.lifecycle)
+    def _planned(
+        self, card: str, state: CardState, blob: bytes, version: Any, old_blob: Any
+    ) -> Plan | None:
+        """A card whose row differs from its rebuilt state: why, and the changes from
+        what the row held (None: a later version wrote the row; it is left, and logged).
+        """
+        old: CardState | None = None
+        if old_blob is None:
+            why = "no state row"
+        else:
+            try:
+                old = read_state(card, bytes(old_blob), self.lifecycle)
+                why = _moved(old, state)
+                if old.card_id != card:
+                    old = None  # another card's state: nothing of this card's
+            except Unreadable as exc:
+                why = f"unreadable row ({exc.reason})"
+            except NewerStateError as exc:
+                log.error("rebuild: card %r left as it is: %s", card, exc)
+                return None
+        return Plan(
+            card_id=card,
+            version=None if version is None else int(version),
+            mark=(0, 0),
+            state=state,
+            blob=blob,
+            why=why,
+            found=changes(old, state, passed=self.passed, lifecycle=self.lifecycle),
+        )
+
+    def _decoded(self, events: list[tuple[Any, ...]]) -> list[Operation]:
+        """The operations of a batch's events (rows of id, event, read_at), in order."""
         decode = _operation_decoder.decode
         try:
-            # The fold is a join: the order of the events is free. Notifications in one
-            # loop (the fold's own), readings each with its time.
-            folder.update([decode(event) for _, _, event, read_at in events if read_at is None])
-            for _, _, event, read_at in events:
-                if read_at is not None:
-                    folder.add(decode(event), at=when(read_at))
+            return [decode(row[1]) for row in events]
         except (msgspec.DecodeError, ValueError):
-            raise _damaged(events) from None
+            raise self._damaged(events) from None
+
+    def _fold(self, ops: list[Operation], events: list[tuple[Any, ...]]) -> Folder:
+        """The fold of a batch's events: the notifications in one loop (the fold's own),
+        the readings each with its time (the fold is a join: the order is free)."""
+        folder = Folder(lifecycle=self.lifecycle)
+        readings = [n for n, row in enumerate(events) if row[2] is not None]
+        if not readings:
+            folder.update(ops)
+            return folder
+        folder.update([op for op, row in zip(ops, events, strict=True) if row[2] is None])
+        for n in readings:
+            folder.add(ops[n], at=when(events[n][2]))
         return folder
 
-    def _write(
-        self, plans: list[_Plan], outbox: bool, now: int
-    ) -> tuple[list[_Plan], list[str], int]:
-        """Write the rows of a batch that no writer touched since they were read: (those
-        written, the card ids to read again, the outbox rows added)."""
-        ids = [plan.card_id for plan in plans]
-        try:
-            with self._transaction(True) as tx:
-                self._hold_events(tx)
-                latest = _marks(tx, ids)
-                written: list[_Plan] = []
-                again: list[str] = []
-                for plan in plans:
-                    if latest.get(plan.card_id) == plan.mark and write_state(
-                        tx, plan.state, plan.blob, plan.version, now, self.lifecycle
-                    ):
-                        written.append(plan)
-                    else:
-                        again.append(plan.card_id)
-                added = queue(tx, (c for plan in written for c in plan.found), now) if outbox else 0
-        except Conflict:
-            return [], ids, 0
-        return written, again, added
+    def _damaged(self, events: list[tuple[Any, ...]]) -> StoreUnavailable:
+        """The error for the first event row of a batch that does not decode, naming it
+        and its card."""
+        for id_, event in sorted((row[0], row[1]) for row in events):
+            try:
+                _operation_decoder.decode(event)
+            except (msgspec.DecodeError, ValueError) as exc:
+                with self._transaction(False) as tx:
+                    card = tx.rows("SELECT card_id FROM events WHERE id = ?", (id_,))[0][0]
+                return StoreUnavailable(
+                    f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
+                    " is damaged: restore it from a backup"
+                )
+        raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
 
     def repair(self, card_id: str, reason: str, now: int) -> None:
         """Write an unreadable row again from its card's events (its changes queued, as
@@ -305,66 +281,21 @@ class Rebuilder:
             except Unreadable:
                 tx.run("DELETE FROM states WHERE card_id = ?", (card_id,))
 
-    def read(self, card_id: str, blob: bytes) -> CardState | None:
-        """A stored state for a reader: an unreadable one derived from its events (and
-        logged), its row left for the next write or rebuild to repair."""
-        try:
-            return read_state(card_id, blob, self.lifecycle)
-        except Unreadable as exc:
-            log.warning("re-deriving the state of card %r from its events: %s", card_id, exc.reason)
-            return self.derive(card_id)
 
-    def derive(self, card_id: str) -> CardState | None:
-        """A card's state, folded from its events alone (None: it has none)."""
-        with self._transaction(False) as tx:
-            rows = tx.rows("SELECT event, read_at FROM events WHERE card_id = ?", (card_id,))
-        if not rows:
-            return None
-        folder = Folder(lifecycle=self.lifecycle)
-        for event, read_at in rows:
-            folder.add(
-                _operation_decoder.decode(event), at=None if read_at is None else when(read_at)
-            )
-        return folder[card_id]
-
-
-def _damaged(events: list[tuple[Any, ...]]) -> StoreUnavailable:
-    """The error for the first event row of a batch that does not decode, naming it."""
-    for id_, card, event in sorted((id_, card, event) for card, id_, event, _ in events):
-        try:
-            _operation_decoder.decode(event)
-        except (msgspec.DecodeError, ValueError) as exc:
-            return StoreUnavailable(
-                f"events row {id_} (card {card!r}) does not decode: {exc}; the database"
-                " is damaged: restore it from a backup"
-            )
-    raise AssertionError("unreachable: a row failed to decode")  # pragma: no cover
-
-
-def _counted(cards: set[str], events: list[tuple[Any, ...]]) -> dict[str, tuple[int, int]]:
-    """The marks (``_marks``) of ``cards``, from the rows of events read."""
-    count: dict[str, int] = {}
-    top: dict[str, int] = {}
-    for card, id_, _, _ in events:
-        if card in cards:
-            count[card] = count.get(card, 0) + 1
-            top[card] = max(top.get(card, 0), int(id_))
-    return {card: (count[card], top[card]) for card in count}
-
-
-def _marks(tx: Tx, ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Each card's (number of events, highest event id): what changes when an event of
-    it is stored (on PostgreSQL an id is drawn before its commit, so a later commit may
-    hold a lower id: the count tells)."""
-    marks = ",".join("?" * len(ids))
-    return {
-        str(card): (int(count), int(top))
-        for card, count, top in tx.rows(
-            f"SELECT card_id, COUNT(*), MAX(id) FROM events WHERE card_id IN ({marks})"
-            " GROUP BY card_id",
-            ids,
-        )
-    }
+def _counted(
+    cards: set[str], ops: list[Operation], events: list[tuple[Any, ...]]
+) -> dict[str, tuple[int, int]]:
+    """The marks (``_marks``) of ``cards``, from the events read (rows of id, event,
+    read_at) and their operations."""
+    count = dict.fromkeys(cards, 0)
+    top = dict.fromkeys(cards, 0)
+    for op, row in zip(ops, events, strict=True):
+        card = op.card_id
+        if card in count:
+            count[card] += 1
+            if row[0] > top[card]:
+                top[card] = row[0]
+    return {card: (count[card], int(top[card])) for card in cards if count[card]}
 
 
 def _moved(old: CardState, new: CardState) -> str:
