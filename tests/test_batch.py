@@ -170,10 +170,12 @@ def test_a_lifecycle_of_ones_own_goes_to_the_workers(logs: Path) -> None:
 
 def test_the_batch_api_is_pinned_and_the_core_does_not_import_it() -> None:
     assert cardflow.batch.__all__ == [
+        "BodyStore",
         "FoldedFiles",
         "Rejected",
         "Totals",
         "fold_files",
+        "store_files",
         "write_csv",
         "write_jsonl",
     ]

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from cardflow.cli._logs import ECHOED, JSON_KEYS, JsonFormatter, configure, public_url
+from cardflow.cli._logs import configure
+from cardflow.store import ECHOED, JSON_KEYS, JsonFormatter, public_url
 
 
 @pytest.mark.parametrize(

@@ -126,6 +126,63 @@ def test_one_poison_line_costs_the_cli_nothing(tmp_path: Path) -> None:
         assert b"good-card" in out.getvalue() or fmt == "summary"
 
 
+BEYOND_UTC: Final = [
+    ("9999-12-31T23:30:00-01:00", "9999-12-31T00:31:00-23:59", "9999-12-31T23:30:01-01:00"),
+    ("9999-12-31T23:59:59.999999-23:59", None, "9999-12-31T23:59:59.999998-23:59"),
+    ("0001-01-01T00:30:00+01:00", "0001-01-01T23:29:00+23:59", "0001-01-01T00:29:00+01:00"),
+    ("0001-01-01T00:00:00+23:59", None, "0001-01-01T00:00:00.000001+23:59"),
+]
+"""Instants UTC cannot spell: each, its spelling in the offset that its fingerprint uses
+(None: the same), and another instant beyond UTC near it."""
+
+
+def _beyond_utc_bodies(when: str) -> list[bytes]:
+    """One event per time field, each at ``when``."""
+    ship = {"status": "CARD_SHIPPED"}
+    shipped = {
+        **ship,
+        "shipment": {
+            "lastUpdatedAt": when,
+            "estimatedDeliveryDate": when,
+            "lastCheckpoint": {"checkpointTime": when, "city": "Paris"},
+        },
+    }
+    return [
+        body(produce("DATA_PREPARED", start=when)),
+        body(produce("CARD_PROD_READY", endTime=when)),
+        body(produce("CARD_SHIPPED", details=shipped)),
+    ]
+
+
+@pytest.mark.parametrize(("when", "spelled", "near"), BEYOND_UTC)
+def test_an_instant_utc_cannot_spell_has_an_identity_and_a_place_in_the_store(
+    when: str, spelled: str | None, near: str, tmp_path: Path
+) -> None:
+    import cardflow.store
+
+    bodies = _beyond_utc_bodies(when)
+    same = _beyond_utc_bodies(spelled or when)
+    ops = [op for b in bodies for op in decode(b)]
+    for op, again in zip(ops, [op for b in same for op in decode(b)], strict=True):
+        print_ = cardflow.fingerprint(op)
+        # One spelling per instant, which decodes back into the event itself.
+        assert cardflow.fingerprint(again) == print_
+        assert msgspec.msgpack.decode(print_, type=Operation) == op
+    # A minute apart is another event, however near the end of time.
+    later = body(produce("DATA_PREPARED", start=near))
+    assert cardflow.fingerprint(decode(later)[0]) != cardflow.fingerprint(ops[0])
+
+    tracker = Tracker()
+    url = f"sqlite:///{tmp_path / 'beyond.db'}?synchronous=normal"
+    with cardflow.store.open(url) as store:
+        for b in [*bodies, *same, later]:
+            assert store.ingest(b).changes == tracker.ingest(b).changes
+        assert store.event_count() == len(ops) + 1
+        assert [e.operation for e in store.events(CARD)][: len(ops)] == ops
+        assert store.get(CARD) == tracker[CARD] == fold([*ops, *decode(later)])[CARD]
+        assert not store.rebuild().changed
+
+
 offsets = st.builds(
     timezone,
     st.timedeltas(

@@ -188,6 +188,25 @@ def notified_operations(body: object) -> list[Operation] | None:
     return None
 
 
+def notified_text_operations(body: object) -> list[Operation] | None:
+    """As ``notified_operations``, for ``bytes`` its caller knows to be valid UTF-8 (a
+    reader that checked a whole block of lines at once): no check of its own. Anything
+    but ``bytes`` is None: the lenient path then checks it, and says what is wrong."""
+    if type(body) is not bytes:
+        return None
+    try:
+        decoded = _decode_maybe_read(body)
+    except DECODE_ERRORS:
+        return None
+    if decoded.confirmedAt:
+        return None
+    operations = decoded.operations
+    for op in operations:
+        if valid_operation_id(op.operation_id) is None:
+            return None
+    return operations
+
+
 def decode(body: Body) -> list[Operation]:
     """Decode a webhook body or on-demand response into its operations, in body order.
 

@@ -19,6 +19,10 @@
         └── NewerStateError          one card's stored state is in a format newer than this
                                      version reads: names the card and both versions
 
+The adapters raise their own under ``CardflowError`` too: ``cardflow.d1.TLSFileError``
+(a TLS file that cannot be read or used, also a ValueError) and the batch pool's
+``ClusterError`` (no Dask, or an unreachable scheduler).
+
 Anomalies in well-formed D1 traffic (contradicting statuses, lost notifications) are
 never raised: they are data, reported on the card's state.
 """

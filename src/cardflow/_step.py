@@ -161,35 +161,45 @@ def diff(
 ) -> list[Change]:
     """``changes`` for two states known to differ (the tracker knows it: its summary rose).
 
-    The tracker's hot path: the usual case (the same current operation, a status that
-    became current) is written out in line.
+    The hot path of ``step``, the tracker and the store: the usual cases (the same
+    current operation; a status that became current, a shipment, or other facts of the
+    current status) are written out in line, each with as few steps as it needs.
     """
-    if old is None or old.operation_id == new.operation_id:
-        before = old
+    if old is None:
+        before = previous = None
+    elif old.operation_id == new.operation_id:
+        before, previous = old, old.status
     else:
         before = _same_operation(old, new.operation_id)
-    previous = None if before is None else before.status
+        previous = None if before is None else before.status
     status = new.status
-    out: list[Change] = []
-    if passed:
-        out += _passed(before, new, tables)
-    elif before is None or previous != status:
-        skipped: tuple[str, ...] = new.gaps
-        if skipped and previous is not None:
-            ranks = tables.ranks
-            floor = ranks.get(previous, -1)
-            if floor >= 0:
-                skipped = tuple([s for s in skipped if ranks[s] > floor])
-        card, operation = new.card_id, new.operation_id
-        out.append(Change(_STATUS, card, operation, status, previous, skipped, new, _IN_ORDER))
     shipment = new.shipment
-    # Most states share their predecessor's shipment object: ``is`` first.
-    if shipment is not None and (
-        before is None or (before.shipment is not shipment and before.shipment != shipment)
+    if passed or previous != status:  # (a status is a str: always so without ``before``)
+        if passed:
+            out = _passed(before, new, tables)
+        else:
+            skipped: tuple[str, ...] = new.gaps
+            if skipped and previous is not None:
+                ranks = tables.ranks
+                floor = ranks.get(previous, -1)
+                if floor >= 0:
+                    skipped = tuple([s for s in skipped if ranks[s] > floor])
+            card, operation = new.card_id, new.operation_id
+            out = [Change(_STATUS, card, operation, status, previous, skipped, new, _IN_ORDER)]
+        # Most states share their predecessor's shipment object: ``is`` first.
+        if shipment is not None and (
+            before is None or (before.shipment is not shipment and before.shipment != shipment)
+        ):
+            out.append(Change(_SHIPMENT, new.card_id, new.operation_id, status, previous, (), new))
+        if out:
+            return out
+    elif (
+        shipment is not None
+        and before is not None
+        and before.shipment is not shipment
+        and before.shipment != shipment
     ):
-        out.append(_change(_SHIPMENT, new, status, previous))
-    if out:
-        return out
+        return [Change(_SHIPMENT, new.card_id, new.operation_id, status, previous, (), new)]
     if before is not None and (
         # The usual case, cheaply: the same current operation, and nothing changed among
         # the others, so what changed is what it reports.
@@ -281,7 +291,7 @@ def step(
     joined = summary.add(op, tables) if at is None else summary.add_reading(op, at, tables)
     if state is not None and not joined:
         return state, []
+    # A summary changes only when one of its joins rises, and then so does the state
+    # (tests/test_step.py checks it against ``apply`` and ``changes``): no comparison.
     new = summary.freeze(tables)
-    if state is not None and new == state:
-        return state, []
-    return new, diff(state, new, tables, passed=passed, operation_id=op.operation_id)
+    return new, diff(state, new, tables, passed, op.operation_id)

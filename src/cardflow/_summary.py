@@ -399,8 +399,9 @@ class Summary(msgspec.Struct, gc=False):
 
     def freeze(self, tables: Tables, *, alone: bool = False) -> CardState:
         """The state of the current operation, with the older ones unless ``alone``."""
-        derived = tables.by_mask.get(self.mask) or tables.derive(self.mask)
-        anomaly_bits = self.flags | derived.conflict
+        mask, observed, gaps, conflict = tables.by_mask.get(self.mask) or tables.derive(self.mask)
+        flags = self.flags
+        anomaly_bits = flags | conflict
         older = None if alone else self.older
         if older:
             older_states = tuple(sorted(older.values(), key=operation_key))
@@ -410,6 +411,19 @@ class Summary(msgspec.Struct, gc=False):
         else:
             older_states = ()
             operation_ids = (self.operation_id,)
+        summary = (
+            mask,
+            flags,
+            self.reason_rank,
+            self.due_rank,
+            self.site_rank,
+            self.request_rank,
+            self.file_rank,
+            self.ship_rank,
+        )
+        summaries = tables.summaries
+        if summaries.limit:  # a session's: shared across its states (a lifecycle's: none)
+            summary = summaries[summary]
         # Positional, in field order: one call, whatever the fields hold (keywords cost
         # CPython 3.11 several times more past 15 of them).
         return CardState(
@@ -427,26 +441,15 @@ class Summary(msgspec.Struct, gc=False):
             self.request,  # issuer_request_id
             self.file,  # input_file_name
             self.ship,  # shipment
-            derived.observed,  # observed
-            derived.gaps,  # gaps
+            observed,  # observed
+            gaps,  # gaps
             tables.anomalies[anomaly_bits],  # anomalies
             tuple(sorted(self.unknown)) if self.unknown else (),  # unknown_statuses
             operation_ids,  # operation_ids
             self.confirmed_at,  # confirmed_at
             self.confirmed_status,  # confirmed_status
             older_states,  # _older
-            tables.summaries[
-                (
-                    derived.mask,
-                    self.flags,
-                    self.reason_rank,
-                    self.due_rank,
-                    self.site_rank,
-                    self.request_rank,
-                    self.file_rank,
-                    self.ship_rank,
-                )
-            ],  # _summary
+            summary,  # _summary
         )
 
     @classmethod
@@ -455,6 +458,13 @@ class Summary(msgspec.Struct, gc=False):
             state._summary
         )
         ship = state.shipment
+        clock = None
+        if ship is not None:
+            # ``shipment_clock``, in line for the usual shipment (a UTC lastUpdatedAt):
+            # most states hold one, and ``step`` thaws a state per event.
+            clock = ship.last_updated_at
+            if clock is None or clock.tzinfo is not UTC:
+                clock = shipment_clock(ship)
         # Positional, in field order: msgspec takes 29 keywords about five times slower
         # than 26 positions, and merge thaws two states per call.
         return cls(
@@ -483,7 +493,7 @@ class Summary(msgspec.Struct, gc=False):
             file_rank,  # file_rank
             ship,  # ship
             ship_rank,  # ship_rank
-            None if ship is None else shipment_clock(ship),  # ship_clock
+            clock,  # ship_clock
             state.confirmed_at,  # confirmed_at
             state.confirmed_status,  # confirmed_status
             ABSENT  # confirmed_rank

@@ -62,7 +62,9 @@ class Shared(dict[Any, Any]):
         self.limit = limit
 
     def __missing__(self, value: object) -> object:
-        if type(value) in self.kinds and len(self) < self.limit:
+        # The limit first: a lifecycle's tables (limit 0, which ``step`` and ``merge`` use)
+        # answer a miss with one comparison.
+        if len(self) < self.limit and type(value) in self.kinds:
             self[value] = value
         return value
 

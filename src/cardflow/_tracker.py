@@ -90,6 +90,15 @@ class Tracker(Mapping[str, CardState]):
         self._pending: dict[tuple[str, str], list[Change]] = {}
         if reactions is not None:
             self._machine = _reaction_machine(lifecycle, reactions)
+        # What the loop of every ingestion reads, in one attribute (it runs once per body).
+        self._loop = (
+            self._tables,
+            self._summaries,
+            self._states,
+            self._pending,
+            self._passed,
+            self._machine,
+        )
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -191,12 +200,7 @@ class Tracker(Mapping[str, CardState]):
         found: list[Change] = []
         failures: list[tuple[Change, Exception]] = []
         passed_over = 0
-        tables = self._tables
-        summaries = self._summaries
-        states = self._states
-        pending = self._pending
-        passed = self._passed
-        machine = self._machine
+        tables, summaries, states, pending, passed, machine = self._loop
         for op in ops:
             if op.operation != PRODUCE:
                 passed_over += 1

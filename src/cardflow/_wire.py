@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -212,10 +212,49 @@ def encode(operations: Iterable[Operation]) -> bytes:
 
 
 def fingerprint(op: Operation) -> bytes:
-    """The canonical identity of an event, as bytes.
+    """The canonical identity of an event, as bytes: the operation as msgpack, which
+    decodes back into an equal operation.
 
     Equal for the same event however its JSON was spelled (key order, white space,
     the offset a timestamp was written in, unknown fields), different when any
     field differs. Also a fixed total order for breaking ties between events.
+
+    A time is written as its instant, in UTC; one that UTC cannot spell (an offset
+    takes it past year 9999 or before year 1) is written as text, in the offset
+    nearest to UTC that can spell every such instant (``-23:59`` past the end,
+    ``+23:59`` before the start): still one spelling per instant, and never an error.
     """
-    return _msgpack_encoder.encode(op)
+    try:
+        return _msgpack_encoder.encode(op)
+    except OverflowError:
+        plain = msgspec.to_builtins(op, builtin_types=(datetime,))
+        return _msgpack_encoder.encode(_beyond_utc(plain))
+
+
+_PAST_THE_END: Final = timezone(-timedelta(hours=23, minutes=59))
+_BEFORE_THE_START: Final = timezone(timedelta(hours=23, minutes=59))
+
+
+def _beyond_utc(value: Any) -> Any:
+    """Builtins with each time that UTC cannot spell written as text (``fingerprint``)."""
+    if isinstance(value, dict):
+        return {key: _beyond_utc(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_beyond_utc(item) for item in value]
+    if isinstance(value, datetime):
+        try:
+            _msgpack_encoder.encode(value)
+        except OverflowError:
+            return _spelled_beyond_utc(value)
+    return value
+
+
+def _spelled_beyond_utc(value: datetime) -> str:
+    """An instant that UTC cannot spell, in the one offset kept for its end of time."""
+    zone = _PAST_THE_END if value.year > 5000 else _BEFORE_THE_START
+    shift = zone.utcoffset(None) - (value.utcoffset() or timedelta())
+    try:
+        local = value.replace(tzinfo=None) + shift
+    except OverflowError:  # an offset past D1's (+-23:59), from Python: the nearest time
+        local = datetime.max if value.year > 5000 else datetime.min
+    return local.replace(tzinfo=zone).isoformat()

@@ -24,6 +24,7 @@ from cardflow.testing import (
     check_conformance,
     compare_view,
     fake_traffic,
+    served_cards,
 )
 
 from .conftest import Certs
@@ -171,6 +172,11 @@ async def fetch_all(client: Client, cards: list[str]) -> dict[str, Any]:
         return {r.card_id: r async for r in client.fetch_many(cards)}
 
 
+async def _served(url: str) -> list[str]:
+    async with httpx.AsyncClient() as client:
+        return await served_cards(client, url)
+
+
 def test_the_fake_serves_each_cards_latest_event_and_404_otherwise() -> None:
     traffic = fake_traffic(30, 9)
     port = free_port()
@@ -178,7 +184,7 @@ def test_the_fake_serves_each_cards_latest_event_and_404_otherwise() -> None:
         cards = [*traffic.cards, "0000-0000-0000-0000"]
         results = asyncio.run(fetch_all(Client(d1.url, traffic.issuer_id), cards))
         other = asyncio.run(fetch_all(Client(d1.url, "ISSUER0002"), cards[:1]))
-        served = httpx.get(d1.url + "/fake/served").json()
+        served = asyncio.run(_served(d1.url))
     for card_id in traffic.cards:
         result = results[card_id]
         assert isinstance(result, Fetched)

@@ -75,13 +75,7 @@ def test_each_operation_status_is_reported_at_most_once(passed: bool, ops: list[
 def test_the_store_and_the_tracker_report_the_same_changes(
     passed: bool, ops: list[Operation]
 ) -> None:
-    bodies = []
-    for op in ops:
-        try:
-            cardflow.fingerprint(op)
-        except OverflowError:  # a time past what UTC can spell: the store cannot key it
-            continue
-        bodies.append(cardflow.encode([op]))
+    bodies = [cardflow.encode([op]) for op in ops]
     tracker = cardflow.Tracker(passed=passed)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'laws.db'}?synchronous=normal"

@@ -8,11 +8,24 @@ at once, then its ``states()`` in card id order, range by range, or its cards
 written as JSON Lines or CSV by the workers themselves. Any split of the input gives
 the states one process gives: the fold is a join (docs/scale.md).
 
+:func:`store_files` stores the bodies of such files in a cardflow store, a
+transaction per batch (``cardflow fold --db``).
+
 ``cardflow fold`` is a shell over this package. ``import cardflow`` never imports it.
 """
 
 from ._files import FoldedFiles, fold_files
 from ._formats import write_csv, write_jsonl
 from ._report import Rejected, Totals
+from ._storing import BodyStore, store_files
 
-__all__ = ["FoldedFiles", "Rejected", "Totals", "fold_files", "write_csv", "write_jsonl"]
+__all__ = [
+    "BodyStore",
+    "FoldedFiles",
+    "Rejected",
+    "Totals",
+    "fold_files",
+    "store_files",
+    "write_csv",
+    "write_jsonl",
+]

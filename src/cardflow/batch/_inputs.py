@@ -18,10 +18,13 @@ stream.
 
 from __future__ import annotations
 
-import functools
+import codecs
+import io
+import itertools
 import os
 import re
 import stat
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,7 +117,7 @@ def readable(
     paths: Sequence[str],
     stdin_fd: int | None,
     unreadable: list[str],
-    warn: Callable[[str], None],
+    warn: Callable[[str], object],
     prefix: str = "",
 ) -> list[Source]:
     """The sources ``paths`` name; each problem said with ``warn`` (``prefix`` first,
@@ -221,14 +224,92 @@ def _unfinished(text: bytes, decoded: Decoded) -> bool:
     return reject.index is None and reject.reason == _TRUNCATED and text[:1] in (b"{", b"[")
 
 
+_BLOCK: Final = 1 << 16
+"""Bytes read at a time by :func:`lines_of`: small enough to come from the allocator's
+free lists (a megabyte would be mapped afresh, and its pages faulted in, each time)."""
+
+
 def lines_of(stream: BinaryIO | Iterator[bytes], limit: int) -> Iterator[bytes]:
     """The lines of ``stream``, each at most ``limit + 2`` bytes: a longer line comes in
     chunks of that size, its last one ending with its newline. Memory never holds more
-    of a line than that, whatever the input (a file of one 2 GiB line, ``/dev/zero``).
-    An iterator of lines (already bounded) is returned as it is."""
+    of a line than that (and a block), whatever the input (a file of one 2 GiB line,
+    ``/dev/zero``). An iterator of lines (already bounded) is returned as it is.
+
+    A stream is read a block at a time and checked a block at a time, so that a line
+    costs nothing of its own: each line it gives as ``bytes`` is valid UTF-8 and at
+    most ``limit`` bytes (its line ending too). A longer line (each of its chunks), and
+    a line that is not valid UTF-8, comes as a ``bytearray`` instead, which the fast
+    path (``notified_text_operations``) never takes: the lenient path then rejects it,
+    and says why.
+    """
     if not hasattr(stream, "readline"):
         return iter(stream)
-    return iter(functools.partial(stream.readline, limit + 2), b"")
+    return itertools.chain.from_iterable(_blocks(typing.cast("BinaryIO", stream), limit + 2))
+
+
+def _blocks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
+    """The lines of ``stream`` as :func:`lines_of` gives them, a list for each block read."""
+    read = stream.read1 if hasattr(stream, "read1") else stream.read
+    carry = b""
+    while True:
+        block = read(_BLOCK)
+        if not block:
+            break
+        if carry:
+            block = carry + block
+        lines = io.BytesIO(block).readlines()
+        carry = b"" if lines[-1].endswith(b"\n") else lines.pop()
+        if len(carry) >= size:  # a line this long is over the limit: its chunks, now
+            cut = len(carry) - len(carry) % size
+            lines += _chunks(carry[:cut], size)
+            carry = carry[cut:]
+        if lines:
+            yield _checked(block, lines, size, final=False)
+    if carry:
+        yield _checked(carry, [carry], size, final=True)
+
+
+def _checked(text: bytes, lines: list[bytes], size: int, final: bool) -> list[bytes]:
+    """``lines`` (read from ``text``; ``final``: the end of the input) as they are when
+    each is valid UTF-8 and at most ``size - 2`` bytes; else marked (``_marked``), a
+    line longer than ``size`` in marked chunks."""
+    limit = size - 2
+    if len(text) > limit and max(map(len, lines)) > limit:
+        lines = [
+            piece
+            for line in lines
+            for piece in (
+                [line] if len(line) <= limit else [_marked(line)] if len(line) <= size
+                else _chunks(line, size)
+            )
+        ]  # fmt: skip
+    if not text.isascii():
+        try:  # a character cut at the end of a block is whole in the next one
+            codecs.utf_8_decode(text, "strict", final)
+        except UnicodeDecodeError:  # marked line by line (a chunk is marked already)
+            lines = [
+                line if type(line) is not bytes or _utf8(line) else _marked(line) for line in lines
+            ]
+    return lines
+
+
+def _chunks(text: bytes, size: int) -> list[bytes]:
+    """``text`` cut into marked pieces of ``size`` bytes: the parts of a line too long."""
+    return [_marked(text[at : at + size]) for at in range(0, len(text), size)]
+
+
+def _marked(text: bytes) -> bytes:
+    """``text`` as a ``bytearray``: a line that the fast path must leave to the lenient
+    one (too long, or not UTF-8). It reads as bytes everywhere else."""
+    return typing.cast("bytes", bytearray(text))
+
+
+def _utf8(text: bytes) -> bool:
+    try:
+        text.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _refused(line: int, reason: str) -> Body:
@@ -261,6 +342,8 @@ class Reader:
         for line in lines:
             self.lines += 1
             self.bytes_read += len(line)
+            if type(line) is not bytes:  # marked by ``lines_of``: checked here, as any line
+                line = bytes(line)
             if self.lines == 1 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
             if len(line) > limit and len(line.rstrip(b"\r\n")) > limit:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import BinaryIO, Final
 
 from .. import Folder
-from .._decode import MAX_BODY, Reject, notified_operations
+from .._decode import MAX_BODY, Reject, notified_operations, notified_text_operations
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from .._wire import Operation
 from ._inputs import Body, Reader, lines_of
@@ -87,7 +87,8 @@ class Reading:
         """The operations of each body of ``stream``, one list a body, as they are read.
 
         The fast path first: a line that decodes as a whole (the usual case) costs one
-        strict decoding (``notified_operations``). A line that does not (a blank line,
+        strict decoding (``notified_text_operations``: ``lines_of`` checked its length
+        and its UTF-8 with the rest of its block). A line that does not (a blank line,
         a bad line, a logged reading, the first line of a pretty-printed document) goes
         to a :class:`Reader`, the lenient path that reports every reject with its line;
         the Reader is left as soon as it has read no further than the body it gave, so
@@ -105,7 +106,9 @@ class Reading:
                 first = first[len(_BOM) :]
             lines = itertools.chain((first,), lines)
         count = bodies = operations = 0
-        notified = notified_operations
+        # Lines of a stream were checked by the block; any other iterator's are not.
+        checked = hasattr(stream, "readline")
+        notified = notified_text_operations if checked else notified_operations
         try:
             for line in lines:
                 count += 1
@@ -116,7 +119,7 @@ class Reading:
                 # One decoding for the usual line; a reading (the Reader says when it
                 # was read) or a line that does not decode whole goes the lenient way.
                 ops = notified(line)
-                if ops is None or len(line) > limit:
+                if ops is None or (not checked and len(line) > limit):
                     if not line.strip():
                         continue
                     # The Reader's line 1 is a blank line that it skips; the line that

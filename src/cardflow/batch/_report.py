@@ -3,7 +3,7 @@
 :class:`Totals` counts what was read; :class:`Rejected` is one rejected item with its
 file and line; a :class:`Report` holds the selected card states and the counts (a
 :class:`Tally`, which workers add up range by range). The renderers only format it:
-``_formats.py`` for machines, the command's ``_readable.py`` for people.
+``_formats.py`` for machines, ``_readable.py`` for people.
 """
 
 from __future__ import annotations

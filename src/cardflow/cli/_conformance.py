@@ -73,24 +73,11 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
 _STORE_SCHEMES = ("sqlite:", "postgresql:", "postgres:")
 
 
-def _store_views(url: str, stack: contextlib.ExitStack) -> Any:
-    """Views read from a cardflow store, the way the receiver's GET /cards answers."""
-    from .. import json_view
-    from ..store import open
-
-    store = stack.enter_context(open(url))
-
-    async def view(card_id: str) -> dict[str, Any] | None:
-        state = store.get(card_id)
-        return None if state is None else json_view(state)
-
-    return view
-
-
 async def _main(args: argparse.Namespace, console: Console) -> int:
     import httpx
 
-    from ..testing import check_conformance, fake_traffic, http_views
+    from ..store import open as open_store
+    from ..testing import check_conformance, fake_traffic, http_views, served_cards, store_views
 
     traffic = fake_traffic(args.cards, args.truth_seed, lose=args.lose)
     stack = contextlib.ExitStack()
@@ -105,15 +92,13 @@ async def _main(args: argparse.Namespace, console: Console) -> int:
         served: list[str] = []
         if args.d1:
             try:
-                response = await client.get(args.d1.rstrip("/") + "/fake/served")
-                response.raise_for_status()
-                served = response.json()
+                served = await served_cards(client, args.d1)
             except (httpx.HTTPError, ValueError) as exc:
                 console.stderr.write(f"cardflow conformance: cannot ask {args.d1}: {exc}\n")
                 return 3
         try:
             if args.view.startswith(_STORE_SCHEMES):
-                views = _store_views(args.view, stack)
+                views = store_views(stack.enter_context(open_store(args.view)))
             else:
                 views = http_views(viewer, args.view)
         except ValueError as error:

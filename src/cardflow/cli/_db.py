@@ -12,27 +12,22 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Final
 
 import msgspec
 
 from .._cardstate import CardState
-from .._decode import Decoded
 from .._errors import StoreUnavailable
-from .._wire import PRODUCE
-from ..batch._inputs import STDIN, Reader, readable
-from ..batch._inputs import Body as ReadBody
+from ..batch import store_files
+from ..batch._readable import counted
 from ..batch._report import EventLog, Seen, Totals
-from ..store import Store
+from ..store import Follow, Store, find_reactions, public_url, stopping
 from ..store import open as open_url
 from ._args import port
 from ._console import Console
-from ._dispatching import Follow, find_reactions, stopping
 from ._fold import closing, report_states
-from ._logs import add_logging_options, configure, public_url
-from ._readable import counted
+from ._logs import add_logging_options, configure
 
 __all__ = [
     "add_commands",
@@ -49,9 +44,6 @@ USAGE: Final = 2
 UNREADABLE: Final = 3
 NOT_FOUND: Final = 4
 UNAVAILABLE: Final = 5
-BATCH: Final = 1000
-"""Bodies stored per transaction by ``fold --db``: enough that a commit's flush and a
-statement's round trip cost little per body (``docs/store.md``)."""
 
 
 def add_fold_options(fold: argparse.ArgumentParser) -> None:
@@ -184,88 +176,21 @@ def run_fold_db(args: argparse.Namespace, console: Console) -> int:
     store = open_store(args.db, "fold", console)
     if store is None:
         return UNAVAILABLE
-    totals = Totals()
     with store:
         try:
-            if args.paths:
-                _store_all(store, list(args.paths), totals, console, args.max_line_bytes)
+            totals = store_files(
+                store,
+                args.paths,
+                on_reject=lambda rejected: console.stderr.write(f"{rejected}\n"),
+                on_problem=lambda problem: console.stderr.write(f"cardflow fold: {problem}\n"),
+                max_line=args.max_line_bytes,
+                stdin=console.stdin,
+                stdin_fd=console.stdin_fd,
+            )
             return _report(args, console, store, totals)
         except StoreUnavailable as exc:
             console.stderr.write(f"cardflow fold: --db {args.db}: {exc}\n")
             return UNAVAILABLE
-
-
-def _store_all(
-    store: Store, paths: list[str], totals: Totals, console: Console, max_line: int
-) -> None:
-    sources = readable(paths, console.stdin_fd, totals.unreadable, _warn(console), "cardflow fold:")
-    totals.sources = [s.name for s in sources]
-    for source in sources:
-        try:
-            stream = (
-                console.stdin
-                if source.path == STDIN
-                else open(source.path, "rb", buffering=1 << 20)  # noqa: SIM115 (closed below)
-            )
-        except OSError as exc:
-            totals.unreadable.append(source.name)
-            console.stderr.write(f"cardflow fold: cannot read {source.name}: {exc.strerror}\n")
-            continue
-        reader = Reader(stream, max_line)
-        try:
-            batch: list[Decoded | tuple[Decoded, datetime]] = []
-            for read in reader:
-                kept = _item(read, source.name, totals, console)
-                if kept is not None:
-                    batch.append(kept)
-                if len(batch) >= BATCH:
-                    _commit(store, batch)
-            _commit(store, batch)
-        except OSError as exc:
-            totals.unreadable.append(source.name)
-            console.stderr.write(
-                f"cardflow fold: cannot read {source.name} after line {reader.lines}:"
-                f" {exc.strerror or exc}\n"
-            )
-        finally:
-            if stream is not console.stdin:
-                stream.close()
-            totals.lines += reader.lines
-
-
-def _item(
-    body: ReadBody, name: str, totals: Totals, console: Console
-) -> Decoded | tuple[Decoded, datetime] | None:
-    """What to store of one body read from a file (an on-demand status with its reading
-    time); None when it is not a D1 body. Counts it, and reports what it rejects."""
-    decoded = body.decoded
-    totals.bodies += 1
-    totals.operations += len(decoded.operations)
-    for reject in decoded.rejects:
-        if reject.index is None:
-            totals.rejected_bodies += 1
-        else:
-            totals.rejected_operations += 1
-        console.stderr.write(f"{reject.error().located(name, body.line_of(reject))}\n")
-    if any(reject.index is None for reject in decoded.rejects):
-        return None
-    passed_over = sum(op.operation != PRODUCE for op in decoded.operations)
-    totals.passed_over += passed_over
-    totals.folded += len(decoded.operations) - passed_over
-    return decoded if body.at is None else (decoded, body.at)
-
-
-def _warn(console: Console) -> Callable[[str], None]:
-    def warn(message: str) -> None:
-        console.stderr.write(message + "\n")
-
-    return warn
-
-
-def _commit(store: Store, batch: list[Decoded | tuple[Decoded, datetime]]) -> None:
-    if batch:
-        store.ingest_many(batch)
-        batch.clear()
 
 
 def _report(args: argparse.Namespace, console: Console, store: Store, totals: Totals) -> int:
@@ -357,7 +282,7 @@ def run_dispatch(args: argparse.Namespace, console: Console) -> int:
         )
         return USAGE
     if args.metrics_port is not None:
-        from ._reactions_metrics import serve_metrics
+        from ..store import serve_metrics
 
         try:
             reactions = serve_metrics(reactions, args.metrics_host, args.metrics_port)

@@ -9,19 +9,16 @@ events with the changes each made (``Store.history``).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
 from .._errors import StoreUnavailable
-from .._step import Change
-from .._wire import wire_time
-from ..store import HistoryEvent
+from ..batch._readable import counted
+from ..store import history_json, history_table, printable
 from ._console import Console
 from ._db import NOT_FOUND, OK, UNAVAILABLE, USAGE, open_store
 from ._progress import Progress, wanted
-from ._readable import counted
 
 __all__ = ["add_commands", "run_history", "run_rebuild"]
 
@@ -124,7 +121,7 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
                 if args.verbose:
                     for bar in bars:
                         bar.clear()
-                    out.write(f"{_safe(card)}: {_safe(what)}\n".encode())
+                    out.write(f"{printable(card)}: {printable(what)}\n".encode())
 
             result = store.rebuild(
                 cards,
@@ -152,11 +149,11 @@ def run_rebuild(args: argparse.Namespace, console: Console) -> int:
     out.flush()
     for card in result.newer:
         console.stderr.write(
-            f"cardflow rebuild: card {_safe(card)} left as it is: a later cardflow wrote"
+            f"cardflow rebuild: card {printable(card)} left as it is: a later cardflow wrote"
             " its state\n"
         )
     for card in missing:
-        console.stderr.write(f"cardflow rebuild: card {_safe(card)}: no event in the store\n")
+        console.stderr.write(f"cardflow rebuild: card {printable(card)}: no event in the store\n")
     return NOT_FOUND if missing else OK
 
 
@@ -173,84 +170,13 @@ def run_history(args: argparse.Namespace, console: Console) -> int:
             return UNAVAILABLE
     if not events:
         console.stderr.write(
-            f"cardflow history: card {_safe(args.card_id)}: no event in the store\n"
+            f"cardflow history: card {printable(args.card_id)}: no event in the store\n"
         )
         return NOT_FOUND
     out = console.stdout
     if args.format == "jsonl":
-        out.write(b"".join(msgspec.json.encode(_json(e)) + b"\n" for e in events))
+        out.write(b"".join(msgspec.json.encode(history_json(e)) + b"\n" for e in events))
     else:
-        out.write("".join(line + "\n" for line in _table(events)).encode())
+        out.write("".join(line + "\n" for line in history_table(events)).encode())
     out.flush()
     return OK
-
-
-def _safe(text: str) -> str:
-    """Text from the input as a terminal shows it harmlessly: control characters escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _change_json(change: Change) -> dict[str, object]:
-    return {
-        "kind": change.kind,
-        "operationId": change.operation_id,
-        "status": change.status,
-        "previousStatus": change.previous_status,
-        "skipped": list(change.skipped),
-        "observation": change.observation,
-        "key": change.key,
-    }
-
-
-def _json(event: HistoryEvent) -> dict[str, object]:
-    return {
-        "id": event.id,
-        "storedAt": wire_time(event.stored_at),
-        "source": event.source,
-        "readAt": None if event.read_at is None else wire_time(event.read_at),
-        "operation": msgspec.Raw(msgspec.json.encode(event.operation)),
-        "changes": [_change_json(c) for c in event.changes],
-    }
-
-
-def _describe(change: Change) -> str:
-    if change.kind == "STATUS":
-        how = f" ({change.observation})" if change.observation else ""
-        return f"STATUS {change.status}{how}"
-    if change.kind == "SHIPMENT":
-        return "SHIPMENT"
-    return f"{change.kind} {change.status}"
-
-
-def _table(events: Sequence[HistoryEvent]) -> list[str]:
-    header = ("id", "stored at", "source", "operation", "reported", "changes")
-    rows = [header]
-    for e in events:
-        details = e.operation.details
-        reported = details.status if details is not None and details.status else "-"
-        rows.append(
-            (
-                str(e.id),
-                wire_time(e.stored_at),
-                e.source if e.read_at is None else f"{e.source} @ {wire_time(e.read_at)}",
-                _safe(e.operation.operation_id),
-                _safe(reported),
-                _safe("; ".join(_describe(c) for c in e.changes) or "none (already known)"),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        + "  "
-        + row[-1]
-        for row in rows
-    ]
-    state = next((e.state for e in reversed(events) if e.state is not None), None)
-    if state is not None:
-        lines.append(
-            f"card {_safe(state.card_id)}: {counted(len(events), 'stored event')}; now"
-            f" {_safe(state.operation_id)}/{_safe(state.status)}"
-        )
-    return lines

@@ -89,9 +89,8 @@ def run_fake_d1(args: argparse.Namespace, console: Console) -> int:
 async def _main(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
-    from ..d1 import client_ssl_context
+    from ..d1 import client_ssl_context, server_options
     from ..testing import DEFAULT_ISSUER, FakeD1, Fault, fake_traffic
-    from ._serving import server_options
 
     traffic = fake_traffic(
         args.cards,

@@ -30,11 +30,11 @@ from ..batch._formats import (
 from ..batch._inputs import one_line
 from ..batch._parallel import ClusterError
 from ..batch._ranges import Asked
+from ..batch._readable import counted, write_summary, write_views
 from ..batch._report import Counts, EventLog, Listener, Rejected, Report, Totals
 from ._args import positive
 from ._console import Console
 from ._progress import Progress, wanted
-from ._readable import counted, write_summary, write_views
 
 __all__ = [
     "NOT_FOUND",

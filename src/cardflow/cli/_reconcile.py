@@ -14,9 +14,10 @@ import logging
 import time
 from typing import Any, Final
 
+from ..store import public_url
 from ._args import count, moment, positive, seconds
 from ._console import Console
-from ._logs import add_logging_options, configure, public_url
+from ._logs import add_logging_options, configure
 from ._progress import wanted
 
 __all__ = ["add_reconcile", "run_reconcile"]

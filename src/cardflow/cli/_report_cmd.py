@@ -16,11 +16,11 @@ from typing import Any, Final
 
 from .._errors import StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE
+from ..batch._readable import counted
 from ..report import Fleet, aggregate, render
 from ..store import open as open_store
 from ._console import Console
 from ._fold import OK, REJECTED, UNREADABLE, USAGE, add_reading_options, fold_inputs
-from ._readable import counted
 
 UNAVAILABLE: Final = 5
 

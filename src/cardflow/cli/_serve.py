@@ -18,9 +18,10 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any, Final
 
+from ..store import public_url
 from ._args import count, positive, seconds
 from ._console import Console
-from ._logs import add_logging_options, configure, public_url
+from ._logs import add_logging_options, configure
 
 __all__ = ["add_serve", "run_serve"]
 
@@ -99,9 +100,8 @@ def run_serve(args: argparse.Namespace, console: Console) -> int:
     """Serve until interrupted; the exit status."""
     import uvicorn
 
-    from ..d1 import check_token
+    from ..d1 import TLSFileError, check_token, server_options
     from ..store import StoreUnavailable, open
-    from ._serving import TLSFileError, server_options
 
     config = configure(args)
     settings = {"DB": args.db}

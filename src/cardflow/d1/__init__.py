@@ -8,6 +8,7 @@
   ``uvicorn --factory``.
 - :func:`reconcile` asks D1 about every stored card that needs it and stores each
   answer as a confirmation.
+- :func:`server_options` gives uvicorn's settings for serving it, TLS files checked.
 - The status policy (:func:`notification_status`, :func:`answer_class`) says, in one
   place, what each HTTP status means in either direction.
 
@@ -30,6 +31,7 @@ from ._client import (
     retry_after,
 )
 from ._policy import Answer, Outcome, answer_class, notification_headers, notification_status
+from ._serving import TLSFileError, server_options
 from ._sweep import ReconcileStore, Sweep, reconcile
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ __all__ = [
     "Result",
     "Retry",
     "Sweep",
+    "TLSFileError",
     "answer_class",
     "check_token",
     "client_ssl_context",
@@ -67,6 +70,7 @@ __all__ = [
     "receiver_from_env",
     "reconcile",
     "retry_after",
+    "server_options",
 ]
 
 _RECEIVER = frozenset(

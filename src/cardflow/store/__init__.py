@@ -5,6 +5,12 @@ guarantees. Every event is stored once, every body is one transaction, and every
 reaction is a row of an outbox that :meth:`Store.dispatch` delivers. Importing this
 package imports neither engine's driver: psycopg is imported when a ``postgresql://``
 URL is opened (``pip install 'cardflow[postgres]'``).
+
+Beside the store, what a service over it needs, as its commands use them: a card's
+history as text and JSON (:func:`history_table`, :func:`history_json`), the
+dispatcher's service parts (:func:`find_reactions`, :func:`stopping`, :class:`Follow`,
+:func:`serve_metrics`) and the services' logging (:func:`logging_config`,
+:func:`public_url`).
 """
 
 from __future__ import annotations
@@ -12,27 +18,61 @@ from __future__ import annotations
 from .._errors import InvalidNotification, NewerStateError, StoreSchemaError, StoreUnavailable
 from .._lifecycle import D1_LIFECYCLE, Lifecycle
 from ._base import Store, StoredEvent
-from ._history import HistoryEvent
+from ._history import HistoryEvent, history_json, history_table
 from ._ingest import Ingested
+from ._logging import (
+    ECHOED,
+    JSON_KEYS,
+    LEVELS,
+    JsonFormatter,
+    StderrHandler,
+    logging_config,
+    printable,
+    public_url,
+)
 from ._outbox import DeadRow
 from ._rebuild import RebuildResult
 from ._schema import SCHEMA_VERSION
+from ._service import (
+    REACTION_OUTCOMES,
+    CountedReactions,
+    Follow,
+    find_reactions,
+    serve_metrics,
+    stopping,
+)
 from ._sqlite import SQLiteStore
 
 __all__ = [
+    "ECHOED",
+    "JSON_KEYS",
+    "LEVELS",
+    "REACTION_OUTCOMES",
     "SCHEMA_VERSION",
+    "CountedReactions",
     "DeadRow",
+    "Follow",
     "HistoryEvent",
     "Ingested",
     "InvalidNotification",
+    "JsonFormatter",
     "NewerStateError",
     "RebuildResult",
     "SQLiteStore",
+    "StderrHandler",
     "Store",
     "StoreSchemaError",
     "StoreUnavailable",
     "StoredEvent",
+    "find_reactions",
+    "history_json",
+    "history_table",
+    "logging_config",
     "open",
+    "printable",
+    "public_url",
+    "serve_metrics",
+    "stopping",
 ]
 
 

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         check_conformance,
         compare_view,
         http_views,
+        served_cards,
+        store_views,
     )
     from ._delivery import Delivery, Traffic, deliveries, describe_bodies, traffic
     from ._draws import card_ids, operation_ids
@@ -103,7 +105,9 @@ __all__ = [
     "operations",
     "plans",
     "render",
+    "served_cards",
     "shipments",
+    "store_views",
     "traffic",
     "walks",
 ]
@@ -118,6 +122,8 @@ _LAZY: dict[str, str] = {
             "check_conformance",
             "compare_view",
             "http_views",
+            "served_cards",
+            "store_views",
         ),
         "_conformance",
     ),

@@ -19,14 +19,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import quote
 
 import httpx
 import msgspec
 
+from .._cardstate import CardState
 from .._model import Expected
 from .._traffic import FakeTraffic
+from .._view import json_view
 from .._wire import Shipment
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "check_conformance",
     "compare_view",
     "http_views",
+    "served_cards",
+    "store_views",
 ]
 
 ViewSource = Callable[[str], Awaitable[Mapping[str, Any] | None]]
@@ -174,6 +178,33 @@ def http_views(client: httpx.AsyncClient, template: str) -> ViewSource:
         return answer
 
     return view
+
+
+class _States(Protocol):
+    def get(self, card_id: str, /) -> CardState | None: ...
+
+
+def store_views(store: _States) -> ViewSource:
+    """Views read from a cardflow store (``cardflow.store.Store``, or anything whose
+    ``get`` gives a card's state), as the receiver's ``GET /cards`` answers them."""
+
+    async def view(card_id: str) -> Mapping[str, Any] | None:
+        state = store.get(card_id)
+        return None if state is None else json_view(state)
+
+    return view
+
+
+async def served_cards(client: httpx.AsyncClient, fake_d1: str) -> list[str]:
+    """The cards whose on-demand status the fake D1 at ``fake_d1`` (its base URL)
+    answered well: a conformance check counts their latest event as delivered.
+    ``httpx.HTTPError`` or ``ValueError`` when it cannot be asked."""
+    response = await client.get(fake_d1.rstrip("/") + "/fake/served")
+    response.raise_for_status()
+    served = response.json()
+    if not isinstance(served, list) or not all(isinstance(card, str) for card in served):
+        raise ValueError(f"{fake_d1}/fake/served: not a JSON list of card ids")
+    return served
 
 
 async def check_conformance(

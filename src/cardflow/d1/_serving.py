@@ -1,6 +1,10 @@
-"""How the D1 edge's commands configure uvicorn: one place for TLS and its client CA.
+"""How the D1 edge is served over uvicorn: one place for TLS and its client CA.
 
-Imported only by commands that serve (uvicorn is in ``cardflow[serve]``).
+:func:`server_options` checks the TLS files before uvicorn starts (so that a bad one
+is a message, never a traceback nor plain HTTP in place of TLS) and gives uvicorn's
+keyword arguments; ``cardflow serve`` and ``cardflow fake-d1`` use it, and so can a
+process of yours that runs :func:`cardflow.d1.receiver` under uvicorn. It needs the
+standard library only (uvicorn itself is in ``cardflow[serve]``).
 """
 
 from __future__ import annotations
@@ -9,12 +13,15 @@ import os
 import ssl
 from typing import Any
 
+from .._errors import CardflowError
+
 __all__ = ["TLSFileError", "server_options"]
 
 
-class TLSFileError(ValueError):
+class TLSFileError(CardflowError, ValueError):
     """A TLS file (certificate, key, client CA) that cannot be read or used: its own
-    exit status in ``cardflow serve``, apart from a usage error of the flags."""
+    exit status in ``cardflow serve``, apart from a usage error of the flags. Part of
+    the one hierarchy (a ``CardflowError``), and a ``ValueError`` as before."""
 
 
 def _no_password() -> str:

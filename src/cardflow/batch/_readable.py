@@ -1,4 +1,5 @@
-"""The report of ``cardflow fold`` for people: the summary, and one card's whole view."""
+"""The report of a fold for people (``cardflow fold``'s summary format): the summary of
+a :class:`Report`, and the whole view of each watched card, as text lines."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import BinaryIO
 from .._lifecycle import Lifecycle
 from .._state import CardState
 from .._wire import Operation, wire_time
-from ..batch._cards import card_object
-from ..batch._report import LIST_LIMIT, Report, Totals
+from ._cards import card_object
+from ._report import LIST_LIMIT, Report, Totals
 
 __all__ = ["counted", "summary_lines", "write_summary", "write_views"]
 
@@ -48,6 +49,7 @@ def write_summary(report: Report, out: BinaryIO) -> None:
 
 
 def summary_lines(report: Report) -> list[str]:
+    """The lines of :func:`write_summary`."""
     totals = report.totals
     tally = report.counted
     counts = tally.counts

@@ -1,6 +1,8 @@
-"""``cardflow dispatch`` as a service: its reactions found as ``python -m`` finds modules,
-a clean stop on SIGTERM or SIGINT, and with ``--follow`` a line per failure as it
-happens and a progress line at intervals.
+"""The store's dispatcher as a service (what ``cardflow dispatch`` runs, and any process
+of yours can): its reactions found as ``python -m`` finds modules, a clean stop on
+SIGTERM or SIGINT, a line per failure as it happens and a progress line at intervals
+(:class:`Follow`), and ``cardflow_reactions_total`` on a Prometheus endpoint of its
+own (:func:`serve_metrics`).
 
 The failures come from the store's ``cardflow.dispatch`` logger: a handler of that
 logger writes them to stderr (escaped: a key holds whatever a card id held) and counts
@@ -18,14 +20,21 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TextIO
+from typing import Any, Final, TextIO
 
-from ._logs import ECHOED
+from ._logging import ECHOED, printable
 
-__all__ = ["Follow", "find_reactions", "printable", "stopping"]
+__all__ = [
+    "REACTION_OUTCOMES",
+    "CountedReactions",
+    "Follow",
+    "find_reactions",
+    "serve_metrics",
+    "stopping",
+]
 
 _LOGGER = "cardflow.dispatch"
 
@@ -69,13 +78,6 @@ def stopping() -> Iterator[threading.Event]:
     finally:
         for kind, handler in before.items():
             signal.signal(kind, handler)
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: control and other unprintable characters escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class Follow(logging.Handler):
@@ -134,3 +136,65 @@ class Follow(logging.Handler):
         finally:
             logger.removeHandler(self)
             logger.setLevel(level)
+
+
+# -- cardflow_reactions_total ----------------------------------------------------------
+# ``done``: a reaction returned (the reactions object is wrapped to count it).
+# ``retried`` and ``dead``: a reaction raised and its row is due again later, or was
+# parked dead (or a row could not be read and was parked), as the ``cardflow.dispatch``
+# logger reports each one. One process: no multiprocess directory.
+
+REACTION_OUTCOMES: Final = ("done", "retried", "dead")
+
+
+class CountedReactions:
+    """``reactions``, with every ``on_...`` method that returns counted as ``done`` in
+    ``counter``; any other attribute passes through unchanged."""
+
+    def __init__(self, reactions: object, counter: Any) -> None:
+        self._reactions = reactions
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._reactions, name)
+        if not name.startswith("on_") or not callable(found):
+            return found
+        counter = self._counter
+        method: Callable[..., object] = found
+
+        def counted(*args: object, **kwargs: object) -> object:
+            result = method(*args, **kwargs)
+            counter.labels("done").inc()
+            return result
+
+        return counted
+
+
+class _Failures(logging.Handler):
+    """Counts the failures the store's dispatcher logs, by their ``outcome``."""
+
+    def __init__(self, counter: Any) -> None:
+        super().__init__(logging.WARNING)
+        self._counter = counter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        outcome = getattr(record, "outcome", None)
+        if outcome in ("retried", "dead"):
+            self._counter.labels(outcome).inc()
+
+
+def serve_metrics(reactions: object, host: str, port: int) -> CountedReactions:
+    """Serve ``/metrics`` on ``host:port`` in a background thread (``OSError`` when
+    the port cannot be taken); the reactions to dispatch with, counted."""
+    from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+    registry = CollectorRegistry()
+    counter = Counter(
+        "cardflow_reactions", "Reactions run by this dispatcher, by outcome.", ["outcome"],
+        registry=registry,
+    )  # fmt: skip
+    for outcome in REACTION_OUTCOMES:
+        counter.labels(outcome)
+    start_http_server(port, addr=host, registry=registry)
+    logging.getLogger(_LOGGER).addHandler(_Failures(counter))
+    return CountedReactions(reactions, counter)
