@@ -8,17 +8,30 @@ table per commit (sqlite3's loop in C; psycopg 3's pipeline mode), with the same
 durability as the store (SQLite: WAL and ``synchronous=full``; PostgreSQL: the
 server's own): no decoding, no fold, no key, no read. What the store does beyond
 that is the cost of its rules.
+
+``python_floor`` is the other half: the least Python that computes those rows, with
+no SQL at all (each body decoded, each event's key, a ``Tracker`` folding the bodies
+with their changes, each reaction's key and state encoded, each card's final state
+encoded with the columns reads filter on, once per commit). A store in Python pays
+both, so ``floor / (floor + python_floor)`` is the share of the bare-SQL floor that
+it can reach at best: what bounds ``ingest_many``'s ratio.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import cardflow
 import cardflow.store
+from cardflow import encode_state
+from cardflow._wire import fingerprint
+from cardflow.store._rows import REACTIONS, columns
 
 _EVENTS: Final = "key, card_id, operation_id, read_at, event, stored_at"
 _STATES: Final = (
@@ -127,3 +140,31 @@ def write_postgres(url: str, commits: list[Commit]) -> None:
                     rows = getattr(commit, table)
                     if rows:
                         cursor.executemany(sql.encode(), rows)
+
+
+def python_floor(bodies: Sequence[bytes], per_commit: int) -> float:
+    """Seconds that the least Python computing the rows of ``bodies`` takes (see the
+    module), ``per_commit`` bodies a commit."""
+    tracker = cardflow.Tracker()
+    lifecycle = tracker.lifecycle
+    sha256 = hashlib.sha256
+    started = time.perf_counter()
+    for start in range(0, len(bodies), per_commit):
+        final: dict[str, cardflow.CardState] = {}
+        encoded: set[int] = set()
+        for body in bodies[start : start + per_commit]:
+            operations = cardflow.decode_lenient(body).operations
+            for op in operations:
+                sha256(fingerprint(op)).digest()
+            for change in tracker.ingest_operations(operations):
+                final[change.card_id] = change.state
+                if change.kind in REACTIONS:
+                    _ = change.key
+                    if id(change.state) not in encoded:
+                        encoded.add(id(change.state))
+                        encode_state(change.state)
+        for state in final.values():
+            if id(state) not in encoded:
+                encode_state(state)
+            columns(state, lifecycle)
+    return time.perf_counter() - started

@@ -18,6 +18,9 @@ Batched (``run_batched``, issue 25), each into a new database, in interleaved ro
 - ``ingest_many`` with 1,000 bodies a commit, beside a *bare-SQL floor* written in the
   same run (``_floor.py``: the same tables, the rows that commit wrote, precomputed,
   one ``executemany`` per table per commit, the same durability): at least 0.7 of it;
+  beside them the *floor of the Python the rows need* (``_floor.python_floor``: no SQL),
+  whose ratio is the most of the bare-SQL floor that any store in Python reaches
+  (``floor / (floor + Python)``, in time);
 - ``cardflow fold --db`` on SQLite (the whole command): at least 0.5 of ``ingest_many``;
 - the receiver, ``cardflow serve --workers 2`` loaded by wrk with 32 connections
   (``_receiving.py``): at least 0.5 of ``ingest_many`` with 32 bodies a call, and on
@@ -268,6 +271,8 @@ class _Round:
     """Bodies per second of each batched measure in one round on one engine."""
 
     floor: float
+    python: float
+    """Bodies per second of ``_floor.python_floor`` (the Python the rows need)."""
     many: float
     many32: float
     fold: float | None
@@ -285,6 +290,7 @@ def _engine_round(
     floor_rate = count / (time.perf_counter() - started)
     return _Round(
         floor=floor_rate,
+        python=count / _floor.python_floor(bodies, PER_COMMIT),
         many=_many(fresh(), bodies, PER_COMMIT),
         many32=_many(fresh(), bodies, PER_CALL),
         fold=_fold_db(fresh(), path, count) if engine == "sqlite" else None,
@@ -363,9 +369,16 @@ def _batched_results(engine: str, found: list[_Round], size: str) -> list[Result
         return f"{median(_rates(found, key)):,.0f} bodies/s"
 
     share = _share(found, "many", "floor")
+    reachable = statistics.median(
+        (1 / f) / (1 / f + 1 / p)
+        for f, p in zip(_rates(found, "floor"), _rates(found, "python"), strict=True)
+    )
     results = [
         Result("store", f"{engine}: bare-SQL floor, {PER_COMMIT:,} bodies a commit", size,
                figure("floor")),
+        Result("store", f"{engine}: floor of the Python the rows need (no SQL; the most"
+               " any Python store reaches, of the bare-SQL floor)", size, figure("python"),
+               reachable),
         Result("store", f"{engine}: ingest_many, {PER_COMMIT:,} bodies a commit (of the floor)",
                size, figure("many"), share, f">= {MANY_TARGET:.2f}", share >= MANY_TARGET),
         Result("store", f"{engine}: ingest_many, {PER_CALL} bodies a call", size,

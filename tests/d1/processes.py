@@ -102,3 +102,11 @@ def tracker_app(port: int) -> list[str]:
         sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "tracker_app:app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
+
+
+def mounted_app(port: int) -> list[str]:
+    """The command line of the receiver mounted under /d1 (tests/d1/mounted_app.py)."""
+    return [
+        sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "mounted_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip

@@ -20,7 +20,7 @@ import cardflow.store
 from cardflow.d1 import Outcome, notification_headers, notification_status
 
 from .conftest import Certs
-from .processes import CARDFLOW, Server, free_port, running
+from .processes import CARDFLOW, Server, free_port, mounted_app, running
 
 ISSUER = "ISSUER0001"
 PATH = f"/notifications/d1/v2/issuers/{ISSUER}/cards"
@@ -263,3 +263,38 @@ def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
             refused.append(True)
     assert good.status_code == 204
     assert refused == [True, True]
+
+
+def test_a_mounted_receiver_takes_notifications_below_its_prefix(tmp_path: Path) -> None:
+    """The notification POST skips Starlette's routing: below a Mount, with a token and
+    an issuer list, it answers as the routed receiver does, and nothing outside the
+    prefix reaches it."""
+    db = tmp_path / "cards.db"
+    port = free_port()
+    env = {"MOUNTED_DB": f"sqlite:///{db}", "MOUNTED_TOKEN": "s3cret"}
+    url = "/d1/notifications/d1/v2/issuers/I1/cards"
+    good = {"Authorization": "Bearer s3cret"}
+    sent = body(op("card-m", "DATA_PREPARED"))
+    with (
+        running(mounted_app(port), port, env=env) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.post(url, content=sent).status_code == 401
+        wrong = {"Authorization": "Bearer s3"}
+        assert client.post(url, content=sent, headers=wrong).status_code == 401
+        assert stored(db, "card-m") is None
+        other = client.post(url.replace("/I1/", "/I2/"), content=sent, headers=good)
+        assert (other.status_code, other.json()["error"]) == (404, "UNKNOWN_ISSUER")
+        assert client.post(PATH, content=sent, headers=good).status_code == 404
+        answer = client.post(url, content=sent, headers={**good, "X-Request-Id": "req-7"})
+        assert (answer.status_code, answer.headers["x-request-id"]) == (204, "req-7")
+        assert answer.content == b""
+        chunked = client.post(url, content=iter([sent[:10], sent[10:]]), headers=good)
+        assert chunked.status_code == 204
+        assert len(chunked.headers["x-request-id"]) == 32
+        bad = client.post(url, content=b"[1, 2", headers=good)
+        assert (bad.status_code, bad.json()["error"]) == (400, "NOT_AN_ENVELOPE")
+        assert bad.headers["x-request-id"]
+    state = stored(db, "card-m")
+    assert state is not None
+    assert state.status == "DATA_PREPARED"

@@ -173,6 +173,19 @@ def test_threads_share_one_store(store_url: str) -> None:
         assert logs.stored(store) == logs.fold(lines)
 
 
+def test_a_state_another_writer_changed_is_read_from_its_row(store_url: str) -> None:
+    """A store reads back the states it wrote without decoding them only while their
+    rows hold the bytes it wrote: a row another writer changed since is read as it is."""
+    with cardflow.store.open(store_url) as first, cardflow.store.open(store_url) as second:
+        first.ingest(_body(_op("c1", "DATA_PREPARED", 1)))
+        second.ingest(_body(_op("c1", "CARD_PROD_ONGOING", 2)))
+        first.ingest(_body(_op("c1", "CARD_PROD_REQUESTED", 3)))
+        state = first.get("c1")
+        assert state is not None
+        assert set(state.observed) == {"DATA_PREPARED", "CARD_PROD_REQUESTED", "CARD_PROD_ONGOING"}
+        assert state == second.get("c1")
+
+
 def test_a_newer_schema_is_refused_saying_what_to_do(store_url: str) -> None:
     cardflow.store.open(store_url).close()
     _execute(store_url, "UPDATE schema_version SET version = 99")

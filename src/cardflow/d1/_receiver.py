@@ -14,12 +14,15 @@ Bodies that arrive together in one process share a transaction (``_writer.py``: 
 commit), each answered only once its own transaction committed. The request does
 nothing but store: reactions are rows of the store's outbox, run by a
 dispatcher (``cardflow dispatch``) in another process, never inside the request. The
-store's calls are blocking (SQLite, psycopg): they run in Starlette's thread pool so
-that one slow commit never holds up the event loop.
+store's calls are blocking (SQLite, psycopg): they run on a thread (the group
+writer's, or Starlette's pool) so that one slow commit never holds up the event loop.
 
 A body is read with two limits: ``max_body`` bytes (checked against Content-Length
 before reading, and counted while streaming, for a chunked body) and ``body_timeout``
-seconds for the whole body to arrive (a slow or stalled sender gets 408).
+seconds for the whole body to arrive (a slow or stalled sender gets 408). That POST,
+the receiver's hot path, is a plain ASGI endpoint (``_notify.py``) that the
+application calls before Starlette's routing (after the token check, when there is
+a token); the other routes are Starlette's.
 
 The answer to a notification carries an ``X-Request-Id`` (the sender's, when it is
 a short plain token, else a new one). Each body not stored is logged (logger
@@ -30,24 +33,20 @@ the store's outages and recoveries. ``GET /metrics`` (``_metrics.py``) and ``GET
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import logging
 import os
-import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,9 +56,10 @@ from .._decode import MAX_BODY
 from .._errors import StoreUnavailable
 from .._view import json_view
 from ._metrics import CONTENT_TYPE, ReceiverMetrics
+from ._notify import Notifications, header, issuer_of, request_id
 from ._openapi import openapi_document
 from ._policy import Outcome, notification_headers, notification_status
-from ._writer import DEFAULT_GROUP_WAIT, DEFAULT_MAX_GROUP, GroupWriter, Stored
+from ._writer import DEFAULT_GROUP_WAIT, DEFAULT_MAX_GROUP, GroupWriter
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -86,7 +86,6 @@ its worker processes): ``DB``, ``TOKEN`` or ``NO_AUTH=1``, ``MAX_BODY``,
 ``BODY_TIMEOUT``, ``ISSUERS``, ``PASSED`` (``1``: the store's ``passed=True``)."""
 
 log: Final = logging.getLogger("cardflow.serve")
-_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _METRIC: Final = {
     Outcome.NOT_AN_ENVELOPE: "rejected",
     Outcome.TOO_LARGE: "too_large",
@@ -132,7 +131,7 @@ class _BearerToken:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _route_path(scope) not in _OPEN_PATHS:
-            given = Headers(scope=scope).get("authorization", "").encode("latin-1")
+            given = header(scope, b"authorization") or b""
             if not hmac.compare_digest(_digest(given), self.expected):
                 if self.refused is not None:  # counted and logged by the receiver
                     self.refused(scope)
@@ -160,37 +159,6 @@ class ReceiverStore(Protocol):
         """A card's stored state."""
 
 
-class _BodyError(Exception):
-    def __init__(self, outcome: Outcome, detail: str) -> None:
-        super().__init__(detail)
-        self.outcome = outcome
-        self.detail = detail
-
-
-async def read_body(request: Request, max_body: int, timeout: float) -> bytes:
-    """The request's body, whole, within the limits; raises _BodyError otherwise."""
-    declared = request.headers.get("content-length", "0")
-    if not declared.isdigit():
-        raise _BodyError(Outcome.NOT_AN_ENVELOPE, f"Content-Length {declared!r} is no number")
-    if int(declared) > max_body:
-        raise _BodyError(Outcome.TOO_LARGE, f"{declared} bytes declared, {max_body} allowed")
-    parts: list[bytes] = []
-    size = 0
-    late = f"the body did not arrive whole within {timeout:g} s"
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_body:
-                    raise _BodyError(Outcome.TOO_LARGE, f"over {max_body} bytes")
-                parts.append(chunk)
-    except TimeoutError:
-        raise _BodyError(Outcome.TOO_SLOW, late) from None
-    except ClientDisconnect:
-        raise _BodyError(Outcome.TOO_SLOW, "the sender went away before the body ended") from None
-    return b"".join(parts)
-
-
 def _answer(outcome: Outcome, detail: str = "") -> Response:
     """The response for ``outcome``: the policy's status and headers, a short JSON reason."""
     status = notification_status(outcome)
@@ -199,13 +167,6 @@ def _answer(outcome: Outcome, detail: str = "") -> Response:
         return Response(status_code=204, headers=headers)
     body = {"error": outcome.value, "detail": detail}
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-def _request_id(request: Request) -> str:
-    """The request's id: the sender's ``X-Request-Id`` when it is a short plain token
-    (safe to log and to echo), else a new one."""
-    given = request.headers.get("x-request-id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _printable(text: str, limit: int = 300) -> str:
@@ -273,7 +234,6 @@ def receiver(
     backend: ReceiverStore = open_store(store, passed=passed) if isinstance(store, str) else store
     owned = isinstance(store, str)
     writer = GroupWriter(backend, max_bodies=max_group, max_wait=group_wait)
-    allowed = None if issuers is None else frozenset(issuers)
     metrics = ReceiverMetrics(backend)
     outage = _Outage()
     described = openapi_document(secured=token is not None, max_body=max_body)
@@ -301,29 +261,7 @@ def receiver(
     def unauthorized(scope: Scope) -> None:
         """A request the token check refused: a notification is counted and logged."""
         if scope.get("method") == "POST":
-            note(Outcome.UNAUTHORIZED, "a bearer token is required", _request_id(Request(scope)))
-
-    async def notify(request: Request) -> Response:
-        rid = _request_id(request)
-        if allowed is not None and request.path_params["issuer_id"] not in allowed:
-            return refused(Outcome.UNKNOWN_ISSUER, "this receiver does not serve that issuer", rid)
-        try:
-            body = await read_body(request, max_body, body_timeout)
-        except _BodyError as error:
-            return refused(error.outcome, error.detail, rid)
-        received = time.perf_counter()
-        written = await writer.write(body)
-        if written.outcome is Stored.REJECTED:
-            return refused(Outcome.NOT_AN_ENVELOPE, written.detail, rid)
-        if written.outcome is Stored.UNAVAILABLE:
-            outage.failed(written.detail)
-            return refused(Outcome.STORE_UNAVAILABLE, written.detail, rid)
-        metrics.ingest_seconds.observe(time.perf_counter() - received)
-        outage.answered()
-        _count(metrics, written.outcome.value, written.ingested)
-        answer = _answer(Outcome.COMMITTED)
-        answer.headers["X-Request-Id"] = rid
-        return answer
+            note(Outcome.UNAUTHORIZED, "a bearer token is required", request_id(scope))
 
     async def card(request: Request) -> Response:
         try:
@@ -371,13 +309,17 @@ def receiver(
         log.info("worker %d stopped", os.getpid(), extra={"event": "worker_stopped",
                                                           "pid": os.getpid()})  # fmt: skip
 
-    return Starlette(
+    notifications = Notifications(
+        writer, metrics, outage, refused, issuers=issuers, max_body=max_body,
+        body_timeout=body_timeout,
+    )  # fmt: skip
+    app = _Receiver(
         lifespan=lifespan,
         middleware=[]
         if token is None
         else [Middleware(_BearerToken, token=token, refused=unauthorized)],
         routes=[
-            Route(NOTIFICATION_PATH, notify, methods=["POST"]),
+            Route(NOTIFICATION_PATH, notifications, methods=["POST"]),
             Route("/cards/{card_id}", card, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/metrics", exposition, methods=["GET"]),
@@ -385,19 +327,28 @@ def receiver(
         ],
         exception_handlers={404: no_route, 405: no_route},
     )
+    app.notifications = (
+        notifications if token is None else _BearerToken(notifications, token, unauthorized)
+    )
+    return app
 
 
-def _count(metrics: ReceiverMetrics, outcome: str, done: object) -> None:
-    """Count a committed body (``stored`` or ``duplicate``) and its operations, from what
-    the store says it did."""
-    new = int(getattr(done, "new", 0))
-    duplicates = int(getattr(done, "duplicates", 0))
-    rejected = sum(r.index is not None for r in getattr(done, "rejects", ()))
-    metrics.bodies.labels(outcome).inc()
-    for kind, n in (("stored", new), ("duplicate", duplicates), ("rejected", rejected),
-                    ("passed_over", int(getattr(done, "passed_over", 0)))):  # fmt: skip
-        if n:
-            metrics.operations.labels(kind).inc(n)
+class _Receiver(Starlette):
+    """The receiver: a POST to the notification path goes straight to the endpoint
+    (through the token check, when there is a token), every other request through
+    Starlette (``_notify.py`` says why)."""
+
+    notifications: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            issuer = issuer_of(_route_path(scope))
+            if issuer is not None:
+                scope["app"] = self
+                scope["path_params"] = {"issuer_id": issuer}
+                await self.notifications(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def receiver_from_env(environ: dict[str, str] | None = None) -> Starlette:

@@ -28,6 +28,7 @@ from .._reconcile import (
     DEFAULT_SILENCE,
     needs_reconcile,
 )
+from .._tables import tables_for
 from .._wire import Operation
 from . import _dispatch, _outbox
 from ._engine import Engine
@@ -35,6 +36,7 @@ from ._history import HistoryEvent, history
 from ._ingest import Conflict, Ingested, Prepared, commit, prepare
 from ._outbox import DeadRow, micros
 from ._rebuild import DEFAULT_BATCH, Rebuilder, RebuildResult
+from ._states import Known
 from ._unreadable import Unreadable, log, read_or_derive, read_state
 
 __all__ = ["Store", "StoredEvent"]
@@ -73,6 +75,8 @@ class Store(Engine):
     def __init__(self, url: str, *, lifecycle: Lifecycle = D1_LIFECYCLE, passed: bool = False):
         self.lifecycle = lifecycle
         self.passed = passed
+        self._known = Known()
+        self._tables = tables_for(lifecycle).session()
         super().__init__(url)
 
     # -- ingestion -----------------------------------------------------------------------
@@ -180,6 +184,8 @@ class Store(Engine):
                         lifecycle=self.lifecycle,
                         passed=self.passed,
                         decode=lambda card, blob: read_state(card, blob, self.lifecycle),
+                        known=self._known,
+                        tables=self._tables,
                     )
             except Conflict:
                 time.sleep(random.uniform(0, 0.0005 * min(attempt + 1, 40)))

@@ -23,7 +23,7 @@ import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -34,12 +34,12 @@ from .._errors import InvalidNotification
 from .._lifecycle import Lifecycle
 from .._step import Change, ChangeKind, diff
 from .._summary import Summary
-from .._tables import tables_for
+from .._tables import Tables, tables_for
 from .._times import utc
 from .._wire import PRODUCE, Operation, encode, fingerprint
 from ._outbox import OUTBOX_COLUMNS, micros, outbox_row
 from ._schema import Tx
-from ._states import Conflict, read_states, write_states
+from ._states import Conflict, Known, read_states, write_states
 
 __all__ = ["Conflict", "Ingested", "Prepared", "commit", "prepare"]
 
@@ -92,28 +92,34 @@ def prepare(body: Body | Decoded, at: datetime | None, card_id: str | None = Non
     reject, never applied nor confirmed (an answer vouches for the card asked about).
     """
     decoded = body if isinstance(body, Decoded) else decode_lenient(body)
-    for reject in decoded.rejects:
+    rejects = decoded.rejects
+    for reject in rejects:
         if reject.index is None:
             raise InvalidNotification(reject.reason, reject.path)
     operations = decoded.operations
-    rejects = decoded.rejects
     if card_id is not None and any(op.card_id != card_id for op in operations):
         operations, rejects = _of_card(decoded, card_id)
-    reading = b"" if at is None else b"@%d" % micros(at)
+    reading = None if at is None else b"@%d" % micros(at)
     events: list[Event] = []
     seen: set[bytes] = set()
-    passed_over = produce = 0
+    passed_over = 0
+    sha256 = hashlib.sha256
     for op in operations:
         if op.operation != PRODUCE:
             passed_over += 1
             continue
-        produce += 1
         print_ = fingerprint(op)
-        key = hashlib.sha256(print_ + reading).digest()
+        key = sha256(print_ if reading is None else print_ + reading).digest()
         if key not in seen:
             seen.add(key)
             events.append(Event(key, print_, op))
-    return Prepared(events=events, rejects=rejects, at=at, passed_over=passed_over, produce=produce)
+    return Prepared(
+        events=events,
+        rejects=rejects,
+        at=at,
+        passed_over=passed_over,
+        produce=len(operations) - passed_over,
+    )
 
 
 def _of_card(decoded: Decoded, card_id: str) -> tuple[list[Operation], list[Reject]]:
@@ -147,6 +153,8 @@ def commit(
     lifecycle: Lifecycle,
     passed: bool,
     decode: Callable[[str, bytes], CardState],
+    known: Known | None = None,
+    tables: Tables | None = None,
 ) -> list[tuple[list[Change], int]]:
     """Run the transaction of prepared bodies in ``tx``, as if each were committed in
     turn: per body, (its changes, how many of its events were new). ``Conflict`` when a
@@ -154,7 +162,10 @@ def commit(
 
     Each table is written in one go (``Tx.insert``), the states read in one query: an
     event is new in the first body that holds it, and each card's new events are applied
-    in body order, each with its body's reading time.
+    in body order, each with its body's reading time. ``known``: the states this
+    process wrote lately (read through it, and told what this transaction writes);
+    ``tables``: the lifecycle's tables to fold with (a ``session()`` that the store's
+    transactions share, so that repeating values are shared as a Tracker shares them).
     """
     firsts: list[tuple[int, Event]] = []
     owner: set[bytes] = set()
@@ -162,38 +173,45 @@ def commit(
     for index, prepared in enumerate(batch):
         read_at = None if prepared.at is None else micros(prepared.at)
         for e in prepared.events:
-            if e.key in owner:
+            key = e.key
+            if key in owner:
                 continue
-            owner.add(e.key)
+            owner.add(key)
             firsts.append((index, e))
-            rows.append((e.key, e.op.card_id, e.op.operation_id, read_at, e.fingerprint, now))
-    fresh = {
-        bytes(key)
-        for key in tx.insert(
-            "events",
-            "key, card_id, operation_id, read_at, event, stored_at",
-            rows,
-            "key",
-            returning=True,
-        )
-    }
+            op = e.op
+            rows.append((key, op.card_id, op.operation_id, read_at, e.fingerprint, now))
+    fresh = tx.insert(
+        "events", "key, card_id, operation_id, read_at, event, stored_at", rows, "key",
+        returning=True,
+    )  # fmt: skip
     new = [0] * len(batch)
     by_card: dict[str, list[tuple[int, Operation]]] = {}
     for index, e in firsts:
         if e.key in fresh:
             new[index] += 1
-            by_card.setdefault(e.op.card_id, []).append((index, e.op))
+            op = e.op
+            mine = by_card.get(op.card_id)
+            if mine is None:
+                by_card[op.card_id] = [(index, op)]
+            else:
+                mine.append((index, op))
     found: list[list[Change]] = [[] for _ in batch]
     cards = sorted(by_card)
-    stored = read_states(tx, cards, decode)
+    if known is not None:
+        read = known.read
+        stored = read_states(tx, cards, lambda card, blob: read(card, blob, decode))
+    else:
+        stored = read_states(tx, cards, decode)
     written: dict[str, tuple[int | None, CardState]] = {}
-    tables = tables_for(lifecycle)
+    if tables is None:
+        tables = tables_for(lifecycle)
+    thaw = Summary.thaw
     for card in cards:
         version, old = stored.get(card, (None, None))
         # One summary per card for the whole transaction (as the Tracker keeps one): an
         # event that changes nothing costs no state; one that does, a state and its
         # changes (``step``'s, for each event in turn).
-        summary = None if old is None else Summary.thaw(old, tables)
+        summary = None if old is None else thaw(old, tables)
         state = old
         for index, op in by_card[card]:
             at = batch[index].at
@@ -211,23 +229,27 @@ def commit(
     outbox: list[tuple[object, ...]] = []
     queued: set[str] = set()
     for changes in found:
-        keyed = sorted(
-            ((c.key, c) for c in changes if c.kind in _REACTIONS), key=lambda pair: pair[0]
-        )
-        for key, change in keyed:
-            if key in queued:
+        if not changes:
+            continue
+        keyed = [(c.key, c) for c in changes if c.kind in _REACTIONS]
+        if len(keyed) > 1:
+            keyed.sort(key=_first)
+        for reaction, change in keyed:
+            if reaction in queued:
                 continue
-            queued.add(key)
+            queued.add(reaction)
             blob = encoded.get(id(change.state))
             if blob is None:
                 blob = encoded[id(change.state)] = encode_state(change.state)
-            outbox.append(outbox_row(change, blob, now))
-    write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
+            outbox.append(outbox_row(change, blob, now, reaction))
+    kept = write_states(tx, written, now=now, lifecycle=lifecycle, encoded=encoded)
     tx.insert("outbox", OUTBOX_COLUMNS, outbox, "key")
-    kept: list[tuple[object, ...]] = []
+    rejected: list[tuple[object, ...]] = []
     seen: set[bytes] = set()
     for prepared in batch:
-        mine = []
+        if not prepared.rejects:
+            continue
+        kept_here: list[tuple[object, ...]] = []
         for reject in prepared.rejects:
             raw = bytes(reject.raw)
             digest = hashlib.sha256(
@@ -235,8 +257,16 @@ def commit(
             ).digest()
             if digest not in seen:
                 seen.add(digest)
-                mine.append((digest, reject.index, reject.path, reject.reason, raw, now))
-        mine.sort(key=lambda row: row[0])
-        kept += mine
-    tx.insert("rejects", "key, idx, path, reason, raw, stored_at", kept, "key")
+                kept_here.append((digest, reject.index, reject.path, reject.reason, raw, now))
+        kept_here.sort(key=_first)
+        rejected += kept_here
+    tx.insert("rejects", "key, idx, path, reason, raw, stored_at", rejected, "key")
+    if known is not None:
+        # Kept at once: what it remembers is how bytes decode, true whether or not this
+        # transaction commits.
+        known.keep(kept)
     return [(changes, count) for changes, count in zip(found, new, strict=True)]
+
+
+def _first(pair: tuple[Any, ...]) -> Any:
+    return pair[0]

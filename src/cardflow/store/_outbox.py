@@ -83,10 +83,13 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts - 1, 16)), timedelta(minutes=5))
 
 
-def outbox_row(change: Change, state: bytes, now: int) -> tuple[object, ...]:
-    """The values of a new outbox row for a change (``OUTBOX_COLUMNS``)."""
+def outbox_row(
+    change: Change, state: bytes, now: int, key: str | None = None
+) -> tuple[object, ...]:
+    """The values of a new outbox row for a change (``OUTBOX_COLUMNS``); ``key``: its
+    ``change.key``, where the caller has it already."""
     return (
-        change.key,
+        change.key if key is None else key,
         change.kind,
         change.card_id,
         change.operation_id,

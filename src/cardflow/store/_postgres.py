@@ -67,6 +67,17 @@ class _Tx:
                 out.update(row[0] for row in cursor.fetchall())
         return out
 
+    def upsert(self, table: str, columns: str, rows: Sequence[Sequence[object]], tail: str) -> int:
+        written = 0
+        if not rows:
+            return written
+        width = len(rows[0])
+        mark = "(" + ",".join("?" * width) + ")"
+        for chunk in chunks(list(rows), width):
+            sql = f"INSERT INTO {table} ({columns}) VALUES {','.join([mark] * len(chunk))} {tail}"
+            written += self._cursor.execute(_native(sql), [*chain.from_iterable(chunk)]).rowcount
+        return written
+
 
 _spelled: dict[str, Any] = {}
 

@@ -55,6 +55,11 @@ class Tx(Protocol):
         takes its fastest way: SQLite a prepared statement run for each row,
         PostgreSQL multi-row statements (a round trip each)."""
 
+    def upsert(self, table: str, columns: str, rows: Sequence[Sequence[object]], tail: str) -> int:
+        """Insert the rows, each with ``tail`` (an ``ON CONFLICT`` clause); how many
+        rows were written (inserted, or updated where the clause's condition held). The
+        engine's fastest way, as ``insert``."""
+
 
 @dataclass(frozen=True)
 class Dialect:

@@ -56,15 +56,43 @@ class _Tx:
     ) -> set[Any]:
         if not rows:
             return set()
+        connection = self._connection
         sql = (
             f"INSERT INTO {table} ({columns}) VALUES ({','.join('?' * len(rows[0]))})"
             f" ON CONFLICT ({unique}) DO NOTHING"
         )
         if not returning:
-            self._connection.executemany(sql, rows)
+            connection.executemany(sql, rows)
             return set()
-        cursor = self._connection.cursor()  # one statement, compiled once, run per row
-        return {row[0] for row in rows if cursor.execute(sql, row).rowcount}
+        # One statement compiled once and run for each row in C; the rows it inserted
+        # are told by the count of changes (all of them, usually), else by their rowids:
+        # a write transaction holds the database's write lock, and SQLite numbers a new
+        # row past the largest rowid the table has.
+        top = connection.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        before = connection.total_changes
+        connection.executemany(sql, rows)
+        added = connection.total_changes - before
+        if added == len(rows):
+            return {row[0] for row in rows}
+        if added == 0:
+            return set()
+        return {
+            row[0]
+            for row in connection.execute(
+                f"SELECT {unique} FROM {table} WHERE rowid > ?", (top or 0,)
+            )
+        }
+
+    def upsert(self, table: str, columns: str, rows: Sequence[Sequence[object]], tail: str) -> int:
+        if not rows:
+            return 0
+        connection = self._connection
+        before = connection.total_changes
+        connection.executemany(
+            f"INSERT INTO {table} ({columns}) VALUES ({','.join('?' * len(rows[0]))}) {tail}",
+            rows,
+        )
+        return connection.total_changes - before
 
 
 class SQLiteStore(Store):

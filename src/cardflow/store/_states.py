@@ -12,8 +12,8 @@ caller's transaction starts again, never losing that change. The body's transact
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from itertools import chain
 from typing import Final, TypeVar
 
 from .._cardstate import CardState
@@ -25,6 +25,7 @@ from ._schema import Tx
 __all__ = [
     "PARAMETERS",
     "Conflict",
+    "Known",
     "Stored",
     "chunks",
     "read_states",
@@ -43,12 +44,48 @@ _UPDATE: Final = ", ".join(
     f"{name} = excluded.{name}" for name in _COLUMNS.split(", ") if name != "card_id"
 )
 
+_UPSERT: Final = (
+    f"ON CONFLICT (card_id) DO UPDATE SET {_UPDATE} WHERE states.version = excluded.version - 1"
+)
+
 Stored = tuple[int, CardState]
 """A card's stored row as read: its version and its state."""
 
 
 class Conflict(Exception):  # noqa: N818 (an internal signal, never raised to a caller)
     """A concurrent transaction changed what this one read: start it again."""
+
+
+class Known:
+    """The states this process wrote lately, by card, with their bytes: a stored row
+    whose bytes are the ones kept decodes to the state kept, so its reading costs a
+    comparison instead of a decoding and its checks (``decode_state``). The bytes
+    decide, never the version: a row another writer changed, or one damaged since,
+    is decoded and checked as any other. At most ``size`` cards, the oldest written
+    dropped first.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._states: dict[str, tuple[bytes, CardState]] = {}
+        self._lock = threading.Lock()
+
+    def read(self, card: str, blob: bytes, decode: Callable[[str, bytes], CardState]) -> CardState:
+        """The state that ``blob`` (card's row) holds: the one kept, else ``decode``'s."""
+        kept = self._states.get(card)
+        if kept is not None and kept[0] == blob:
+            return kept[1]
+        return decode(card, blob)
+
+    def keep(self, written: Iterable[tuple[str, bytes, CardState]]) -> None:
+        """Remember states written (each ``blob`` is ``encode_state(state)``)."""
+        with self._lock:
+            states = self._states
+            for card, blob, state in written:
+                states.pop(card, None)
+                states[card] = (blob, state)
+            while len(states) > self.size:
+                del states[next(iter(states))]
 
 
 def chunks(items: list[_T], width: int) -> Iterable[list[_T]]:
@@ -79,18 +116,22 @@ def write_states(
     now: int,
     lifecycle: Lifecycle,
     encoded: Mapping[int, bytes] | None = None,
-) -> None:
+) -> list[tuple[str, bytes, CardState]]:
     """Write each card's new state if its row is still at the version read (None: the
-    card had no row), in card order, one upsert per 30,000 parameters; ``Conflict``
-    when another transaction wrote one of them first (nothing is then to be committed).
+    card had no row), in card order, in one upsert (``Tx.upsert``); ``Conflict`` when
+    another transaction wrote one of them first (nothing is then to be committed).
+    What was written: (card, bytes, state), for ``Known.keep`` once committed.
 
     ``encoded``: states already encoded, by ``id`` of the state (the outbox's rows
     encode the same states).
     """
     rows: list[tuple[object, ...]] = []
+    written: list[tuple[str, bytes, CardState]] = []
     for card in sorted(states):
         version, state = states[card]
         blob = None if encoded is None else encoded.get(id(state))
+        if blob is None:
+            blob = encode_state(state)
         flagged, settled, due, heard = columns(state, lifecycle)
         rows.append(
             (
@@ -103,21 +144,14 @@ def write_states(
                 settled,
                 due,
                 heard,
-                encode_state(state) if blob is None else blob,
+                blob,
                 now,
             )
         )
-    mark = "(" + ",".join("?" * 11) + ")"
-    for chunk in chunks(rows, 11):
-        written = tx.rows(
-            f"INSERT INTO states ({_COLUMNS}) VALUES {','.join([mark] * len(chunk))}"
-            f" ON CONFLICT (card_id) DO UPDATE SET {_UPDATE}"
-            " WHERE states.version = excluded.version - 1 RETURNING card_id",
-            [*chain.from_iterable(chunk)],
-        )
-        if len(written) != len(chunk):
-            lost = sorted({str(row[0]) for row in chunk} - {str(row[0]) for row in written})
-            raise Conflict(f"cards {lost[:3]!r} were written by another transaction")
+        written.append((card, blob, state))
+    if rows and tx.upsert("states", _COLUMNS, rows, _UPSERT) != len(rows):
+        raise Conflict(f"{len(rows)} cards: one was written by another transaction")
+    return written
 
 
 def write_state(
