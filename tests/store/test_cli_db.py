@@ -242,8 +242,8 @@ def test_fold_db_and_history_take_passed_as_every_writer_of_the_store_must(
     assert set(expected[False]) < set(queued)  # passed queues more: the flag matters
     card = sorted(set(queued) - set(expected[False]))[0].split("/")[0]
     plain = cli("history", "--db", store_url, card, "--format", "jsonl")
-    passed = cli("history", "--db", store_url, "--passed", card, "--format", "jsonl")
-    assert plain.code == passed.code == 0
-    assert plain.out.count(b'"kind":"STATUS"') < passed.out.count(b'"kind":"STATUS"')
+    every = cli("history", "--db", store_url, "--passed", card, "--format", "jsonl")
+    assert plain.code == every.code == 0
+    assert plain.out.count(b'"kind":"STATUS"') < every.out.count(b'"kind":"STATUS"')
     refused = cli("fold", "--passed", log)
     assert (refused.code, refused.err) == (2, "cardflow fold: --passed applies only with --db\n")
