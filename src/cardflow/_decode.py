@@ -191,7 +191,11 @@ def notified_operations(body: object) -> list[Operation] | None:
 def notified_text_operations(body: object) -> list[Operation] | None:
     """As ``notified_operations``, for ``bytes`` its caller knows to be valid UTF-8 (a
     reader that checked a whole block of lines at once): no check of its own. Anything
-    but ``bytes`` is None: the lenient path then checks it, and says what is wrong."""
+    but ``bytes`` is None: the lenient path then checks it, and says what is wrong.
+
+    The fast paths repeat their few lines on purpose: shared through helper functions
+    they cost two Python calls a body, about 480 instructions (measured with callgrind:
+    most of a Tracker's margin to its target)."""
     if type(body) is not bytes:
         return None
     try:
