@@ -92,6 +92,7 @@ class Tables:
         "passed_by_mask",
         "rank_of",
         "ranks",
+        "remembers",
         "shared",
         "statuses",
         "summaries",
@@ -119,6 +120,9 @@ class Tables:
         )
         self.summaries = Shared((tuple,), (NO_SUMMARY,), limit=0)
         self.shared = Shared((str, date), (*self.statuses, *OPERATION_STATUSES), limit=0)
+        self.remembers = False
+        """Whether ``shared`` remembers the input's values (a session's): else only the
+        lifecycle's own are shared, and a value read from the input is taken as it is."""
         if len(self.statuses) <= EAGER_STATUSES:
             for mask in range(1 << len(self.statuses)):
                 self.derive(mask)
@@ -128,6 +132,7 @@ class Tables:
         fresh = copy.copy(self)
         fresh.summaries = Shared((tuple,), self.summaries)
         fresh.shared = Shared((str, date), self.shared)
+        fresh.remembers = True
         return fresh
 
     def derive(self, mask: int) -> Derived:
@@ -179,7 +184,7 @@ class Tables:
         # A lifecycle's tables (``step``, ``merge``) remember nothing: a shipment's
         # strings, never among the lifecycle's own, would each miss into Python only to
         # come back as they are. Only a session's tables share them.
-        remembers = shared.limit > 0
+        remembers = self.remembers
         checkpoint = ship.last_checkpoint
         updated = utc_or_none(ship.last_updated_at)
         if checkpoint is not None:
