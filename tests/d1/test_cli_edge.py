@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,40 @@ def test_serve_fails_closed_with_a_usage_error(argv: tuple[str, ...], said: str)
     assert done.returncode == 2
     assert said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_token_file_that_holds_no_token_is_a_usage_error(tmp_path: Path) -> None:
+    """``--token-file`` (and every ``--...-file`` secret) reads one short ASCII line."""
+    files = {
+        "empty": b"\n",
+        "large": b"t" * 5000,
+        "binary": b"s3cr\xe9t",
+        "spaced": b"two words\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    said = {
+        "empty": "the file holds no token",
+        "large": "over 4096 bytes, not a token",
+        "binary": "not ASCII text",
+        "missing": "cannot read it: No such file or directory",
+    }
+    for name, message in said.items():
+        done = run(*SERVE, "--token-file", str(tmp_path / name))
+        assert done.returncode == 2, (name, done.stderr)
+        assert f"cardflow serve: --token-file {tmp_path / name}: {message}" in done.stderr
+        assert "Traceback" not in done.stderr
+    # Read, then checked as --token is.
+    spaced = run(*SERVE, "--token-file", str(tmp_path / "spaced"))
+    assert spaced.returncode == 2
+    assert "--token: the token must be visible ASCII characters, without spaces" in spaced.stderr
+    both = run(*SERVE, "--token", "t", "--token-file", str(tmp_path / "empty"))
+    assert both.returncode == 2
+    assert "not allowed with" in both.stderr
+    view = run("conformance", "--truth-seed", "1", "--cards", "1", "--view",
+               "http://x/{cardId}", "--view-token-file", str(tmp_path / "empty"))  # fmt: skip
+    assert view.returncode == 2
+    assert f"--view-token-file {tmp_path / 'empty'}: the file holds no token" in view.stderr
 
 
 def test_serve_refuses_a_certificate_without_its_key(certs: Certs) -> None:

@@ -170,12 +170,16 @@ def test_a_failing_store_is_503_so_that_d1_retries(tmp_path: Path) -> None:
 def test_a_bearer_token_is_checked_before_anything_else(tmp_path: Path) -> None:
     """Without the token every path answers 401, the same whether an issuer, a card or
     a route exists, so nothing can be enumerated; only /health answers, and it tells
-    nothing of cards."""
-    argv, port = serve(tmp_path / "cards.db", "--token", "s3cret", "--issuer", ISSUER)
+    nothing of cards. The token comes from a file (as a secrets mount gives it, with its
+    newline), so the process list never shows it."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    argv, port = serve(tmp_path / "cards.db", "--token-file", str(secret), "--issuer", ISSUER)
     sent = body(op("c1", "DATA_PREPARED"))
     good = {"Authorization": "Bearer s3cret"}
     other = PATH.replace(ISSUER, "ISSUER0002")
     with running(argv, port) as started:
+        assert b"s3cret" not in Path(f"/proc/{started.process.pid}/cmdline").read_bytes()
         url = started.url
         anonymous = {
             "known issuer": httpx.post(url + PATH, content=sent),

@@ -21,6 +21,7 @@ from ._args import count as _count
 from ._args import moment as _moment
 from ._args import positive as _positive
 from ._args import probability as _probability
+from ._args import read_secret_files
 from ._conformance import add_conformance, run_conformance
 from ._console import Console
 from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
@@ -293,6 +294,10 @@ def run(argv: Sequence[str], console: Console) -> int:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error
         return exc.code if isinstance(exc.code, int) else 2
+    problem = read_secret_files(args)
+    if problem is not None:
+        console.stderr.write(f"cardflow {args.command}: {problem}\n")
+        return 2
     if args.command == "fold":
         if args.passed and not args.db:
             console.stderr.write("cardflow fold: --passed applies only with --db\n")

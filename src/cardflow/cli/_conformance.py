@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from .._errors import CardflowError
-from ._args import count, positive, probability
+from ._args import add_secret, count, positive, probability
 from ._console import Console
 
 __all__ = ["add_conformance", "run_conformance"]
@@ -52,10 +52,10 @@ def add_conformance(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--lose", type=probability, default=0.0, metavar="F")
     parser.add_argument("--view", required=True, metavar="URL", help="URL template or store URL")
     parser.add_argument("--d1", metavar="URL", help="the fake D1's base URL (cards served)")
-    parser.add_argument(
+    add_secret(
+        parser,
         "--view-token",
-        metavar="TOKEN",
-        help="bearer token sent with each --view request (cardflow serve --token)",
+        "bearer token sent with each --view request (cardflow serve --token)",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument(

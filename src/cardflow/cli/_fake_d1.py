@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ._args import count, positive, probability, share
+from ._args import add_secret, count, positive, probability, share
 from ._console import Console
 
 __all__ = ["add_fake_d1", "run_fake_d1"]
@@ -61,7 +61,7 @@ def add_fake_d1(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=positive, default=4, metavar="C")
     parser.add_argument("--attempts", type=positive, default=8, metavar="A")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
-    parser.add_argument("--token", help="bearer token sent with each notification")
+    add_secret(parser, "--token", "bearer token sent with each notification")
     parser.add_argument("--cert", help="client certificate (PEM) for a receiver wanting mTLS")
     parser.add_argument("--key", help="its private key (PEM)")
     parser.add_argument("--ca", help="CA bundle the receiver's certificate is checked against")

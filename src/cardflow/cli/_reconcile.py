@@ -15,7 +15,7 @@ import time
 from typing import Any, Final
 
 from ..store import public_url
-from ._args import count, moment, positive, seconds
+from ._args import add_secret, count, moment, positive, seconds
 from ._console import Console
 from ._db import add_passed_option
 from ._logs import add_logging_options, configure
@@ -58,7 +58,7 @@ def add_reconcile(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--cert", help="client certificate (PEM) for D1's mutual TLS")
     parser.add_argument("--key", help="its private key (PEM)")
     parser.add_argument("--ca", help="CA bundle to check D1's certificate (default: system)")
-    parser.add_argument("--token", help="bearer token (Authorization: Bearer)")
+    add_secret(parser, "--token", "bearer token (Authorization: Bearer)")
     parser.add_argument("--concurrency", type=positive, default=8, metavar="C")
     parser.add_argument(
         "--timeout",

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from ..store import public_url
-from ._args import count, positive, seconds
+from ._args import add_secret, count, positive, seconds
 from ._console import Console
 from ._logs import add_logging_options, configure
 
@@ -77,7 +77,9 @@ def add_serve(commands: Any) -> argparse.ArgumentParser:
     parser.add_argument("--keyfile", help="and this private key (PEM)")
     parser.add_argument("--client-ca", help="require client certificates signed by this CA")
     auth = parser.add_mutually_exclusive_group()
-    auth.add_argument("--token", help="require Authorization: Bearer TOKEN on every request")
+    add_secret(
+        parser, "--token", "require Authorization: Bearer TOKEN on every request", group=auth
+    )
     auth.add_argument(
         "--no-auth",
         action="store_true",
