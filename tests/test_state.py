@@ -269,6 +269,43 @@ def test_no_input_is_remembered_beyond_its_fold() -> None:
     assert (dict(tables.shared), dict(tables.summaries), dict(tables.by_mask)) == before
 
 
+def test_a_shipment_is_canonical_alike_in_a_lifecycle_s_tables_and_a_session_s() -> None:
+    """Only a session shares a shipment's strings; the lifecycle's tables (``step``,
+    ``merge``) take them as they are, remember nothing, and give an equal value."""
+    from cardflow._tables import tables_for as _tables
+
+    lifecycle_tables = _tables(cardflow.D1_LIFECYCLE)
+    session = lifecycle_tables.session()
+    before = dict(lifecycle_tables.shared)
+    at = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+
+    def shipment() -> cardflow.Shipment:  # fresh strings on each call, as decoding gives
+        def fresh(text: str) -> str:
+            return "".join(list(text))
+
+        return cardflow.Shipment(
+            carrier=fresh("Carrier"),
+            status=fresh("IN_TRANSIT"),
+            message=fresh("On its way"),
+            last_updated_at=at,
+            last_checkpoint=cardflow.Checkpoint(
+                checkpoint_time=at, city=fresh("Lyon"), country_name=fresh("France")
+            ),
+        )
+
+    first, second = session.shipment(shipment()), session.shipment(shipment())
+    alone = lifecycle_tables.shipment(shipment())
+    assert alone == first == second
+    assert alone.last_updated_at is not None
+    assert alone.last_updated_at.tzinfo is UTC
+    assert first.carrier is second.carrier
+    assert first.status is second.status
+    assert first.last_checkpoint is not None
+    assert second.last_checkpoint is not None
+    assert first.last_checkpoint.city is second.last_checkpoint.city
+    assert dict(lifecycle_tables.shared) == before
+
+
 # -- ties, each way of joining ------------------------------------------------------------
 # Mutation testing (docs/proof.md) found these ties untested: each test gives the expected
 # value, and checks it is what every order and every way of joining gives (the fold's

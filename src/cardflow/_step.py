@@ -61,12 +61,17 @@ _REVISED: Final = ChangeKind.REVISED.value
 _OLDER: Final = ChangeKind.OLDER.value
 _IN_ORDER: Final = Observation.IN_ORDER.value
 _msgpack: Final = msgspec.msgpack.Encoder()
+_thaw: Final = Summary.thaw
+"""Bound once: a classmethod read from its class makes a new bound method each time."""
 
 
-class Change(msgspec.Struct, frozen=True):
+class Change(msgspec.Struct, frozen=True, gc=False):
     """One change to one card, with the state it produced.
 
     Build one with keywords; the tracker's hot path passes positions (in field order).
+    ``gc=False``, as ``CardState``: a change holds strings, a tuple of them and a
+    state, none of which can lead back to it, so the cyclic collector need not track
+    the one or more made per changing event.
     """
 
     kind: str
@@ -285,9 +290,9 @@ def step(
     # that changes nothing (a duplicate, a dominated event) costs no state and no diff.
     tables = D1_TABLES if lifecycle is D1_LIFECYCLE else tables_for(lifecycle)
     if state is None:
-        summary = Summary.empty(op.card_id, utc(op.start_time), op.operation_id)
+        summary = Summary(op.card_id, utc(op.start_time), op.operation_id)
     else:
-        summary = Summary.thaw(state, tables)
+        summary = _thaw(state, tables)
     joined = summary.add(op, tables) if at is None else summary.add_reading(op, at, tables)
     if state is not None and not joined:
         return state, []

@@ -95,7 +95,9 @@ class Summary(msgspec.Struct, gc=False):
 
         A value is shared (``Tables.shared``) when it is taken, not when freezing: a
         summary that held the event's own copies until the end of a fold would leave
-        the memory they took behind, in holes no state can reuse.
+        the memory they took behind, in holes no state can reuse. A lifecycle's tables
+        (``step``, ``merge``) remember nothing: a field's value is taken as it is, where
+        a lookup would miss into Python only to give it back.
         """
         start = op.start_time
         if start.tzinfo is not UTC:
@@ -169,19 +171,22 @@ class Summary(msgspec.Struct, gc=False):
         if reason is not None and (
             rank > self.reason_rank or (rank == self.reason_rank and reason > self.reason)  # type: ignore[operator]
         ):
-            self.reason, self.reason_rank = tables.shared[reason], rank
+            self.reason, self.reason_rank = (
+                tables.shared[reason] if tables.remembers else reason,
+                rank,
+            )
             changed = True
         due = details.due_date
         if due is not None and (
             rank > self.due_rank or (rank == self.due_rank and due > self.due)  # type: ignore[operator]
         ):
-            self.due, self.due_rank = tables.shared[due], rank
+            self.due, self.due_rank = tables.shared[due] if tables.remembers else due, rank
             changed = True
         site = details.production_site
         if site is not None and (
             rank > self.site_rank or (rank == self.site_rank and site > self.site)  # type: ignore[operator]
         ):
-            self.site, self.site_rank = tables.shared[site], rank
+            self.site, self.site_rank = tables.shared[site] if tables.remembers else site, rank
             changed = True
         ship = details.shipment
         if ship is not None and self._takes_shipment(ship, rank, tables):
@@ -196,12 +201,15 @@ class Summary(msgspec.Struct, gc=False):
         if request is not None and (
             rank > self.request_rank or (rank == self.request_rank and request > self.request)  # type: ignore[operator]
         ):
-            self.request, self.request_rank = tables.shared[request], rank
+            self.request, self.request_rank = (
+                tables.shared[request] if tables.remembers else request,
+                rank,
+            )
             changed = True
         if file is not None and (
             rank > self.file_rank or (rank == self.file_rank and file > self.file)  # type: ignore[operator]
         ):
-            self.file, self.file_rank = tables.shared[file], rank
+            self.file, self.file_rank = tables.shared[file] if tables.remembers else file, rank
             changed = True
         return changed
 

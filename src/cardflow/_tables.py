@@ -92,6 +92,7 @@ class Tables:
         "passed_by_mask",
         "rank_of",
         "ranks",
+        "remembers",
         "shared",
         "statuses",
         "summaries",
@@ -119,6 +120,9 @@ class Tables:
         )
         self.summaries = Shared((tuple,), (NO_SUMMARY,), limit=0)
         self.shared = Shared((str, date), (*self.statuses, *OPERATION_STATUSES), limit=0)
+        self.remembers = False
+        """Whether ``shared`` remembers the input's values (a session's): else only the
+        lifecycle's own are shared, and a value read from the input is taken as it is."""
         if len(self.statuses) <= EAGER_STATUSES:
             for mask in range(1 << len(self.statuses)):
                 self.derive(mask)
@@ -128,6 +132,7 @@ class Tables:
         fresh = copy.copy(self)
         fresh.summaries = Shared((tuple,), self.summaries)
         fresh.shared = Shared((str, date), self.shared)
+        fresh.remembers = True
         return fresh
 
     def derive(self, mask: int) -> Derived:
@@ -176,21 +181,31 @@ class Tables:
         (carrier, statuses, places, messages), the checkpoint time the update time when
         they are the same instant."""
         shared = self.shared
+        # A lifecycle's tables (``step``, ``merge``) remember nothing: a shipment's
+        # strings, never among the lifecycle's own, would each miss into Python only to
+        # come back as they are. Only a session's tables share them.
+        remembers = self.remembers
         checkpoint = ship.last_checkpoint
         updated = utc_or_none(ship.last_updated_at)
         if checkpoint is not None:
             scanned = utc_or_none(checkpoint.checkpoint_time)
+            city, country, said = checkpoint.city, checkpoint.country_name, checkpoint.message
+            if remembers:
+                city, country, said = shared[city], shared[country], shared[said]
             checkpoint = Checkpoint(
                 checkpoint_time=updated if scanned is not None and scanned == updated else scanned,
-                city=shared[checkpoint.city],
-                country_name=shared[checkpoint.country_name],
-                message=shared[checkpoint.message],
+                city=city,
+                country_name=country,
+                message=said,
             )
+        carrier, status, message = ship.carrier, ship.status, ship.message
+        if remembers:
+            carrier, status, message = shared[carrier], shared[status], shared[message]
         return Shipment(
-            carrier=shared[ship.carrier],
+            carrier=carrier,
             tracking_number=ship.tracking_number,
-            status=shared[ship.status],
-            message=shared[ship.message],
+            status=status,
+            message=message,
             tracking_url=ship.tracking_url,
             estimated_delivery_date=utc_or_none(ship.estimated_delivery_date),
             last_updated_at=updated,
