@@ -54,6 +54,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._cardstate import CardState
 from .._decode import MAX_BODY
 from .._errors import StoreUnavailable
+from .._text import printable
 from .._view import json_view
 from ._metrics import CONTENT_TYPE, ReceiverMetrics
 from ._notify import Notifications, header, issuer_of, request_id
@@ -77,6 +78,8 @@ DEFAULT_MAX_BODY: Final = MAX_BODY
 fits in one line of a log)."""
 DEFAULT_BODY_TIMEOUT: Final = 30.0
 
+_SHOWN: Final = 300
+"""The most characters of a refusal's detail a log line shows."""
 _OPEN_PATHS: Final = frozenset({"/health"})
 """The only paths a request without the token reaches (when there is a token)."""
 
@@ -169,12 +172,6 @@ def _answer(outcome: Outcome, detail: str = "") -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _printable(text: str, limit: int = 300) -> str:
-    """``text`` for a log line: control characters escaped, at most ``limit`` characters."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
 class _Outage:
     """Whether the store is failing, as this worker saw it last: logs the first failure
     of an outage and the first success after it, not every request in between."""
@@ -185,7 +182,9 @@ class _Outage:
     def failed(self, detail: str) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            log.error("the store is unavailable: %s", _printable(detail), extra={"event": "outage"})
+            log.error(
+                "the store is unavailable: %s", printable(detail, _SHOWN), extra={"event": "outage"}
+            )
 
     def answered(self) -> None:
         if self.since is not None:
@@ -246,10 +245,10 @@ def receiver(
             "refused a body: %d %s (%s), request %s",
             status,
             outcome.value,
-            _printable(detail),
+            printable(detail, _SHOWN),
             rid,
             extra={"event": "refused", "status": status, "outcome": outcome.value,
-                   "reason": _printable(detail), "request_id": rid, "pid": os.getpid()},
+                   "reason": printable(detail, _SHOWN), "request_id": rid, "pid": os.getpid()},
         )  # fmt: skip
 
     def refused(outcome: Outcome, detail: str, rid: str) -> Response:

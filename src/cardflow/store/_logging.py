@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from .._text import printable
+
 __all__ = [
     "ECHOED",
     "JSON_KEYS",
@@ -59,13 +61,6 @@ its own (``cardflow dispatch``'s failure lines): :class:`StderrHandler` skips it
 
 _TEXT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword"})
-
-
-def printable(text: str) -> str:
-    """``text`` safe for a terminal: control and other unprintable characters escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def public_url(url: str) -> str:
