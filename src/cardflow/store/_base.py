@@ -289,12 +289,9 @@ class Store(Engine):
             ]
         # The first page has no lower bound: an empty card id ("" is a card id D1's
         # wire allows) sorts first and must not be passed over.
-        first, following = (
-            f"SELECT card_id, state FROM states WHERE {' AND '.join(conditions) or 'TRUE'}"
-            f" ORDER BY card_id LIMIT {_PAGE}"
-            for conditions in (where, ["card_id > ?", *where])
-        )
-        sql: str = first
+        page = f"SELECT card_id, state FROM states WHERE {{}} ORDER BY card_id LIMIT {_PAGE}"
+        sql = page.format(" AND ".join(where) or "TRUE")
+        following = page.format(" AND ".join(["card_id > ?", *where]))
         bound: list[object] = []
         while True:
             with self._transaction(write=False) as tx:
