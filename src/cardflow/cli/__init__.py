@@ -24,7 +24,14 @@ from ._args import probability as _probability
 from ._args import read_secret_files
 from ._conformance import add_conformance, run_conformance
 from ._console import Console
-from ._db import add_commands, add_fold_options, run_dispatch, run_fold_db, run_outbox
+from ._db import (
+    USAGE,
+    add_commands,
+    add_fold_options,
+    run_dispatch,
+    run_fold_db,
+    run_outbox,
+)
 from ._eventlog import add_commands as add_eventlog_commands
 from ._eventlog import run_history, run_rebuild
 from ._fake_d1 import add_fake_d1, run_fake_d1
@@ -293,15 +300,15 @@ def run(argv: Sequence[str], console: Console) -> int:
         elif extra:
             commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, or a usage error
-        return exc.code if isinstance(exc.code, int) else 2
+        return exc.code if isinstance(exc.code, int) else USAGE
     problem = read_secret_files(args)
     if problem is not None:
         console.stderr.write(f"cardflow {args.command}: {problem}\n")
-        return 2
+        return USAGE
     if args.command == "fold":
         if args.passed and not args.db:
             console.stderr.write("cardflow fold: --passed applies only with --db\n")
-            return 2
+            return USAGE
         return run_fold_db(args, console) if args.db else run_fold(args, console)
     if hasattr(args, "runner"):
         return int(args.runner(args, console))
